@@ -1,0 +1,170 @@
+// Command nixbucket pushes Nix closures to an S3 binary cache, keeps the
+// cache healthy and publishes releases. Run `nixbucket help` for commands.
+//
+// Exit status:
+//
+//	0    success
+//	1    failure (I/O, server, or a fault found by a check)
+//	2    usage: unknown command or flag, bad argument or store URL
+//	3    not found: a path outside the store or not valid in it, no Nix store, a missing file
+//	4    bad key: a missing, unreadable or malformed signing key
+//	5    remote refused: access denied, missing bucket, unreachable endpoint
+//	130  interrupted
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set with -ldflags "-X main.version=…" by the Makefile.
+var version = "dev"
+
+// Exit codes, documented in the package comment and the README.
+const (
+	exitFailure     = 1
+	exitUsage       = 2
+	exitNotFound    = 3
+	exitBadKey      = 4
+	exitRemote      = 5
+	exitInterrupted = 130
+)
+
+// exitError carries an error with the exit code it maps to.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// withCode marks err with an exit code; nil stays nil.
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: code, err: err}
+}
+
+// usageErrorf is a usage error (exit 2).
+func usageErrorf(format string, args ...any) error {
+	return withCode(exitUsage, fmt.Errorf(format, args...))
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes the CLI with args (args[0] is the program name) and returns
+// the exit status; errors are printed as one line on stderr.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return 0
+	}
+	code := exitCode(ctx, err)
+	msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " ")
+	fmt.Fprintf(stderr, "nixbucket: %s\n", msg)
+	return code
+}
+
+// exitCode maps an error to the documented exit status.
+func exitCode(ctx context.Context, err error) int {
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case isUsage(err):
+		return exitUsage
+	}
+	return classify(err)
+}
+
+// isUsage recognises urfave/cli's own flag and command errors.
+func isUsage(err error) bool {
+	s := err.Error()
+	for _, p := range []string{"flag provided but not defined", "flag needs an argument", "invalid value", "No help topic", "Required flag", "Required flags"} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:    "nixbucket",
+		Usage:   "Nix binary caches and releases in an S3 bucket",
+		Version: version,
+		Reader:  stdin,
+		Writer:  stdout,
+		ErrWriter: stderr,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug details on stderr"},
+		},
+		Before: func(c *cli.Context) error {
+			level := slog.LevelInfo
+			if c.Bool("verbose") {
+				level = slog.LevelDebug
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+			return nil
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageErrorf("unknown command %q; run 'nixbucket help'", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return withCode(exitUsage, err)
+		},
+		Commands:        commands(),
+		ExitErrHandler:  func(*cli.Context, error) {},
+	}
+	app.CustomAppHelpTemplate = cli.AppHelpTemplate + exitStatusHelp
+	return app
+}
+
+const exitStatusHelp = `
+EXIT STATUS:
+   0 success; 1 failure; 2 usage; 3 not found (path, store, file); 4 bad key;
+   5 remote refused (access denied, missing bucket, unreachable); 130 interrupted
+`
+
+// commands lists the top-level commands.
+func commands() []*cli.Command {
+	return []*cli.Command{
+		versionCommand(),
+		narCommand(),
+		pathInfoCommand(),
+		keyCommand(),
+	}
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print nixbucket's version",
+		Action: func(c *cli.Context) error {
+			_, err := fmt.Fprintf(c.App.Writer, "nixbucket %s\n", version)
+			return err
+		},
+	}
+}

@@ -1,0 +1,127 @@
+// Package compression compresses and decompresses NARs in the formats a Nix
+// binary cache uses (src/libstore/binary-cache-store.cc): xz (the default),
+// zstd and none.
+//
+// Both compressors use several cores on one stream. xz output is a
+// concatenation of independent xz streams, one per chunk, compressed in
+// parallel and written in order; Nix (liblzma) and every xz decoder read such
+// a file as one. zstd uses klauspost/compress's concurrent encoder, whose
+// output is a standard zstd frame.
+package compression
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// The supported algorithms, as named in narinfo `Compression:` lines and the
+// `compression=` store URL parameter.
+const (
+	XZ   = "xz"
+	Zstd = "zstd"
+	None = "none"
+)
+
+// Algorithms lists the supported algorithm names.
+var Algorithms = []string{XZ, Zstd, None}
+
+// Check returns an error unless algo is supported.
+func Check(algo string) error {
+	if slices.Contains(Algorithms, algo) {
+		return nil
+	}
+	return fmt.Errorf("unsupported compression %q (use xz, zstd or none)", algo)
+}
+
+// Ext is the file extension Nix gives a NAR compressed with algo: ".xz",
+// ".zst", or "" for none.
+func Ext(algo string) string {
+	switch algo {
+	case XZ:
+		return ".xz"
+	case Zstd:
+		return ".zst"
+	}
+	return ""
+}
+
+// Options tune a compressing writer.
+type Options struct {
+	// Concurrency is how many chunks of this stream may be compressed at
+	// once; 0 means GOMAXPROCS.
+	Concurrency int
+	// SizeHint is the expected input size (the NarSize), used to size
+	// buffers and dictionaries for small inputs; 0 if unknown.
+	SizeHint int64
+	// ChunkSize is the input size of one independent xz stream; 0 means
+	// 8 MiB. Tests use small chunks to cross chunk boundaries cheaply.
+	ChunkSize int
+}
+
+func (o Options) concurrency() int {
+	if o.Concurrency > 0 {
+		return o.Concurrency
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// NewWriter returns a writer that compresses into w. Close flushes the
+// compressed stream; it does not close w.
+func NewWriter(w io.Writer, algo string, opts Options) (io.WriteCloser, error) {
+	switch algo {
+	case None:
+		return nopCloser{w}, nil
+	case XZ:
+		size := opts.ChunkSize
+		if size <= 0 {
+			size = xzChunkSize
+		}
+		return newChunkWriter(w, size, opts.concurrency(), compressXZ), nil
+	case Zstd:
+		zopts := []zstd.EOption{zstd.WithEncoderConcurrency(opts.concurrency())}
+		if opts.SizeHint > 0 {
+			zopts = append(zopts, zstd.WithWindowSize(windowFor(opts.SizeHint)))
+		}
+		return zstd.NewWriter(w, zopts...)
+	}
+	return nil, Check(algo)
+}
+
+// NewReader returns a reader of the decompressed bytes of r.
+func NewReader(r io.Reader, algo string) (io.ReadCloser, error) {
+	switch algo {
+	case None:
+		return io.NopCloser(r), nil
+	case XZ:
+		xr, err := xz.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("reading xz: %w", err)
+		}
+		return io.NopCloser(xr), nil
+	case Zstd:
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, fmt.Errorf("reading zstd: %w", err)
+		}
+		return zr.IOReadCloser(), nil
+	}
+	return nil, Check(algo)
+}
+
+// windowFor picks a zstd window no larger than the input needs.
+func windowFor(size int64) int {
+	w := zstd.MinWindowSize
+	for int64(w) < size && w < 8<<20 {
+		w <<= 1
+	}
+	return w
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

@@ -1,0 +1,37 @@
+package compression
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
+)
+
+// xzChunkSize is the input size of one independent xz stream. Larger chunks
+// compress a little better; smaller ones spread a mid-sized NAR over more
+// cores. Memory per stream is about chunk size × (concurrency + 1) × 2.
+const xzChunkSize = 8 << 20
+
+// xzMaxDict is the dictionary size of `xz -6`, Nix's default preset.
+const xzMaxDict = 8 << 20
+
+// compressXZ appends one complete xz stream of src to dst, with a
+// dictionary no larger than src needs, so that small NARs stay cheap.
+func compressXZ(dst *bytes.Buffer, src []byte) error {
+	dict := lzma.MinDictCap
+	for dict < len(src) && dict < xzMaxDict {
+		dict <<= 1
+	}
+	w, err := xz.WriterConfig{DictCap: dict, Matcher: lzma.HashTable4}.NewWriter(dst)
+	if err != nil {
+		return fmt.Errorf("starting xz: %w", err)
+	}
+	if _, err := w.Write(src); err != nil {
+		return fmt.Errorf("compressing xz: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("finishing xz: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+package signing_test
+
+import (
+	"regexp"
+	"testing"
+
+	"github.com/nixbucket/nixbucket/signing"
+)
+
+// secretKeyErrRe matches every error ParseSecretKey may return: fixed texts
+// and numbers only, so no input can be echoed.
+var secretKeyErrRe = regexp.MustCompile(`^parsing secret key: invalid key: (` +
+	`want <name>:<base64>, (found no ':'|the name is empty|the base64 part is empty)` +
+	`|invalid base64 character at offset \d+` +
+	`|decodes to \d+ bytes, want 64( \(is this the public key\?\))?` +
+	`|the public half does not match the seed)$`)
+
+func FuzzParseSecretKey(f *testing.F) {
+	for _, tc := range secretKeyCases() {
+		f.Add(tc.text)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		k, err := signing.ParseSecretKey(in)
+		if err != nil {
+			if !secretKeyErrRe.MatchString(err.Error()) {
+				t.Fatalf("unexpected error text (could leak the input): %q", err)
+			}
+			return
+		}
+		k2, err := signing.ParseSecretKey(k.Encode())
+		if err != nil || k2.Encode() != k.Encode() {
+			t.Fatalf("Encode does not round-trip: %v", err)
+		}
+		if !signing.Verify(k.PublicKey(), []byte(in), k.Sign([]byte(in))) {
+			t.Fatal("a signature does not verify with the key's public half")
+		}
+	})
+}
+
+func FuzzParsePublicKey(f *testing.F) {
+	name, sk, pk := testKey()
+	for _, s := range []string{name + ":" + pk, name + ":" + pk + "\n", pk, ":" + pk, name + ":" + sk, "a:AAAA", "a:A=A"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		p, err := signing.ParsePublicKey(in)
+		if err != nil {
+			return
+		}
+		p2, err := signing.ParsePublicKey(p.String())
+		if err != nil || p2.String() != p.String() {
+			t.Fatalf("String does not round-trip: %q → %q, %v", p, p2, err)
+		}
+		if len(p.Key) != 32 || p.Name == "" {
+			t.Fatalf("accepted a %d-byte key named %q", len(p.Key), p.Name)
+		}
+	})
+}
+
+func FuzzParseSignature(f *testing.F) {
+	name, sk, _ := testKey()
+	k, err := signing.ParseSecretKey(name + ":" + sk)
+	if err != nil {
+		f.Fatal(err)
+	}
+	sig := k.Sign([]byte(fp))
+	for _, s := range []string{sig, sig + "\n", sig[:40], ":" + sig, "a:", "a:AAAA", "x:" + sig[len(name)+1:]} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		s, err := signing.ParseSignature(in)
+		// Verify must agree with ParseSignature and never panic.
+		ok := signing.Verify(k.PublicKey(), []byte(fp), in)
+		if err != nil {
+			if ok {
+				t.Fatal("Verify accepts a signature ParseSignature rejects")
+			}
+			return
+		}
+		if ok && s.String() != sig {
+			t.Fatalf("Verify accepts %q, which is not our signature %q", in, sig)
+		}
+		s2, err := signing.ParseSignature(s.String())
+		if err != nil || s2.String() != s.String() || len(s.Sig) != 64 {
+			t.Fatalf("String does not round-trip: %q → %q, %v", s, s2, err)
+		}
+	})
+}
