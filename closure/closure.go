@@ -199,3 +199,13 @@ func (g *Graph) Sorted() []string {
 	}
 	return out
 }
+
+// Partial builds a graph of the given paths alone, whose references may lie
+// outside it (e.g. a push with --no-recursive).
+func Partial(infos []*store.PathInfo) *Graph {
+	g := &Graph{infos: make(map[string]*store.PathInfo, len(infos))}
+	for _, i := range infos {
+		g.infos[i.Path] = i
+	}
+	return g
+}

@@ -109,14 +109,14 @@ func isUsage(err error) bool {
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
-		Name:    "nixbucket",
-		Usage:   "Nix binary caches and releases in an S3 bucket",
-		Version: version,
-		Reader:  stdin,
-		Writer:  stdout,
+		Name:      "nixbucket",
+		Usage:     "Nix binary caches and releases in an S3 bucket",
+		Version:   version,
+		Reader:    stdin,
+		Writer:    stdout,
 		ErrWriter: stderr,
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug details on stderr"},
+			&cli.BoolFlag{Name: "verbose", Usage: "log debug details on stderr"},
 		},
 		Before: func(c *cli.Context) error {
 			level := slog.LevelInfo
@@ -135,11 +135,21 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
 			return withCode(exitUsage, err)
 		},
-		Commands:        commands(),
-		ExitErrHandler:  func(*cli.Context, error) {},
+		Commands:       commands(),
+		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	app.CustomAppHelpTemplate = cli.AppHelpTemplate + exitStatusHelp
+	quietUsageErrors(app.Commands, app.OnUsageError)
 	return app
+}
+
+// quietUsageErrors makes every command report a usage error as one line
+// (exit 2) instead of urfave/cli's "Incorrect Usage" and full help.
+func quietUsageErrors(cmds []*cli.Command, f cli.OnUsageErrorFunc) {
+	for _, c := range cmds {
+		c.OnUsageError = f
+		quietUsageErrors(c.Subcommands, f)
+	}
 }
 
 const exitStatusHelp = `
@@ -155,6 +165,8 @@ func commands() []*cli.Command {
 		narCommand(),
 		pathInfoCommand(),
 		keyCommand(),
+		pushCommand(),
+		serveCommand(),
 	}
 }
 

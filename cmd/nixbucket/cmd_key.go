@@ -1,0 +1,151 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/nixbucket/nixbucket/signing"
+)
+
+func keyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "key",
+		Usage: "manage Nix binary cache signing keys",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "generate",
+				Usage:     "write a new secret key file (mode 0600) and print its public key",
+				UsageText: "nixbucket key generate --name NAME --secret-key-file FILE",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "name", Required: true, Usage: "key name, e.g. cache.example.org-1"},
+					&cli.StringFlag{Name: "secret-key-file", Required: true, Usage: "where to write the secret key; never overwritten"},
+				},
+				Action: keyGenerate,
+			},
+			{
+				Name:      "public",
+				Usage:     "print the public key of a secret key",
+				UsageText: "nixbucket key public --secret-key-file FILE (or NIXBUCKET_SECRET_KEY)",
+				Flags:     []cli.Flag{secretKeyFileFlag()},
+				Action: func(c *cli.Context) error {
+					k, err := loadSecretKey(c)
+					if err != nil {
+						return err
+					}
+					if k == nil {
+						return withCode(exitBadKey, errors.New("no secret key: give --secret-key-file FILE or set NIXBUCKET_SECRET_KEY"))
+					}
+					_, err = fmt.Fprintln(c.App.Writer, k.PublicKey())
+					return err
+				},
+			},
+			nixconfCommand(),
+		},
+	}
+}
+
+// secretKeyFileFlag is the --secret-key-file flag shared by every command
+// that signs; NIXBUCKET_SECRET_KEY (the key text itself) is its fallback.
+func secretKeyFileFlag() cli.Flag {
+	return &cli.StringFlag{Name: "secret-key-file", Usage: "secret key file (`FILE`); else the key text in $NIXBUCKET_SECRET_KEY"}
+}
+
+// loadSecretKey reads the key from --secret-key-file, else from the
+// NIXBUCKET_SECRET_KEY variable; it returns nil when neither is set.
+func loadSecretKey(c *cli.Context) (*signing.SecretKey, error) {
+	if f := c.String("secret-key-file"); f != "" {
+		k, err := signing.ReadSecretKeyFile(f)
+		return k, withCode(exitBadKey, err)
+	}
+	return keyFromEnv()
+}
+
+// keyFromEnv parses NIXBUCKET_SECRET_KEY, or returns nil when it is unset.
+func keyFromEnv() (*signing.SecretKey, error) {
+	text, ok := os.LookupEnv("NIXBUCKET_SECRET_KEY")
+	if !ok || text == "" {
+		return nil, nil
+	}
+	k, err := signing.ParseSecretKey(text)
+	if err != nil {
+		return nil, withCode(exitBadKey, fmt.Errorf("NIXBUCKET_SECRET_KEY: %w", err))
+	}
+	return k, nil
+}
+
+func keyGenerate(c *cli.Context) error {
+	name, file := c.String("name"), c.String("secret-key-file")
+	k, err := signing.GenerateSecretKey(name)
+	if err != nil {
+		return usageErrorf("generating key: %w", err)
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return withCode(exitFailure, fmt.Errorf("%s already exists; refusing to overwrite a key", file))
+	}
+	if err != nil {
+		return withCode(exitFailure, fmt.Errorf("creating key file: %w", err))
+	}
+	if _, err := f.WriteString(k.Encode()); err != nil {
+		f.Close()
+		os.Remove(file)
+		return fmt.Errorf("writing key file %s: %w", file, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(file)
+		return fmt.Errorf("writing key file %s: %w", file, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing key file %s: %w", file, err)
+	}
+	_, err = fmt.Fprintln(c.App.Writer, k.PublicKey())
+	return err
+}
+
+func nixconfCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "nixconf",
+		Usage:     "print the nix.conf lines that make Nix substitute from the cache",
+		UsageText: "nixbucket key nixconf --cache-url URL --secret-key-file FILE",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "cache-url", Required: true, EnvVars: []string{"NIXBUCKET_CACHE"}, Usage: "the URL Nix reads the cache from (e.g. s3://… or https://…)"},
+			secretKeyFileFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			k, err := loadSecretKey(c)
+			if err != nil {
+				return err
+			}
+			if k == nil {
+				return withCode(exitBadKey, errors.New("no secret key: give --secret-key-file FILE or set NIXBUCKET_SECRET_KEY"))
+			}
+			u, err := readerURL(c.String("cache-url"))
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(c.App.Writer, "substituters = %s\ntrusted-public-keys = %s\n", u, k.PublicKey())
+			return err
+		},
+	}
+}
+
+// readerURL drops the parameters only a writer needs (the signing key file,
+// compression) from a store URL, so the line can be given to readers.
+func readerURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return "", usageErrorf("bad cache URL %q: want s3://BUCKET?…, http(s)://… or file:///DIR", raw)
+	}
+	q := u.Query()
+	for _, p := range []string{"secret-key", "secret-keys", "compression", "parallel-compression", "compression-level", "multipart-upload", "multipart-chunk-size", "multipart-threshold", "buffer-size"} {
+		q.Del(p)
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}

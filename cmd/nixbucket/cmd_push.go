@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/nixbucket/nixbucket/push"
+	"github.com/nixbucket/nixbucket/s3cache"
+	"github.com/nixbucket/nixbucket/signing"
+)
+
+// cacheFlag is the --cache flag (alias --to) with its NIXBUCKET_CACHE fallback.
+func cacheFlag() cli.Flag {
+	return &cli.StringFlag{
+		Name:    "cache",
+		Aliases: []string{"to"},
+		EnvVars: []string{"NIXBUCKET_CACHE"},
+		Usage:   "binary cache `URL`: s3://BUCKET?endpoint=…&region=… or file:///DIR",
+	}
+}
+
+func pushCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "push",
+		Usage:     "upload store paths and their closure to a binary cache (nix copy --to)",
+		UsageText: "nixbucket push --cache URL [--include-outputs] [--no-recursive] [--stdin] [--jobs N] [--compression xz|zstd|none] [--secret-key-file F] [--dry-run] [--json] PATH...",
+		Flags: []cli.Flag{
+			cacheFlag(),
+			&cli.BoolFlag{Name: "include-outputs", Usage: "for every .drv in the closure, also push its valid outputs and their closures"},
+			&cli.BoolFlag{Name: "no-recursive", Usage: "push only the given paths (their references must already be in the cache)"},
+			&cli.BoolFlag{Name: "stdin", Usage: "read more paths from stdin, one per line (e.g. from nix-store -qR)"},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 8, Usage: "NARs uploaded at once"},
+			&cli.StringFlag{Name: "compression", Usage: "xz, zstd or none (default: the URL's compression=, else xz)"},
+			secretKeyFileFlag(),
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be uploaded; upload nothing"},
+			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
+		},
+		Action: pushAction,
+	}
+}
+
+func pushAction(c *cli.Context) error {
+	ctx := c.Context
+	args := c.Args().Slice()
+	if c.Bool("stdin") {
+		more, err := readLines(c.App.Reader)
+		if err != nil {
+			return fmt.Errorf("reading paths from stdin: %w", err)
+		}
+		args = append(args, more...)
+	}
+	if len(args) == 0 {
+		return usageErrorf("push needs store paths (as arguments or with --stdin)")
+	}
+	if c.Int("jobs") < 1 {
+		return usageErrorf("--jobs must be at least 1, got %d", c.Int("jobs"))
+	}
+	u, err := cacheURL(c)
+	if err != nil {
+		return err
+	}
+	algo := u.Compression
+	if f := c.String("compression"); f != "" {
+		algo = f
+	}
+	if algo == "" {
+		algo = "xz"
+	}
+	if err := checkCompression(algo); err != nil {
+		return err
+	}
+	key, err := pushKey(c, u)
+	if err != nil {
+		return err
+	}
+	s, err := openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	roots, err := resolvePaths(s.Dir(), args)
+	if err != nil {
+		return err
+	}
+	if c.Bool("no-recursive") && c.Bool("include-outputs") {
+		return usageErrorf("--include-outputs needs the closure; drop --no-recursive")
+	}
+	g, err := closureOf(ctx, s, roots, !c.Bool("no-recursive"), c.Bool("include-outputs"))
+	if err != nil {
+		return err
+	}
+	b, err := openBucket(ctx, u)
+	if err != nil {
+		return err
+	}
+	if key == nil {
+		slog.Warn("pushing unsigned narinfos: Nix will not substitute them with require-sigs; give --secret-key-file or NIXBUCKET_SECRET_KEY")
+	}
+	counters := new(push.Counters)
+	stopProgress := showProgress(ctx, c.App.ErrWriter, counters, c.Bool("json") || c.Bool("dry-run"))
+	res, err := push.Push(ctx, b, g, push.Options{
+		Compression: algo,
+		Key:         key,
+		Jobs:        c.Int("jobs"),
+		PartSize:    u.PartSize,
+		DryRun:      c.Bool("dry-run"),
+		Counters:    counters,
+		Logger:      slog.Default(),
+	})
+	stopProgress()
+	if err != nil {
+		return withCode(remoteCode(err), err)
+	}
+	return printPushResult(c.App.Writer, res, c.Bool("json"), c.Bool("dry-run"), algo)
+}
+
+// checkCompression rejects an unknown algorithm as a usage error.
+func checkCompression(algo string) error {
+	switch algo {
+	case "xz", "zstd", "none":
+		return nil
+	}
+	return usageErrorf("unsupported compression %q: use xz, zstd or none", algo)
+}
+
+// pushKey finds the signing key: --secret-key-file, else the URL's
+// secret-key=, else NIXBUCKET_SECRET_KEY; nil if none is given.
+func pushKey(c *cli.Context, u *s3cache.URL) (*signing.SecretKey, error) {
+	if c.String("secret-key-file") == "" && u.SecretKeyFile != "" {
+		k, err := signing.ReadSecretKeyFile(u.SecretKeyFile)
+		return k, withCode(exitBadKey, err)
+	}
+	return loadSecretKey(c)
+}
+
+// cacheURL parses --cache (or NIXBUCKET_CACHE).
+func cacheURL(c *cli.Context) (*s3cache.URL, error) {
+	raw := c.String("cache")
+	if raw == "" {
+		return nil, usageErrorf("no cache: give --cache URL or set NIXBUCKET_CACHE")
+	}
+	u, err := s3cache.ParseURL(raw)
+	if err != nil {
+		return nil, withCode(exitUsage, err)
+	}
+	return u, nil
+}
+
+// openBucket opens the bucket and checks that it answers, so that bad
+// credentials or a missing bucket fail before any work.
+func openBucket(ctx context.Context, u *s3cache.URL) (s3cache.Bucket, error) {
+	b, err := s3cache.Open(ctx, u)
+	if err != nil {
+		return nil, withCode(remoteCode(err), err)
+	}
+	_, err = b.Stat(ctx, push.CacheInfoKey)
+	if err != nil && !errors.Is(err, s3cache.ErrNotFound) {
+		return nil, withCode(remoteCode(err), fmt.Errorf("opening cache %s: %w", u.String(), err))
+	}
+	return b, nil
+}
+
+// remoteCode maps bucket errors that will not heal to exit 5.
+func remoteCode(err error) int {
+	switch {
+	case errors.Is(err, s3cache.ErrAccessDenied), errors.Is(err, s3cache.ErrNoSuchBucket), errors.Is(err, s3cache.ErrUnreachable):
+		return exitRemote
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	}
+	return classify(err)
+}
+
+func readLines(r io.Reader) ([]string, error) {
+	var out []string
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out, sc.Err()
+}
+
+func printPushResult(w io.Writer, res *push.Result, asJSON, dryRun bool, algo string) error {
+	if asJSON {
+		missing := res.Missing
+		if !dryRun {
+			res.Missing = nil
+		}
+		err := json.NewEncoder(w).Encode(res)
+		res.Missing = missing
+		return err
+	}
+	if dryRun {
+		for _, p := range res.Missing {
+			fmt.Fprintln(w, p)
+		}
+		_, err := fmt.Fprintf(w, "would push %d of %d paths (%s of NAR); %d already in the cache\n",
+			res.Pushed, res.Paths, humanize.IBytes(res.NarBytes), res.Skipped)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "pushed %d of %d paths (%s of NAR, %s %s) in %.1fs; %d already in the cache\n",
+		res.Pushed, res.Paths, humanize.IBytes(res.NarBytes), humanize.IBytes(res.FileBytes), algo, res.Seconds, res.Skipped)
+	return err
+}
+
+// showProgress draws a bar on a terminal, or logs a line every few seconds
+// otherwise, until the returned function is called.
+func showProgress(ctx context.Context, w io.Writer, c *push.Counters, quiet bool) func() {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	f, isFile := w.(*os.File)
+	tty := isFile && term.IsTerminal(int(f.Fd()))
+	go func() {
+		defer close(stopped)
+		var bar *progressbar.ProgressBar
+		tick := time.NewTicker(5 * time.Second)
+		if tty {
+			tick.Reset(150 * time.Millisecond)
+		}
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				if bar != nil {
+					bar.Set64(c.NarBytes.Load())
+					bar.Finish()
+				}
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			total := c.TotalBytes.Load()
+			if quiet || total == 0 {
+				continue
+			}
+			if tty {
+				if bar == nil {
+					bar = progressbar.NewOptions64(total,
+						progressbar.OptionSetWriter(w),
+						progressbar.OptionShowBytes(true),
+						progressbar.OptionSetDescription("pushing"),
+						progressbar.OptionShowCount(),
+						progressbar.OptionThrottle(100*time.Millisecond),
+						progressbar.OptionClearOnFinish(),
+					)
+				}
+				bar.Describe(fmt.Sprintf("pushing %d/%d paths", c.Done.Load(), c.Total.Load()))
+				bar.Set64(c.NarBytes.Load())
+				continue
+			}
+			slog.Info("pushing", "paths", fmt.Sprintf("%d/%d", c.Done.Load(), c.Total.Load()),
+				"nar", humanize.IBytes(uint64(c.NarBytes.Load()))+"/"+humanize.IBytes(uint64(total)),
+				"uploaded", humanize.IBytes(uint64(c.FileBytes.Load())))
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
+}

@@ -1,0 +1,139 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/nixbucket/nixbucket/s3cache"
+	"github.com/nixbucket/nixbucket/store"
+)
+
+// CacheInfoKey is the key of the cache's nix-cache-info file.
+const CacheInfoKey = "nix-cache-info"
+
+// ensureCacheInfo writes nix-cache-info when it is missing, and checks an
+// existing one's StoreDir, as Nix does when it opens a binary cache.
+func ensureCacheInfo(ctx context.Context, b s3cache.Bucket, storeDir string, priority int) error {
+	rc, err := b.Get(ctx, CacheInfoKey)
+	if errors.Is(err, s3cache.ErrNotFound) {
+		text := fmt.Sprintf("StoreDir: %s\nWantMassQuery: 1\nPriority: %d\n", storeDir, priority)
+		if err := b.Put(ctx, CacheInfoKey, strings.NewReader(text), int64(len(text)), s3cache.PutOptions{ContentType: "text/x-nix-cache-info"}); err != nil {
+			return fmt.Errorf("writing %s: %w", CacheInfoKey, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", CacheInfoKey, err)
+	}
+	defer rc.Close()
+	body, err := io.ReadAll(io.LimitReader(rc, 1<<16))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", CacheInfoKey, err)
+	}
+	if dir := cacheInfoValue(string(body), "StoreDir"); dir != "" && storeDir != "" && dir != storeDir {
+		return fmt.Errorf("the cache is for store %s, these paths are in %s", dir, storeDir)
+	}
+	return nil
+}
+
+// cacheInfoValue returns the trimmed value of key in a nix-cache-info text.
+func cacheInfoValue(text, key string) string {
+	for line := range strings.Lines(text) {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// headThreshold is the number of paths up to which parallel HEADs are used
+// instead of listing the bucket.
+const headThreshold = 200
+
+var narinfoKey = regexp.MustCompile(`^[0-9a-df-np-sv-z]{32}\.narinfo$`)
+
+// findPresent returns the hash parts of the paths whose narinfo the cache
+// has. Few paths: one HEAD each, in parallel. Many: one paginated LIST of the
+// bucket (1000 keys a request), abandoned for HEADs if the listing grows
+// past what the HEADs would cost. Never a local cache that a deletion would
+// make stale.
+func findPresent(ctx context.Context, b s3cache.Bucket, paths []string, jobs int, log *slog.Logger) (map[string]bool, error) {
+	want := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		want[store.HashPart(p)] = true
+	}
+	if len(paths) > headThreshold {
+		present, err := listPresent(ctx, b, want, len(paths)/2*1000)
+		if err == nil {
+			log.Debug("listed cache", "paths", len(paths), "present", len(present))
+			return present, nil
+		}
+		if !errors.Is(err, errListTooLong) {
+			return nil, err
+		}
+		log.Debug("cache listing longer than HEADs would cost; using HEADs")
+	}
+	return headPresent(ctx, b, paths, jobs)
+}
+
+var errListTooLong = errors.New("listing too long")
+
+// listPresent lists the bucket and collects the wanted narinfos, giving up
+// with errListTooLong after maxKeys keys.
+func listPresent(ctx context.Context, b s3cache.Bucket, want map[string]bool, maxKeys int) (map[string]bool, error) {
+	present := make(map[string]bool)
+	n := 0
+	err := b.List(ctx, "", func(o s3cache.ObjectInfo) error {
+		if n++; n > maxKeys {
+			return errListTooLong
+		}
+		if narinfoKey.MatchString(o.Key) {
+			if h := o.Key[:32]; want[h] {
+				present[h] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, errListTooLong) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("listing the cache: %w", err)
+	}
+	return present, nil
+}
+
+// headPresent checks each path's narinfo with one HEAD, jobs at a time.
+func headPresent(ctx context.Context, b s3cache.Bucket, paths []string, jobs int) (map[string]bool, error) {
+	var mu sync.Mutex
+	present := make(map[string]bool)
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(jobs)
+	for _, p := range paths {
+		eg.Go(func() error {
+			_, err := b.Stat(ctx, NarInfoKey(p))
+			switch {
+			case err == nil:
+				mu.Lock()
+				present[store.HashPart(p)] = true
+				mu.Unlock()
+			case !errors.Is(err, s3cache.ErrNotFound):
+				return fmt.Errorf("checking %s: %w", NarInfoKey(p), err)
+			}
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	return present, nil
+}

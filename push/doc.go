@@ -1,0 +1,15 @@
+// Package push uploads a closure of store paths to a binary cache bucket:
+// the native `nix copy --to s3://…`.
+//
+// For each path the cache lacks, the NAR streams from the file system
+// through a SHA-256 check against the store's NarHash and NarSize, a
+// compressor (xz, zstd or none; parallel inside one NAR) and a second hash
+// (FileHash, FileSize) into a multipart upload at
+// nar/<nix32 NarHash>.nar<ext>. No temporary files, no whole-NAR buffers.
+//
+// The order of writes keeps the cache consistent whatever fails or is
+// killed: nix-cache-info first; a path's narinfo only after its NAR and
+// after the narinfos of all its references. So every narinfo a reader can
+// see has its NAR and its whole closure behind it (Nix's
+// BinaryCacheStore::addMultipleToStore keeps the same invariant).
+package push

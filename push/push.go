@@ -1,0 +1,428 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nix-community/go-nix/pkg/nixbase32"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/nixbucket/nixbucket/closure"
+	"github.com/nixbucket/nixbucket/compression"
+	"github.com/nixbucket/nixbucket/nar"
+	"github.com/nixbucket/nixbucket/narinfo"
+	"github.com/nixbucket/nixbucket/s3cache"
+	"github.com/nixbucket/nixbucket/signing"
+	"github.com/nixbucket/nixbucket/store"
+)
+
+// NarContentType is the media type Nix gives uploaded NARs.
+const NarContentType = "application/x-nix-nar"
+
+// Options tune a push.
+type Options struct {
+	// Compression is xz (the default), zstd or none.
+	Compression string
+	// Key signs every narinfo written; nil writes unsigned narinfos.
+	Key *signing.SecretKey
+	// Jobs bounds the NARs uploaded at once; 0 means 8.
+	Jobs int
+	// MetaJobs bounds the small requests (HEAD, narinfo PUT) in flight;
+	// 0 means 32.
+	MetaJobs int
+	// PartSize is the multipart part size; 0 lets the bucket choose.
+	PartSize int64
+	// DryRun finds what is missing and uploads nothing.
+	DryRun bool
+	// Priority is written to a new nix-cache-info; 0 means 40.
+	Priority int
+	// Counters, if set, is updated as the push goes, for progress display.
+	Counters *Counters
+	// Logger receives debug and warning records; nil discards them.
+	Logger *slog.Logger
+}
+
+// Counters are live figures of a running push, safe to read concurrently.
+type Counters struct {
+	// Total is the number of paths to upload, known once the cache is queried.
+	Total atomic.Int64
+	// TotalBytes is the NAR size of the paths to upload.
+	TotalBytes atomic.Int64
+	// Done is the number of paths whose narinfo is written.
+	Done atomic.Int64
+	// NarBytes is the NAR bytes read so far.
+	NarBytes atomic.Int64
+	// FileBytes is the compressed bytes produced so far.
+	FileBytes atomic.Int64
+}
+
+// Result summarises a push; its JSON form is what `push --json` prints.
+type Result struct {
+	// Paths is the number of store paths in the request (the closure).
+	Paths int `json:"paths"`
+	// Pushed is the number of paths uploaded (or, in a dry run, that would be).
+	Pushed int `json:"pushed"`
+	// Skipped is the number of paths the cache already had.
+	Skipped int `json:"skipped"`
+	// NarBytes is the uncompressed NAR size of the pushed paths.
+	NarBytes uint64 `json:"narBytes"`
+	// FileBytes is the compressed size uploaded.
+	FileBytes uint64 `json:"fileBytes"`
+	// Seconds is the wall time of the push.
+	Seconds float64 `json:"seconds"`
+	// Missing lists the paths pushed (or that a dry run would push), in
+	// upload order.
+	Missing []string `json:"missing,omitempty"`
+}
+
+// Push uploads every path of g that the cache lacks. Paths of g may refer
+// to paths outside g (a partial graph); those must already be in the cache.
+func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options) (*Result, error) {
+	start := time.Now()
+	p, err := newPusher(b, g, opts)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Paths: g.Len()}
+	if !opts.DryRun {
+		if err := ensureCacheInfo(ctx, b, p.storeDir, p.priority); err != nil {
+			return nil, err
+		}
+	}
+	order := g.Sorted()
+	present, err := findPresent(ctx, b, order, p.metaJobs, p.log)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, path := range order {
+		if !present[store.HashPart(path)] {
+			missing = append(missing, path)
+		}
+	}
+	if err := p.checkOutside(ctx, missing, present); err != nil {
+		return nil, err
+	}
+	res.Skipped = len(order) - len(missing)
+	res.Pushed = len(missing)
+	res.Missing = missing
+	for _, m := range missing {
+		res.NarBytes += g.Info(m).NarSize
+	}
+	if c := opts.Counters; c != nil {
+		c.Total.Store(int64(len(missing)))
+		c.TotalBytes.Store(int64(res.NarBytes))
+	}
+	if !opts.DryRun && len(missing) > 0 {
+		fileBytes, err := p.upload(ctx, missing)
+		res.FileBytes = fileBytes
+		if err != nil {
+			return res, err
+		}
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+// pusher holds one push's settings.
+type pusher struct {
+	b        s3cache.Bucket
+	g        *closure.Graph
+	opts     Options
+	algo     string
+	storeDir string
+	jobs     int
+	metaJobs int
+	priority int
+	log      *slog.Logger
+	counters *Counters
+}
+
+func newPusher(b s3cache.Bucket, g *closure.Graph, opts Options) (*pusher, error) {
+	p := &pusher{b: b, g: g, opts: opts, algo: opts.Compression, jobs: opts.Jobs, metaJobs: opts.MetaJobs, priority: opts.Priority, log: opts.Logger, counters: opts.Counters}
+	if p.algo == "" {
+		p.algo = compression.XZ
+	}
+	if err := compression.Check(p.algo); err != nil {
+		return nil, err
+	}
+	if p.jobs <= 0 {
+		p.jobs = 8
+	}
+	if p.metaJobs <= 0 {
+		p.metaJobs = 32
+	}
+	if p.priority == 0 {
+		p.priority = 40
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.counters == nil {
+		p.counters = new(Counters)
+	}
+	for _, path := range g.Paths() {
+		if dir := path[:strings.LastIndexByte(path, '/')]; p.storeDir == "" {
+			p.storeDir = dir
+		} else if dir != p.storeDir {
+			return nil, fmt.Errorf("paths from two store directories: %s and %s", p.storeDir, dir)
+		}
+	}
+	return p, nil
+}
+
+// checkOutside makes sure that every reference of a missing path is either
+// in the push or already in the cache, so no narinfo is written whose
+// closure is incomplete.
+func (p *pusher) checkOutside(ctx context.Context, missing []string, present map[string]bool) error {
+	var outside []string
+	seen := map[string]bool{}
+	for _, m := range missing {
+		for _, r := range p.g.Info(m).References {
+			if p.g.Info(r) == nil && !seen[r] {
+				seen[r] = true
+				outside = append(outside, r)
+			}
+		}
+	}
+	if len(outside) == 0 {
+		return nil
+	}
+	slices.Sort(outside)
+	have, err := findPresent(ctx, p.b, outside, p.metaJobs, p.log)
+	if err != nil {
+		return err
+	}
+	for _, r := range outside {
+		if !have[store.HashPart(r)] {
+			return fmt.Errorf("%s is referenced by the paths pushed but is neither pushed nor in the cache; push its closure (drop --no-recursive)", r)
+		}
+	}
+	return nil
+}
+
+// upload pushes the missing paths, given in topological order. NARs
+// upload up to Jobs at a time; a path's narinfo is written as soon as its
+// NAR is uploaded and the narinfos of its references (within the push)
+// are written. Any failure stops new work; what was written stays
+// consistent.
+func (p *pusher) upload(ctx context.Context, missing []string) (uint64, error) {
+	inPush := make(map[string]bool, len(missing))
+	for _, m := range missing {
+		inPush[m] = true
+	}
+	// pending[m] counts what m's narinfo waits for: its NAR and each
+	// in-push reference's narinfo. referrers[r] lists who waits for r.
+	pending := make(map[string]int, len(missing))
+	referrers := make(map[string][]string)
+	for _, m := range missing {
+		pending[m] = 1
+		for _, r := range p.g.Info(m).References {
+			if r != m && inPush[r] {
+				pending[m]++
+				referrers[r] = append(referrers[r], m)
+			}
+		}
+	}
+	var (
+		mu        sync.Mutex
+		infos     = make(map[string]*narinfo.NarInfo, len(missing))
+		fileBytes atomic.Uint64
+	)
+	eg, ctx := errgroup.WithContext(ctx)
+	metaSlots := make(chan struct{}, p.metaJobs)
+	var release func(m string)
+	// commit writes m's narinfo, then releases its referrers.
+	commit := func(m string) {
+		eg.Go(func() error {
+			select {
+			case metaSlots <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			defer func() { <-metaSlots }()
+			mu.Lock()
+			ni := infos[m]
+			mu.Unlock()
+			if err := p.writeNarInfo(ctx, ni); err != nil {
+				return err
+			}
+			p.counters.Done.Add(1)
+			for _, q := range referrers[m] {
+				release(q)
+			}
+			return nil
+		})
+	}
+	release = func(m string) {
+		mu.Lock()
+		pending[m]--
+		ready := pending[m] == 0
+		mu.Unlock()
+		if ready {
+			commit(m)
+		}
+	}
+
+	// NARs start largest first, so the long uploads overlap the many small
+	// ones (Nix 2.35 does the same).
+	byNarSize := slices.Clone(missing)
+	slices.SortStableFunc(byNarSize, func(a, b string) int {
+		return -cmpUint(p.g.Info(a).NarSize, p.g.Info(b).NarSize)
+	})
+	narSlots := make(chan struct{}, p.jobs)
+	eg.Go(func() error {
+		for _, m := range byNarSize {
+			select {
+			case narSlots <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			eg.Go(func() error {
+				defer func() { <-narSlots }()
+				ni, err := p.uploadNAR(ctx, p.g.Info(m))
+				if err != nil {
+					return err
+				}
+				fileBytes.Add(ni.FileSize)
+				mu.Lock()
+				infos[m] = ni
+				mu.Unlock()
+				release(m)
+				return nil
+			})
+		}
+		return nil
+	})
+	err := eg.Wait()
+	return fileBytes.Load(), err
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// NarKey is the bucket key of a NAR: nar/<nix32 NarHash>.nar<ext>. Keying
+// by NarHash, not FileHash, fixes the URL before compressing; identical
+// content still dedups.
+func NarKey(info *store.PathInfo, algo string) string {
+	return "nar/" + nixbase32.EncodeToString(info.NarHash.Digest()) + ".nar" + compression.Ext(algo)
+}
+
+// NarInfoKey is the bucket key of a path's narinfo: <hash part>.narinfo.
+func NarInfoKey(path string) string { return store.HashPart(path) + ".narinfo" }
+
+// uploadNAR streams one path's NAR through the hash check and the
+// compressor into the bucket, and returns its narinfo (unsigned, unwritten).
+// If the NAR on disk does not match the store's NarHash/NarSize, the upload
+// is aborted and nothing is left in the bucket.
+func (p *pusher) uploadNAR(ctx context.Context, info *store.PathInfo) (*narinfo.NarInfo, error) {
+	key := NarKey(info, p.algo)
+	p.log.Debug("uploading nar", "path", info.Path, "key", key, "bytes", info.NarSize)
+	pr, pw := io.Pipe()
+	file := nar.NewHasher()
+	done := make(chan error, 1)
+	go func() {
+		err := p.compressNAR(ctx, io.MultiWriter(file, pw), info)
+		pw.CloseWithError(err) // nil: the upload sees EOF and completes
+		done <- err
+	}()
+	slack := int64(info.NarSize/64) + 1<<16
+	err := p.b.Put(ctx, key, pr, -1, s3cache.PutOptions{
+		ContentType:  NarContentType,
+		PartSize:     p.opts.PartSize,
+		ExpectedSize: int64(info.NarSize) + slack,
+	})
+	pr.CloseWithError(errors.Join(err, errUploadStopped)) // unblock the producer if Put stopped early
+	if perr := <-done; perr != nil && !errors.Is(perr, errUploadStopped) {
+		return nil, fmt.Errorf("pushing %s: %w", info.Path, perr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("uploading %s: %w", key, err)
+	}
+	return &narinfo.NarInfo{
+		StorePath:   info.Path,
+		URL:         key,
+		Compression: p.algo,
+		FileHash:    file.Hash(),
+		FileSize:    file.Size(),
+		NarHash:     info.NarHash,
+		NarSize:     info.NarSize,
+		References:  baseNames(info.References),
+		Deriver:     store.BaseName(info.Deriver),
+		Sigs:        slices.Clone(info.Signatures),
+		CA:          info.CA,
+	}, nil
+}
+
+var errUploadStopped = errors.New("upload stopped")
+
+// compressNAR writes the compressed NAR of info to w, failing (before the
+// compressor's end is written) if the NAR differs from the store's record.
+func (p *pusher) compressNAR(ctx context.Context, w io.Writer, info *store.PathInfo) error {
+	cw, err := compression.NewWriter(&countingWriter{w: w, n: &p.counters.FileBytes}, p.algo, compression.Options{SizeHint: int64(info.NarSize)})
+	if err != nil {
+		return err
+	}
+	err = nar.VerifyPath(ctx, &countingWriter{w: cw, n: &p.counters.NarBytes}, info.Path, info.NarHash, info.NarSize)
+	if err != nil {
+		cw.Close()
+		return err
+	}
+	return cw.Close()
+}
+
+// countingWriter adds the bytes written through it to a counter.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// writeNarInfo signs and writes a narinfo.
+func (p *pusher) writeNarInfo(ctx context.Context, ni *narinfo.NarInfo) error {
+	if k := p.opts.Key; k != nil {
+		fp, err := ni.Fingerprint()
+		if err != nil {
+			return fmt.Errorf("signing %s: %w", ni.StorePath, err)
+		}
+		sig := k.Sign([]byte(fp))
+		if !slices.Contains(ni.Sigs, sig) {
+			ni.Sigs = append(ni.Sigs, sig)
+			slices.Sort(ni.Sigs)
+		}
+	}
+	text := ni.String()
+	key := NarInfoKey(ni.StorePath)
+	if err := p.b.Put(ctx, key, strings.NewReader(text), int64(len(text)), s3cache.PutOptions{ContentType: narinfo.ContentType}); err != nil {
+		return fmt.Errorf("writing %s: %w", key, err)
+	}
+	return nil
+}
+
+func baseNames(paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = store.BaseName(p)
+	}
+	return out
+}
