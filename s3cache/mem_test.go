@@ -1,0 +1,13 @@
+package s3cache_test
+
+import (
+	"testing"
+
+	"github.com/nixbucket/nixbucket/s3cache"
+	"github.com/nixbucket/nixbucket/s3cache/s3cachetest"
+)
+
+func TestMemBucket(t *testing.T) {
+	t.Parallel()
+	s3cachetest.Run(t, func(t *testing.T) s3cache.Bucket { return s3cache.NewMemBucket() })
+}

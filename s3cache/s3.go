@@ -1,0 +1,556 @@
+package s3cache
+
+// This is the only file that imports the AWS SDK.
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// ErrUnreachable is returned (wrapped) when the S3 endpoint cannot be
+// connected to, after the retries.
+var ErrUnreachable = errors.New("endpoint unreachable")
+
+// Credentials are a static S3 access key pair that replaces the AWS
+// credential chain. They never print: String and LogValue hide the secret.
+type Credentials struct {
+	// AccessKeyID is the access key's id.
+	AccessKeyID string
+	// SecretAccessKey is the secret; never logged.
+	SecretAccessKey string
+}
+
+// String shows the access key id only.
+func (c Credentials) String() string { return "Credentials{" + c.AccessKeyID + ", secret hidden}" }
+
+// GoString shows the access key id only, also for %#v.
+func (c Credentials) GoString() string { return c.String() }
+
+// LogValue shows the access key id only.
+func (c Credentials) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// S3Options tune an S3Bucket beyond what its URL says. The zero value is
+// the default.
+type S3Options struct {
+	// Credentials, if not nil, replace the AWS credential chain
+	// (environment, shared config and the URL's profile).
+	Credentials *Credentials
+	// MaxAttempts bounds the attempts of every request, first included;
+	// default 8. Retries back off exponentially with jitter.
+	MaxAttempts int
+	// MaxBackoff caps the wait between attempts; default 20s.
+	MaxBackoff time.Duration
+	// ListPageSize is the number of keys per LIST request; default (and
+	// S3's maximum) 1000. Tests lower it to page cheaply.
+	ListPageSize int
+	// DeleteBatchSize is the number of keys per DeleteObjects request;
+	// default (and S3's maximum) 1000.
+	DeleteBatchSize int
+	// HTTPClient, if not nil, sends the requests.
+	HTTPClient *http.Client
+	// Logger receives retry and abort messages; default discards.
+	Logger *slog.Logger
+}
+
+// S3Bucket is a Bucket in an S3 bucket, through aws-sdk-go-v2. Requests
+// that fail with 5xx, SlowDown/throttling or a broken connection are
+// retried with backoff and jitter; 403s and a missing bucket fail at once
+// with ErrAccessDenied or ErrNoSuchBucket.
+type S3Bucket struct {
+	client   *s3.Client
+	bucket   string
+	where    string // endpoint, for messages
+	url      *URL
+	opts     S3Options
+	unsigned bool // send UNSIGNED-PAYLOAD (over TLS)
+	pool     bufPool
+	logger   *slog.Logger
+}
+
+var (
+	_ Bucket      = (*S3Bucket)(nil)
+	_ InfoGetter  = (*S3Bucket)(nil)
+	_ Multiparter = (*S3Bucket)(nil)
+)
+
+// OpenS3 returns the S3 bucket u names. The endpoint, region, profile and
+// addressing style come from u; credentials from opts or the AWS chain.
+// Checksums are sent and validated only when an operation requires them,
+// as Garage needs. It does not contact the server.
+func OpenS3(ctx context.Context, u *URL, opts S3Options) (*S3Bucket, error) {
+	if u.Scheme != SchemeS3 {
+		return nil, fmt.Errorf("opening S3 bucket: %s is not an s3:// URL", u)
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 8
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 20 * time.Second
+	}
+	if opts.ListPageSize <= 0 || opts.ListPageSize > 1000 {
+		opts.ListPageSize = 1000
+	}
+	if opts.DeleteBatchSize <= 0 || opts.DeleteBatchSize > 1000 {
+		opts.DeleteBatchSize = 1000
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	region := u.Region
+	if region == "" {
+		region = DefaultRegion
+	}
+	load := []func(*config.LoadOptions) error{
+		config.WithRegion(region),
+		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = opts.MaxAttempts
+				o.MaxBackoff = opts.MaxBackoff
+				o.RateLimiter = ratelimit.None // never fail a retry for want of tokens
+			})
+		}),
+	}
+	if u.Profile != "" && opts.Credentials == nil {
+		load = append(load, config.WithSharedConfigProfile(u.Profile))
+	}
+	if c := opts.Credentials; c != nil {
+		load = append(load, config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, "")))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, load...)
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration for %s: %w", u, err)
+	}
+	pathStyle := u.AddressingStyle == "path" ||
+		(u.AddressingStyle != "virtual" && (u.Endpoint != "" || strings.Contains(u.Bucket, ".")))
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if u.Endpoint != "" {
+			o.BaseEndpoint = aws.String(u.Endpoint)
+		}
+		o.UsePathStyle = pathStyle
+		if opts.HTTPClient != nil {
+			o.HTTPClient = opts.HTTPClient
+		}
+	})
+	where := u.Endpoint
+	if where == "" {
+		where = "AWS region " + region
+	}
+	return &S3Bucket{
+		client:   client,
+		bucket:   u.Bucket,
+		where:    where,
+		url:      u,
+		opts:     opts,
+		unsigned: !strings.HasPrefix(u.Endpoint, "http://"),
+		logger:   logger,
+	}, nil
+}
+
+// CreateBucket creates the bucket u names (for tests and setup); an
+// existing bucket owned by the caller is not an error.
+func CreateBucket(ctx context.Context, u *URL, opts S3Options) error {
+	b, err := OpenS3(ctx, u, opts)
+	if err != nil {
+		return err
+	}
+	in := &s3.CreateBucketInput{Bucket: aws.String(u.Bucket)}
+	if u.Region != DefaultRegion {
+		in.CreateBucketConfiguration = &types.CreateBucketConfiguration{
+			LocationConstraint: types.BucketLocationConstraint(u.Region),
+		}
+	}
+	_, err = b.client.CreateBucket(ctx, in)
+	var owned *types.BucketAlreadyOwnedByYou
+	if err != nil && !errors.As(err, &owned) {
+		return b.wrap("creating bucket", u.Bucket, err)
+	}
+	return nil
+}
+
+// bucketError carries a user-facing message and both the sentinel it
+// classifies as and the SDK's error.
+type bucketError struct {
+	msg      string
+	sentinel error
+	cause    error
+}
+
+func (e *bucketError) Error() string   { return e.msg }
+func (e *bucketError) Unwrap() []error { return []error{e.sentinel, e.cause} }
+
+// wrap translates an SDK error into this package's errors: "OP KEY: …".
+func (b *S3Bucket) wrap(op, key string, err error) error {
+	var (
+		code   string
+		status int
+		ae     smithy.APIError
+		re     *awshttp.ResponseError
+		ne     *net.OpError
+	)
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s %s: %w", op, key, err)
+	case code == "NoSuchBucket":
+		return &bucketError{
+			msg:      fmt.Sprintf("%s %s: bucket %q does not exist at %s", op, key, b.bucket, b.where),
+			sentinel: ErrNoSuchBucket, cause: err,
+		}
+	case status == http.StatusForbidden || code == "AccessDenied" || code == "InvalidAccessKeyId" ||
+		code == "SignatureDoesNotMatch" || code == "XAdminUserNotFound": // versitygw: 404 for an unknown key id
+		if code == "" {
+			code = "403 Forbidden"
+		}
+		return &bucketError{
+			msg: fmt.Sprintf("%s %s: access denied to bucket %q at %s (%s): check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the profile and the bucket's permissions",
+				op, key, b.bucket, b.where, code),
+			sentinel: ErrAccessDenied, cause: err,
+		}
+	case code == "NoSuchKey" || code == "NotFound" || code == "NoSuchUpload" || status == http.StatusNotFound:
+		return fmt.Errorf("%s %s: %w", op, key, ErrNotFound)
+	case status == 0 && errors.As(err, &ne):
+		return &bucketError{
+			msg:      fmt.Sprintf("%s %s: cannot reach %s after %d attempts: %v", op, key, b.where, b.opts.MaxAttempts, ne),
+			sentinel: ErrUnreachable, cause: err,
+		}
+	}
+	return fmt.Errorf("%s %s in bucket %q at %s: %w", op, key, b.bucket, b.where, err)
+}
+
+// Stat implements Bucket with HeadObject.
+func (b *S3Bucket) Stat(ctx context.Context, key string) (ObjectInfo, error) {
+	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &key})
+	if err != nil {
+		return ObjectInfo{}, b.wrap("stating", key, err)
+	}
+	return ObjectInfo{
+		Key:          key,
+		Size:         aws.ToInt64(out.ContentLength),
+		LastModified: aws.ToTime(out.LastModified),
+		ETag:         strings.Trim(aws.ToString(out.ETag), `"`),
+		ContentType:  aws.ToString(out.ContentType),
+	}, nil
+}
+
+// Get implements Bucket with GetObject.
+func (b *S3Bucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, _, err := b.GetWithInfo(ctx, key)
+	return rc, err
+}
+
+// GetWithInfo implements InfoGetter with GetObject.
+func (b *S3Bucket) GetWithInfo(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error) {
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &key})
+	if err != nil {
+		return nil, ObjectInfo{}, b.wrap("getting", key, err)
+	}
+	return out.Body, ObjectInfo{
+		Key:          key,
+		Size:         aws.ToInt64(out.ContentLength),
+		LastModified: aws.ToTime(out.LastModified),
+		ETag:         strings.Trim(aws.ToString(out.ETag), `"`),
+		ContentType:  aws.ToString(out.ContentType),
+	}, nil
+}
+
+// payloadOptions are the per-request options of PutObject and UploadPart:
+// an unsigned payload over TLS (the body is covered by Content-MD5).
+func (b *S3Bucket) payloadOptions() []func(*s3.Options) {
+	if !b.unsigned {
+		return nil
+	}
+	return []func(*s3.Options){s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)}
+}
+
+func contentMD5(p []byte) *string {
+	sum := md5.Sum(p)
+	return aws.String(base64.StdEncoding.EncodeToString(sum[:]))
+}
+
+// Put implements Bucket. An object that fits in one part is sent with one
+// PutObject; a longer one is streamed as a multipart upload, PartSize ×
+// Concurrency bytes in memory at most, each part retried on its own, the
+// upload aborted on any failure. Every request carries Content-MD5.
+func (b *S3Bucket) Put(ctx context.Context, key string, r io.Reader, size int64, opts PutOptions) error {
+	if key == "" {
+		return fmt.Errorf("putting %q: %w", key, ErrInvalidKey)
+	}
+	base := opts.PartSize
+	if base == 0 {
+		base = b.url.PartSize
+	}
+	hint := size
+	if hint < 0 {
+		hint = opts.ExpectedSize
+	}
+	partSize := partSizeFor(base, hint)
+	concurrency := opts.Concurrency
+	if concurrency <= 0 {
+		concurrency = defaultConcurrency
+	}
+	if opts.ContentType == "" {
+		opts.ContentType = "application/octet-stream"
+	}
+
+	cr := ctxReader{ctx, r}
+	first := b.pool.get(partSize)
+	n, eof, err := readPart(cr, *first)
+	if err != nil {
+		b.pool.put(first)
+		return fmt.Errorf("putting %s: reading: %w", key, err)
+	}
+	if size >= 0 && int64(n) > size {
+		b.pool.put(first)
+		return checkSize(key, size, int64(n))
+	}
+	if !eof && size >= 0 && int64(n) == size {
+		// Exactly size bytes so far: the stream must end here.
+		var one [1]byte
+		m, _ := io.ReadFull(cr, one[:])
+		n += m
+		eof = m == 0
+		if err := ctx.Err(); err != nil {
+			b.pool.put(first)
+			return fmt.Errorf("putting %s: %w", key, err)
+		}
+		if !eof {
+			b.pool.put(first)
+			return checkSize(key, size, size+1)
+		}
+	}
+	if eof {
+		defer b.pool.put(first)
+		if err := checkSize(key, size, int64(n)); err != nil {
+			return err
+		}
+		body := (*first)[:n]
+		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket:          &b.bucket,
+			Key:             &key,
+			Body:            bytes.NewReader(body),
+			ContentLength:   aws.Int64(int64(n)),
+			ContentMD5:      contentMD5(body),
+			ContentType:     aws.String(opts.ContentType),
+			CacheControl:    nonEmpty(opts.CacheControl),
+			ContentEncoding: nonEmpty(opts.ContentEncoding),
+			StorageClass:    types.StorageClass(b.url.StorageClass),
+		}, b.payloadOptions()...)
+		if err != nil {
+			return b.wrap("putting", key, err)
+		}
+		return nil
+	}
+
+	up, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:          &b.bucket,
+		Key:             &key,
+		ContentType:     aws.String(opts.ContentType),
+		CacheControl:    nonEmpty(opts.CacheControl),
+		ContentEncoding: nonEmpty(opts.ContentEncoding),
+		StorageClass:    types.StorageClass(b.url.StorageClass),
+	})
+	if err != nil {
+		b.pool.put(first)
+		return b.wrap("starting multipart upload of", key, err)
+	}
+	mu := &s3Multipart{b: b, key: key, id: aws.ToString(up.UploadId)}
+	s := streamer{key: key, size: size, partSize: partSize, concurrency: concurrency, pool: &b.pool}
+	total, err := s.upload(ctx, mu, first, cr)
+	if err != nil {
+		return fmt.Errorf("putting %s (%d bytes read): %w", key, total, err)
+	}
+	return nil
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// s3Multipart is one multipart upload in an S3Bucket.
+type s3Multipart struct {
+	b   *S3Bucket
+	key string
+	id  string
+}
+
+func (m *s3Multipart) uploadPart(ctx context.Context, n int32, body []byte) (string, error) {
+	out, err := m.b.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket:        &m.b.bucket,
+		Key:           &m.key,
+		UploadId:      &m.id,
+		PartNumber:    aws.Int32(n),
+		Body:          bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))),
+		ContentMD5:    contentMD5(body),
+	}, m.b.payloadOptions()...)
+	if err != nil {
+		return "", m.b.wrap("uploading part of", m.key, err)
+	}
+	return aws.ToString(out.ETag), nil
+}
+
+func (m *s3Multipart) complete(ctx context.Context, etags []string) error {
+	parts := make([]types.CompletedPart, len(etags))
+	for i, e := range etags {
+		parts[i] = types.CompletedPart{ETag: aws.String(e), PartNumber: aws.Int32(int32(i + 1))}
+	}
+	_, err := m.b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          &m.b.bucket,
+		Key:             &m.key,
+		UploadId:        &m.id,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		return m.b.wrap("completing multipart upload of", m.key, err)
+	}
+	return nil
+}
+
+func (m *s3Multipart) abort(ctx context.Context) error {
+	m.b.logger.DebugContext(ctx, "aborting multipart upload", "key", m.key)
+	return m.b.AbortMultipartUpload(ctx, m.key, m.id)
+}
+
+// List implements Bucket with ListObjectsV2.
+func (b *S3Bucket) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
+	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{
+		Bucket:  &b.bucket,
+		Prefix:  &prefix,
+		MaxKeys: aws.Int32(int32(b.opts.ListPageSize)),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return b.wrap("listing", prefix, err)
+		}
+		for _, o := range page.Contents {
+			err := fn(ObjectInfo{
+				Key:          aws.ToString(o.Key),
+				Size:         aws.ToInt64(o.Size),
+				LastModified: aws.ToTime(o.LastModified),
+				ETag:         strings.Trim(aws.ToString(o.ETag), `"`),
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Delete implements Bucket with DeleteObjects, DeleteBatchSize keys per
+// request, each carrying Content-MD5 (which S3 and Garage require).
+func (b *S3Bucket) Delete(ctx context.Context, keys ...string) error {
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), b.opts.DeleteBatchSize)]
+		keys = keys[len(batch):]
+		ids := make([]types.ObjectIdentifier, len(batch))
+		for i := range batch {
+			ids[i] = types.ObjectIdentifier{Key: &batch[i]}
+		}
+		out, err := b.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+			Bucket: &b.bucket,
+			Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
+		}, s3.WithAPIOptions(addContentMD5))
+		if err != nil {
+			return b.wrap("deleting", batch[0], err)
+		}
+		if len(out.Errors) > 0 {
+			e := out.Errors[0]
+			return fmt.Errorf("deleting %s in bucket %q at %s: %s: %s (and %d more errors)",
+				aws.ToString(e.Key), b.bucket, b.where, aws.ToString(e.Code), aws.ToString(e.Message), len(out.Errors)-1)
+		}
+	}
+	return nil
+}
+
+// addContentMD5 adds a Content-MD5 header computed from the serialized
+// request body: the SDK sends only a CRC32 checksum for DeleteObjects,
+// which some S3 servers refuse.
+func addContentMD5(stack *middleware.Stack) error {
+	return stack.Build.Add(middleware.BuildMiddlewareFunc("nixbucketContentMD5",
+		func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+			req, ok := in.Request.(*smithyhttp.Request)
+			if ok && req.GetStream() != nil && req.Header.Get("Content-MD5") == "" {
+				body, err := io.ReadAll(req.GetStream())
+				if err != nil {
+					return middleware.BuildOutput{}, middleware.Metadata{}, fmt.Errorf("reading request body: %w", err)
+				}
+				req.Header.Set("Content-MD5", *contentMD5(body))
+				if in.Request, err = req.SetStream(bytes.NewReader(body)); err != nil {
+					return middleware.BuildOutput{}, middleware.Metadata{}, err
+				}
+			}
+			return next.HandleBuild(ctx, in)
+		}), middleware.After)
+}
+
+// ListMultipartUploads implements Multiparter.
+func (b *S3Bucket) ListMultipartUploads(ctx context.Context, prefix string, fn func(Upload) error) error {
+	in := &s3.ListMultipartUploadsInput{Bucket: &b.bucket, Prefix: &prefix, MaxUploads: aws.Int32(int32(b.opts.ListPageSize))}
+	for {
+		out, err := b.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return b.wrap("listing multipart uploads", prefix, err)
+		}
+		for _, u := range out.Uploads {
+			err := fn(Upload{Key: aws.ToString(u.Key), UploadID: aws.ToString(u.UploadId), Initiated: aws.ToTime(u.Initiated)})
+			if err != nil {
+				return err
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return nil
+		}
+		if aws.ToString(out.NextKeyMarker) == "" && aws.ToString(out.NextUploadIdMarker) == "" {
+			return fmt.Errorf("listing multipart uploads %s: truncated listing without a next marker", prefix)
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+}
+
+// AbortMultipartUpload implements Multiparter.
+func (b *S3Bucket) AbortMultipartUpload(ctx context.Context, key, uploadID string) error {
+	_, err := b.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket: &b.bucket, Key: &key, UploadId: &uploadID,
+	})
+	if err != nil {
+		return b.wrap("aborting multipart upload of", key, err)
+	}
+	return nil
+}

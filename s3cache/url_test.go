@@ -1,0 +1,201 @@
+package s3cache_test
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/nixbucket/nixbucket/s3cache"
+)
+
+func intp(n int) *int    { return &n }
+func boolp(b bool) *bool { return &b }
+
+// s3URL returns the URL ParseURL gives for s3://bucket with no parameters,
+// changed by f.
+func s3URL(bucket string, f func(*s3cache.URL)) *s3cache.URL {
+	u := &s3cache.URL{
+		Scheme: "s3", Bucket: bucket, Region: "us-east-1", AddressingStyle: "auto",
+		PartSize: 5 << 20, Compression: "xz", CompressionLevel: -1, NarinfoCompression: "none",
+	}
+	if f != nil {
+		f(u)
+	}
+	return u
+}
+
+func TestParseURL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		raw  string
+		want *s3cache.URL
+		str  string // String(); "" means raw
+	}{
+		{raw: "s3://nix", want: s3URL("nix", nil)},
+		{
+			// The URL of seed-release-process.md.
+			raw: "s3://nix?endpoint=garage.example.org:3900&region=garage&scheme=http&secret-key=/run/keys/cache.sec",
+			want: s3URL("nix", func(u *s3cache.URL) {
+				u.Endpoint = "http://garage.example.org:3900"
+				u.Region = "garage"
+				u.SecretKeyFile = "/run/keys/cache.sec"
+			}),
+			str: "s3://nix?endpoint=http://garage.example.org:3900&region=garage&secret-key=/run/keys/cache.sec",
+		},
+		{
+			raw:  "s3://nix?endpoint=minio.local",
+			want: s3URL("nix", func(u *s3cache.URL) { u.Endpoint = "https://minio.local" }),
+			str:  "s3://nix?endpoint=https://minio.local",
+		},
+		{
+			raw:  "s3://nix?endpoint=http://[::1]:9000/",
+			want: s3URL("nix", func(u *s3cache.URL) { u.Endpoint = "http://[::1]:9000" }),
+			str:  "s3://nix?endpoint=http://[::1]:9000",
+		},
+		{
+			raw: "s3://my.bucket?profile=ci&compression=zstd&compression-level=19&parallel-compression=true&" +
+				"multipart-upload=true&multipart-chunk-size=16777216&multipart-threshold=104857600&" +
+				"addressing-style=virtual&priority=30&want-mass-query=1&write-nar-listing=true&" +
+				"narinfo-compression=zstd&storage-class=STANDARD_IA&index-debug-info=false",
+			want: s3URL("my.bucket", func(u *s3cache.URL) {
+				u.Profile = "ci"
+				u.Compression = "zstd"
+				u.CompressionLevel = 19
+				u.ParallelCompression = true
+				u.PartSize = 16 << 20
+				u.AddressingStyle = "virtual"
+				u.Priority = intp(30)
+				u.WantMassQuery = boolp(true)
+				u.WriteNARListing = true
+				u.NarinfoCompression = "zstd"
+				u.StorageClass = "STANDARD_IA"
+				u.Ignored = map[string]string{"multipart-upload": "true", "multipart-threshold": "104857600", "index-debug-info": "false"}
+			}),
+			str: "s3://my.bucket?addressing-style=virtual&compression-level=19&compression=zstd&index-debug-info=false&" +
+				"multipart-chunk-size=16777216&multipart-threshold=104857600&multipart-upload=true&narinfo-compression=zstd&" +
+				"parallel-compression=true&priority=30&profile=ci&storage-class=STANDARD_IA&want-mass-query=true&write-nar-listing=true",
+		},
+		{
+			raw:  "s3://nix?buffer-size=6291456",
+			want: s3URL("nix", func(u *s3cache.URL) { u.PartSize = 6 << 20 }),
+			str:  "s3://nix?multipart-chunk-size=6291456",
+		},
+		{
+			raw:  "s3://nix?region=us-east-1&compression=xz&scheme=https",
+			want: s3URL("nix", nil),
+			str:  "s3://nix",
+		},
+		{
+			raw:  "file:///var/cache/nix?compression=none&secret-key=key.sec",
+			want: &s3cache.URL{Scheme: "file", Dir: "/var/cache/nix", Compression: "none", CompressionLevel: -1, NarinfoCompression: "none", SecretKeyFile: "key.sec"},
+			str:  "file:///var/cache/nix?compression=none&secret-key=key.sec",
+		},
+		{
+			raw:  "file:///tmp/a%20b/../c/",
+			want: &s3cache.URL{Scheme: "file", Dir: "/tmp/c", Compression: "xz", CompressionLevel: -1, NarinfoCompression: "none"},
+			str:  "file:///tmp/c",
+		},
+	} {
+		t.Run(tc.raw, func(t *testing.T) {
+			got, err := s3cache.ParseURL(tc.raw)
+			if err != nil {
+				t.Fatalf("ParseURL: %v", err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("ParseURL =\n%+v\nwant\n%+v", got, tc.want)
+			}
+			want := tc.str
+			if want == "" {
+				want = tc.raw
+			}
+			if s := got.String(); s != want {
+				t.Errorf("String() = %s, want %s", s, want)
+			}
+		})
+	}
+}
+
+func TestParseURLErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		raw  string
+		want []string // substrings of the error
+	}{
+		{"s3://nix?endpont=x", []string{`unknown parameter "endpont"`, "valid parameters for s3:// are", "endpoint", "region"}},
+		{"file:///d?region=garage", []string{`unknown parameter "region"`, "valid parameters for file://"}},
+		{"s3://nix?region=a&region=b", []string{`"region" given 2 times`}},
+		{"s3://nix?compression=bzip2", []string{"compression", "want one of xz, zstd, none"}},
+		{"s3://nix?multipart-chunk-size=1024", []string{"multipart-chunk-size", "5 MiB"}},
+		{"s3://nix?multipart-chunk-size=6291456&buffer-size=7340032", []string{"differ"}},
+		{"s3://nix?scheme=ftp&endpoint=x", []string{"scheme", "http or https"}},
+		{"s3://nix?scheme=http&endpoint=https://x", []string{"contradicts"}},
+		{"s3://nix?scheme=http", []string{"needs an endpoint"}},
+		{"s3://nix?endpoint=http://user:pw@host", []string{"credentials in the endpoint"}},
+		{"s3://nix?endpoint=http://host/path", []string{"no path"}},
+		{"s3://nix?endpoint=http://host:99999", []string{"bad port"}},
+		{"s3://nix?parallel-compression=maybe", []string{"want true or false"}},
+		{"s3://nix?priority=-1", []string{"priority"}},
+		{"s3://nix?addressing-style=dns", []string{"addressing-style", "auto, path, virtual"}},
+		{"s3://nix/prefix", []string{"key prefix"}},
+		{"s3://", []string{"missing bucket name"}},
+		{"s3://nix:9000", []string{"character ':'"}},
+		{"s3://user@nix", []string{"want s3://BUCKET"}},
+		{"s3://nix#frag", []string{"want s3://BUCKET"}},
+		{"http://cache.nixos.org", []string{`unsupported scheme "http"`}},
+		{"file://relative/dir", []string{`host "relative"`}},
+		{"file:relative", []string{"want s3://BUCKET?PARAMS or file:///DIR?PARAMS"}},
+		{"s3://nix?secret-key=", []string{"empty value"}},
+		{"s3://nix?a=%zz", []string{"parsing parameters"}},
+	} {
+		t.Run(tc.raw, func(t *testing.T) {
+			u, err := s3cache.ParseURL(tc.raw)
+			if err == nil {
+				t.Fatalf("ParseURL = %s, want an error", u)
+			}
+			if !errors.Is(err, s3cache.ErrBadURL) {
+				t.Errorf("error %v does not wrap ErrBadURL", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{
+		"s3://nix",
+		"s3://nix?endpoint=garage.example.org:3900&region=garage&scheme=http&secret-key=/k",
+		"s3://a.b?endpoint=http://[::1]:9000&addressing-style=path&priority=1&want-mass-query=false",
+		"s3://b?multipart-chunk-size=5242880&buffer-size=5242880&compression=zstd&compression-level=3",
+		"s3://b?trusted=1&ls-compression=br&storage-class=GLACIER&narinfo-compression=gzip",
+		"file:///tmp/cache?compression=none",
+		"file://localhost/a/../b?write-nar-listing=yes",
+		"file:///a%3Fb?secret-key=%2Fk%20x",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := s3cache.ParseURL(raw)
+		if err != nil {
+			if !errors.Is(err, s3cache.ErrBadURL) {
+				t.Fatalf("ParseURL(%q) error %v does not wrap ErrBadURL", raw, err)
+			}
+			return
+		}
+		s := u.String()
+		u2, err := s3cache.ParseURL(s)
+		if err != nil {
+			t.Fatalf("ParseURL(%q) ok, but its String %q does not parse: %v", raw, s, err)
+		}
+		if !reflect.DeepEqual(u, u2) {
+			t.Fatalf("round trip of %q via %q:\n%+v\n!=\n%+v", raw, s, u, u2)
+		}
+		if s2 := u2.String(); s2 != s {
+			t.Fatalf("String not stable: %q then %q", s, s2)
+		}
+	})
+}

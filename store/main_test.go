@@ -1,0 +1,216 @@
+package store_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nixbucket/nixbucket/internal/nixtest"
+	"github.com/nixbucket/nixbucket/store"
+)
+
+// daemonSocket is the socket of the nix-daemon TestMain starts for this
+// package's tests; it serves the same /nix store as the database.
+var daemonSocket string
+
+// tmpDir lives as long as the test binary.
+var tmpDir string
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(m.Run()) // a helper run by a test: no daemon of its own
+	}
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	tmp, err := os.MkdirTemp("", "storetest")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	tmpDir = tmp
+	daemonSocket = filepath.Join(tmp, "socket")
+	stop, err := startDaemon(daemonSocket)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting nix-daemon (apt-get install nix-bin):", err)
+		return 1
+	}
+	defer stop()
+	return m.Run()
+}
+
+// startDaemon runs `nix-daemon` listening on socket, in a process group of
+// its own (it forks a worker per connection), and waits until it accepts.
+func startDaemon(socket string) (stop func(), err error) {
+	cmd := exec.Command("nix-daemon")
+	cmd.Env = append(os.Environ(), "NIX_DAEMON_SOCKET_PATH="+socket)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	log, err := os.Create(socket + ".log")
+	if err != nil {
+		return nil, err
+	}
+	defer log.Close()
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop = func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		<-exited
+	}
+	for range 600 {
+		select {
+		case err := <-exited:
+			return nil, fmt.Errorf("nix-daemon exited: %v", err)
+		default:
+		}
+		if c, err := net.Dial("unix", socket); err == nil {
+			_ = c.Close()
+			return stop, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	return nil, fmt.Errorf("nix-daemon did not listen on %s", socket)
+}
+
+// fixtureExpr builds the test's store paths. NONCE makes `unbuilt` and
+// `fresh` new derivations on every run, so that unbuilt's output is never
+// valid and fresh's build really registers a path.
+const fixtureExpr = `
+let
+  drv = name: script: extra: derivation ({ inherit name; system = builtins.currentSystem;
+    builder = "/bin/sh"; PATH = "/usr/bin:/bin"; args = [ "-c" script ]; } // extra);
+in rec {
+  note = builtins.toFile "store-test-note" "hello from the store test\n";
+  dep = drv "store-test-dep" "echo dep > $out" {};
+  self = drv "store-test-self" "mkdir $out; echo $out > $out/me" {};
+  top = drv "store-test-top" "mkdir $out; ln -s ${dep} $out/dep; cat ${note} > $out/note; echo ${note} > $out/note-path" {};
+  multi = drv "store-test-multi" "mkdir $out $dev; echo ${dep} > $out/d; echo $out > $dev/o" { outputs = [ "out" "dev" ]; };
+  unbuilt = drv "store-test-unbuilt" "echo NONCE > $out" {};
+  fresh = drv "store-test-fresh" "echo NONCE > $out" {};
+}
+`
+
+// fixture holds the paths the tests query.
+type fixture struct {
+	file    string   // the expression
+	note    string   // builtins.toFile: text content-addressed
+	dep     string   // no references
+	self    string   // refers to itself
+	top     string   // refers to dep and note
+	multi   string   // out output of a two-output derivation
+	dev     string   // dev output, refers to multi
+	topDrv  string   // a .drv whose outputs are built
+	multDrv string   // a .drv with two built outputs
+	unbuilt string   // a .drv whose output is not built
+	valid   []string // every valid path above
+}
+
+var (
+	fixOnce sync.Once
+	fix     *fixture
+)
+
+func getFixture(t testing.TB) *fixture {
+	t.Helper()
+	fixOnce.Do(func() {
+		nonce := make([]byte, 8)
+		_, _ = rand.Read(nonce)
+		f := &fixture{file: filepath.Join(tmpDir, "fixture.nix")}
+		expr := strings.ReplaceAll(fixtureExpr, "NONCE", hex.EncodeToString(nonce))
+		if err := os.WriteFile(f.file, []byte(expr), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		built := nixtest.Build(t, f.file, "dep", "self", "top", "multi.out", "multi.dev")
+		if len(built) != 5 {
+			t.Fatalf("nix-build printed %q, want 5 paths", built)
+		}
+		f.dep, f.self, f.top, f.multi, f.dev = built[0], built[1], built[2], built[3], built[4]
+		drvs := nixtest.Instantiate(t, f.file, "top", "multi", "unbuilt")
+		f.topDrv, f.multDrv, f.unbuilt = drvs[0], drvs[1], drvs[2]
+		f.note = strings.Trim(nixtest.Run(t, "nix-instantiate", "--eval", f.file, "-A", "note"), `"`)
+		f.valid = []string{f.note, f.dep, f.self, f.top, f.multi, f.dev, f.topDrv, f.multDrv, f.unbuilt}
+		fix = f
+	})
+	if fix == nil {
+		t.Fatal("building the fixture failed in an earlier test")
+	}
+	return fix
+}
+
+// backends opens both back ends over the same store, closed at the end.
+func backends(t testing.TB) map[string]store.Store {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.OpenDB(ctx, store.DBPath(), store.Dir())
+	if err != nil {
+		t.Fatalf("OpenDB: %v", err)
+	}
+	d, err := store.OpenDaemon(ctx, daemonSocket, store.Dir())
+	if err != nil {
+		t.Fatalf("OpenDaemon: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+		if err := d.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return map[string]store.Store{"db": db, "daemon": d}
+}
+
+// oracleInfo is one entry of Nix 2.8's `nix path-info --json` list.
+type oracleInfo struct {
+	Path             string   `json:"path"`
+	NarHash          string   `json:"narHash"`
+	NarSize          uint64   `json:"narSize"`
+	References       []string `json:"references"`
+	Deriver          string   `json:"deriver"`
+	Signatures       []string `json:"signatures"`
+	CA               string   `json:"ca"`
+	RegistrationTime int64    `json:"registrationTime"`
+	Ultimate         bool     `json:"ultimate"`
+	Valid            *bool    `json:"valid"`
+}
+
+// pathInfoOracle runs `nix path-info --json` on paths (with --derivation
+// for .drv paths, so that they stand for themselves, not their outputs).
+func pathInfoOracle(t testing.TB, paths ...string) map[string]oracleInfo {
+	t.Helper()
+	m := make(map[string]oracleInfo, len(paths))
+	drvs := slices.DeleteFunc(slices.Clone(paths), func(p string) bool { return !store.IsDerivation(p) })
+	others := slices.DeleteFunc(slices.Clone(paths), store.IsDerivation)
+	for _, args := range [][]string{append([]string{"--derivation"}, drvs...), others} {
+		if len(args) == 0 || args[0] == "--derivation" && len(args) == 1 {
+			continue
+		}
+		out := nixtest.Run(t, "nix", append([]string{"path-info", "--json"}, args...)...)
+		var list []oracleInfo
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			t.Fatalf("parsing nix path-info --json: %v\n%s", err, out)
+		}
+		for _, i := range list {
+			m[i.Path] = i
+		}
+	}
+	return m
+}
