@@ -55,10 +55,6 @@ func cacheInfoValue(text, key string) string {
 	return ""
 }
 
-// headThreshold is the number of paths up to which parallel HEADs are used
-// instead of listing the bucket.
-const headThreshold = 200
-
 var narinfoKey = regexp.MustCompile(`^[0-9a-df-np-sv-z]{32}\.narinfo$`)
 
 // findPresent returns the hash parts of the paths whose narinfo the cache
@@ -71,19 +67,20 @@ func findPresent(ctx context.Context, b s3cache.Bucket, paths []string, jobs int
 	for _, p := range paths {
 		want[store.HashPart(p)] = true
 	}
-	if len(paths) > headThreshold {
-		present, err := listPresent(ctx, b, want, len(paths)/2*1000)
-		if err == nil {
-			log.Debug("listed cache", "paths", len(paths), "present", len(present))
-			return present, nil
-		}
-		if !errors.Is(err, errListTooLong) {
-			return nil, err
-		}
-		log.Debug("cache listing longer than HEADs would cost; using HEADs")
+	present, err := listPresent(ctx, b, want, max(1, len(paths)/2)*listPage)
+	if err == nil {
+		log.Debug("listed cache", "paths", len(paths), "present", len(present))
+		return present, nil
 	}
+	if !errors.Is(err, errListTooLong) {
+		return nil, err
+	}
+	log.Debug("cache listing longer than HEADs would cost; using HEADs", "paths", len(paths))
 	return headPresent(ctx, b, paths, jobs)
 }
+
+// listPage is the number of keys one LIST request returns.
+const listPage = 1000
 
 var errListTooLong = errors.New("listing too long")
 

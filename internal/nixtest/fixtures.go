@@ -14,6 +14,7 @@ import (
 //	multi    a derivation with outputs out, dev and doc; dev refers to out
 //	app      refers to lib, multi.dev and a toFile path; has a self-reference
 //	unbuilt  a derivation nobody builds (its .drv is valid, its output not)
+//	blob     12 MiB of random bytes and a small file (multipart uploads)
 //	all      a join of everything above but unbuilt
 const SampleExpr = `{ n ? 2000, salt ? "" }:
 let
@@ -48,6 +49,7 @@ in rec {
     echo "self $out" > $out/self
   '' { };
   unbuilt = mkDrv "unbuilt" "echo ${lib} > $out" { };
+  blob = mkDrv "blob" "mkdir $out; head -c 12582912 /dev/urandom > $out/blob; echo small > $out/small" { };
   all = mkDrv "all" "mkdir $out; ln -s ${dag} $out/dag; ln -s ${app} $out/app; ln -s ${multi.doc} $out/doc" { };
 }
 `
