@@ -23,6 +23,12 @@ type Querier interface {
 	QueryDerivationOutputs(ctx context.Context, drvPath string) (map[string]string, error)
 }
 
+// ClosureQuerier is implemented by stores that compute a runtime closure
+// in one query (the SQLite back end); Compute uses it when available.
+type ClosureQuerier interface {
+	QueryClosure(ctx context.Context, roots []string) ([]*store.PathInfo, error)
+}
+
 // Options tune a closure walk.
 type Options struct {
 	// IncludeOutputs adds, for every .drv in the closure, each of its outputs
@@ -40,6 +46,9 @@ type Graph struct {
 // Compute walks the closure of roots breadth first, querying each level of
 // the walk in parallel. Every root must be a valid store path.
 func Compute(ctx context.Context, q Querier, roots []string, opts Options) (*Graph, error) {
+	if cq, ok := q.(ClosureQuerier); ok {
+		return computeBulk(ctx, q, cq, roots, opts)
+	}
 	jobs := opts.Jobs
 	if jobs <= 0 {
 		jobs = 8
@@ -90,6 +99,39 @@ func Compute(ctx context.Context, q Querier, roots []string, opts Options) (*Gra
 			}
 			for _, o := range outputs[i] {
 				add(o)
+			}
+		}
+	}
+	return g, nil
+}
+
+// computeBulk computes the closure with whole-closure queries: the closure
+// of the roots, then (with IncludeOutputs) the closure of the valid outputs
+// of the .drv files found, until nothing new appears.
+func computeBulk(ctx context.Context, q Querier, cq ClosureQuerier, roots []string, opts Options) (*Graph, error) {
+	g := &Graph{infos: make(map[string]*store.PathInfo)}
+	for next := slices.Clone(roots); len(next) > 0; {
+		infos, err := cq.QueryClosure(ctx, next)
+		if err != nil {
+			return nil, err
+		}
+		next = next[:0]
+		for _, info := range infos {
+			if g.infos[info.Path] != nil {
+				continue
+			}
+			g.infos[info.Path] = info
+			if !opts.IncludeOutputs || !strings.HasSuffix(info.Path, ".drv") {
+				continue
+			}
+			outs, err := validOutputs(ctx, q, info.Path)
+			if err != nil {
+				return nil, err
+			}
+			for _, o := range outs {
+				if g.infos[o] == nil {
+					next = append(next, o)
+				}
 			}
 		}
 	}

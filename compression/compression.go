@@ -14,6 +14,7 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -83,6 +84,9 @@ func NewWriter(w io.Writer, algo string, opts Options) (io.WriteCloser, error) {
 		}
 		return newChunkWriter(w, size, opts.concurrency(), compressXZ), nil
 	case Zstd:
+		if opts.SizeHint > 0 && opts.SizeHint <= smallZstd {
+			return newSmallZstd(w), nil
+		}
 		zopts := []zstd.EOption{zstd.WithEncoderConcurrency(opts.concurrency())}
 		if opts.SizeHint > 0 {
 			zopts = append(zopts, zstd.WithWindowSize(windowFor(opts.SizeHint)))
@@ -120,6 +124,38 @@ func windowFor(size int64) int {
 		w <<= 1
 	}
 	return w
+}
+
+// smallZstd is the input size up to which a pooled single-threaded zstd
+// encoder is used: setting up a concurrent encoder costs more than
+// compressing a small NAR.
+const smallZstd = 4 << 20
+
+var zstdPool = sync.Pool{New: func() any {
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(smallZstd))
+	if err != nil {
+		panic(err) // constant, valid options
+	}
+	return e
+}}
+
+// pooledZstd returns its encoder to the pool on Close.
+type pooledZstd struct{ e *zstd.Encoder }
+
+func newSmallZstd(w io.Writer) *pooledZstd {
+	e := zstdPool.Get().(*zstd.Encoder)
+	e.Reset(w)
+	return &pooledZstd{e: e}
+}
+
+func (p *pooledZstd) Write(b []byte) (int, error) { return p.e.Write(b) }
+
+func (p *pooledZstd) Close() error {
+	err := p.e.Close()
+	p.e.Reset(nil)
+	zstdPool.Put(p.e)
+	p.e = nil
+	return err
 }
 
 type nopCloser struct{ io.Writer }

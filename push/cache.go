@@ -19,9 +19,10 @@ import (
 // CacheInfoKey is the key of the cache's nix-cache-info file.
 const CacheInfoKey = "nix-cache-info"
 
-// ensureCacheInfo writes nix-cache-info when it is missing, and checks an
-// existing one's StoreDir, as Nix does when it opens a binary cache.
-func ensureCacheInfo(ctx context.Context, b s3cache.Bucket, storeDir string, priority int) error {
+// EnsureCacheInfo writes nix-cache-info when it is missing (StoreDir,
+// WantMassQuery: 1, Priority), and checks an existing one's StoreDir, as
+// Nix does when it opens a binary cache.
+func EnsureCacheInfo(ctx context.Context, b s3cache.Bucket, storeDir string, priority int) error {
 	rc, err := b.Get(ctx, CacheInfoKey)
 	if errors.Is(err, s3cache.ErrNotFound) {
 		text := fmt.Sprintf("StoreDir: %s\nWantMassQuery: 1\nPriority: %d\n", storeDir, priority)

@@ -93,7 +93,7 @@ func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options)
 	}
 	res := &Result{Paths: g.Len()}
 	if !opts.DryRun {
-		if err := ensureCacheInfo(ctx, b, p.storeDir, p.priority); err != nil {
+		if err := EnsureCacheInfo(ctx, b, p.storeDir, p.priority); err != nil {
 			return nil, err
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -136,16 +138,25 @@ func nixconfCommand() *cli.Command {
 }
 
 // readerURL drops the parameters only a writer needs (the signing key file,
-// compression) from a store URL, so the line can be given to readers.
+// compression, upload tuning) from a store URL, so the line can be given to
+// readers; the rest is kept as written.
 func readerURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
 		return "", usageErrorf("bad cache URL %q: want s3://BUCKET?…, http(s)://… or file:///DIR", raw)
 	}
-	q := u.Query()
-	for _, p := range []string{"secret-key", "secret-keys", "compression", "parallel-compression", "compression-level", "multipart-upload", "multipart-chunk-size", "multipart-threshold", "buffer-size"} {
-		q.Del(p)
+	writerOnly := []string{"secret-key", "secret-keys", "compression", "parallel-compression", "compression-level",
+		"multipart-upload", "multipart-chunk-size", "multipart-threshold", "buffer-size"}
+	base, query, _ := strings.Cut(raw, "?")
+	var keep []string
+	for _, kv := range strings.Split(query, "&") {
+		k, _, _ := strings.Cut(kv, "=")
+		if kv != "" && !slices.Contains(writerOnly, k) {
+			keep = append(keep, kv)
+		}
 	}
-	u.RawQuery = q.Encode()
-	return u.String(), nil
+	if len(keep) == 0 {
+		return base, nil
+	}
+	return base + "?" + strings.Join(keep, "&"), nil
 }

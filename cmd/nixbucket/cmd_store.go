@@ -20,27 +20,37 @@ func narCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "nar",
 		Usage:     "write the NAR of a store path to stdout, like nix-store --dump",
-		UsageText: "nixbucket nar PATH",
+		UsageText: "nixbucket nar [--check] PATH",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "check", Usage: "fail unless the NAR matches the NarHash and NarSize the store records"},
+		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usageErrorf("nar takes one store path, got %d arguments", c.NArg())
 			}
 			ctx := c.Context
-			s, err := openStore(ctx)
+			p, err := resolvePaths(store.Dir(), c.Args().Slice())
 			if err != nil {
 				return err
-			}
-			defer s.Close()
-			p, err := resolvePaths(s.Dir(), c.Args().Slice())
-			if err != nil {
-				return err
-			}
-			info, err := s.QueryPathInfo(ctx, p[0])
-			if err != nil {
-				return withCode(exitNotFound, err)
 			}
 			w := bufio.NewWriterSize(c.App.Writer, 1<<20)
-			if err := nar.VerifyPath(ctx, w, info.Path, info.NarHash, info.NarSize); err != nil {
+			if c.Bool("check") {
+				s, err := openStore(ctx)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				info, err := s.QueryPathInfo(ctx, p[0])
+				if err != nil {
+					return withCode(exitNotFound, err)
+				}
+				if err := nar.VerifyPath(ctx, w, info.Path, info.NarHash, info.NarSize); err != nil {
+					return err
+				}
+			} else if _, err := nar.Dump(ctx, w, p[0]); err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return withCode(exitNotFound, fmt.Errorf("%s does not exist in the store", p[0]))
+				}
 				return err
 			}
 			return w.Flush()

@@ -165,8 +165,10 @@ func commands() []*cli.Command {
 		narCommand(),
 		pathInfoCommand(),
 		keyCommand(),
+		initCommand(),
 		pushCommand(),
 		serveCommand(),
+		verifyCommand(),
 	}
 }
 

@@ -1,6 +1,7 @@
 package s3test
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Fault is what a FaultProxy does to a request instead of forwarding it.
@@ -23,7 +25,17 @@ const (
 	// Reset reads the request, then resets the TCP connection without
 	// answering.
 	Reset
+	// Stall holds the request for the rule's Delay, then forwards it: a
+	// slow or overloaded server.
+	Stall
+	// StallBody forwards the request at once but pauses for the rule's
+	// Delay once half its body has gone through: a transfer that stalls
+	// mid-upload.
+	StallBody
 )
+
+// DefaultStall is the Delay of a Stall or StallBody rule that gives none.
+const DefaultStall = time.Second
 
 // Rule injects Fault into the first Times requests that Match accepts.
 type Rule struct {
@@ -33,6 +45,9 @@ type Rule struct {
 	Fault Fault
 	// Times is how many matching requests get the fault; the rest pass.
 	Times int
+	// Delay is how long a Stall or StallBody fault pauses; 0 means
+	// DefaultStall.
+	Delay time.Duration
 }
 
 // IsUploadPart matches the UploadPart requests of multipart uploads.
@@ -91,6 +106,24 @@ func NewFaultProxy(t testing.TB, target string, rules ...Rule) *FaultProxy {
 			rp.ServeHTTP(w, r)
 			return
 		}
+		delay := p.rules[rule].Delay
+		if delay <= 0 {
+			delay = DefaultStall
+		}
+		switch p.rules[rule].Fault {
+		case Stall:
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+			rp.ServeHTTP(w, r)
+			return
+		case StallBody:
+			r.Body = &stallingBody{r: r.Body, after: max(r.ContentLength/2, 1), delay: delay, ctx: r.Context()}
+			rp.ServeHTTP(w, r)
+			return
+		}
 		_, _ = io.Copy(io.Discard, r.Body)
 		switch p.rules[rule].Fault {
 		case SlowDown:
@@ -144,6 +177,42 @@ func (p *FaultProxy) Requests() int {
 	defer p.mu.Unlock()
 	return p.requests
 }
+
+// stallingBody is a request body that pauses once, after its first
+// `after` bytes have been read (at the end, for a shorter body).
+type stallingBody struct {
+	r     io.ReadCloser
+	after int64
+	delay time.Duration
+	ctx   context.Context
+	read  int64
+	done  bool
+}
+
+func (s *stallingBody) Read(p []byte) (int, error) {
+	if !s.done && s.read >= s.after {
+		s.stall()
+	}
+	if !s.done {
+		p = p[:min(int64(len(p)), s.after-s.read)]
+	}
+	n, err := s.r.Read(p)
+	s.read += int64(n)
+	if err == io.EOF && !s.done {
+		s.stall()
+	}
+	return n, err
+}
+
+func (s *stallingBody) stall() {
+	s.done = true
+	select {
+	case <-time.After(s.delay):
+	case <-s.ctx.Done():
+	}
+}
+
+func (s *stallingBody) Close() error { return s.r.Close() }
 
 func s3Error(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/xml")

@@ -1,0 +1,184 @@
+//go:build bench
+
+// Package bench measures nixbucket against Nix on the same store paths, in
+// one run, and prints the ratios (`make bench`). It is not part of `make
+// test`: it takes minutes and asserts nothing about time.
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nixbucket/nixbucket/internal/nixtest"
+	"github.com/nixbucket/nixbucket/internal/s3test"
+)
+
+// run is one timed command.
+type run struct {
+	wall   time.Duration
+	maxRSS int64 // KiB
+	out    string
+}
+
+func timed(t *testing.T, env []string, name string, args ...string) run {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	r := run{wall: time.Since(start), out: stdout.String()}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.maxRSS = ru.Maxrss
+	}
+	return r
+}
+
+// best runs f n times and keeps the fastest.
+func best(n int, f func() run) run {
+	var b run
+	for i := range n {
+		r := f()
+		if i == 0 || r.wall < b.wall {
+			b = r
+		}
+	}
+	return b
+}
+
+func dirSize(t *testing.T, dir string) int64 {
+	var n int64
+	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+type row struct{ what, nix, ours, ratio string }
+
+func TestBench(t *testing.T) {
+	bin := os.Getenv("NIXBUCKET_BIN")
+	if bin == "" {
+		t.Fatal("NIXBUCKET_BIN is not set: run `make bench`")
+	}
+	corpus := os.Getenv("NIXBUCKET_CORPUS")
+	if corpus == "" {
+		corpus = "../../../shared/bench/corpus.nix"
+	}
+	corpus, _ = filepath.Abs(corpus)
+	attrs := []string{"medium", "dag", "big"}
+	if os.Getenv("NIXBUCKET_BENCH_FULL") != "" {
+		attrs = append(attrs, "toolchain")
+	}
+	built := map[string]string{}
+	for _, a := range attrs {
+		t.Logf("building corpus %s", a)
+		built[a] = nixtest.Build(t, corpus, a)[0]
+	}
+	var rows []row
+	add := func(what string, nix, ours time.Duration, extra string) {
+		r := row{what, nix.Round(time.Millisecond).String(), ours.Round(time.Millisecond).String(),
+			fmt.Sprintf("%.2fx", nix.Seconds()/ours.Seconds())}
+		if extra != "" {
+			r.ratio += "  " + extra
+		}
+		rows = append(rows, r)
+		t.Logf("%-44s nix %-10s nixbucket %-10s %s", r.what, r.nix, r.ours, r.ratio)
+	}
+
+	// 1. NAR streaming: every path of medium, to /dev/null.
+	medium := nixtest.Lines(t, "nix-store", "-qR", built["medium"])
+	var narBytes int64
+	for _, p := range medium {
+		narBytes += int64(len(timed(t, nil, "sh", "-c", "nix-store --dump "+p+" | wc -c").out))
+	}
+	dumpAll := func(cmd string) run {
+		return best(3, func() run { return timed(t, nil, "sh", "-c", "for p in "+strings.Join(medium, " ")+"; do "+cmd+" $p >/dev/null; done") })
+	}
+	nixDump, ourDump := dumpAll("nix-store --dump"), dumpAll(bin+" nar")
+	add(fmt.Sprintf("nar: medium closure (%d paths)", len(medium)), nixDump.wall, ourDump.wall, "")
+
+	// 2. Closure query on the 2000-path DAG.
+	dag := built["dag"]
+	nixQ := best(5, func() run { return timed(t, nil, "nix", "path-info", "-r", dag) })
+	ourQ := best(5, func() run { return timed(t, nil, bin, "path-info", "-r", dag) })
+	if a, b := strings.Fields(nixQ.out), strings.Fields(ourQ.out); len(a) != len(b) {
+		t.Fatalf("path-info -r: nix lists %d paths, nixbucket %d", len(a), len(b))
+	}
+	add("path-info -r: dag (2001 paths)", nixQ.wall, ourQ.wall, "")
+
+	// 3. Pushes: nix copy to file:// against nixbucket push to a real S3
+	// server on loopback (sharing the cores).
+	srv := s3test.Start(t, s3test.VersityGW)
+	key := filepath.Join(t.TempDir(), "key")
+	timed(t, nil, bin, "key", "generate", "--name", "bench-1", "--secret-key-file", key)
+	env := []string{"AWS_ACCESS_KEY_ID=" + srv.AccessKey, "AWS_SECRET_ACCESS_KEY=" + srv.SecretKey}
+	nixCopy := func(path, params string) (run, int64) {
+		dir := t.TempDir()
+		r := timed(t, nil, "nix", "copy", "--to", "file://"+dir+"?"+params, path)
+		return r, dirSize(t, filepath.Join(dir, "nar"))
+	}
+	push := func(bucket, path string, args ...string) run {
+		a := append([]string{"push", "--json", "--cache", srv.StoreURL(bucket), "--secret-key-file", key}, args...)
+		return timed(t, env, bin, append(a, path)...)
+	}
+	fileBytes := func(r run) int64 {
+		var n int64
+		if i := strings.Index(r.out, `"fileBytes":`); i >= 0 {
+			fmt.Sscanf(r.out[i+len(`"fileBytes":`):], "%d", &n)
+		}
+		return n
+	}
+	mb := func(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+
+	r, size := nixCopy(built["medium"], "compression=zstd")
+	ours := push(srv.NewBucket(t), built["medium"], "--compression", "zstd")
+	add("push zstd: medium", r.wall, ours.wall, fmt.Sprintf("size %s vs %s, RSS %d MiB", mb(size), mb(fileBytes(ours)), ours.maxRSS/1024))
+
+	r, size = nixCopy(built["medium"], "compression=xz&parallel-compression=true")
+	ours = push(srv.NewBucket(t), built["medium"], "--compression", "xz")
+	add("push xz: medium (nix parallel-compression)", r.wall, ours.wall, fmt.Sprintf("size %s vs %s (%.2fx), RSS %d MiB", mb(size), mb(fileBytes(ours)), float64(fileBytes(ours))/float64(size), ours.maxRSS/1024))
+
+	dagBucket := srv.NewBucket(t)
+	nixDir := t.TempDir()
+	r = timed(t, nil, "nix", "copy", "--to", "file://"+nixDir+"?compression=xz", dag)
+	ours = push(dagBucket, dag, "--compression", "xz")
+	add("push xz: dag (2001 small paths)", r.wall, ours.wall, "")
+	r = best(3, func() run { return timed(t, nil, "nix", "copy", "--to", "file://"+nixDir+"?compression=xz", dag) })
+	ours = best(3, func() run { return push(dagBucket, dag, "--compression", "xz") })
+	add("no-op push: dag (all present)", r.wall, ours.wall, "")
+
+	if p, ok := built["toolchain"]; ok {
+		r, size = nixCopy(p, "compression=zstd")
+		ours = push(srv.NewBucket(t), p, "--compression", "zstd")
+		add("push zstd: toolchain", r.wall, ours.wall, fmt.Sprintf("size %s vs %s", mb(size), mb(fileBytes(ours))))
+	}
+
+	r, _ = nixCopy(built["big"], "compression=zstd")
+	ours = push(srv.NewBucket(t), built["big"], "--compression", "zstd")
+	add("push zstd: big (one 1 GiB file)", r.wall, ours.wall, fmt.Sprintf("peak RSS nix %d MiB, nixbucket %d MiB", r.maxRSS/1024, ours.maxRSS/1024))
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%-44s %-10s %-10s %s\n", "what (same paths, one run)", "nix", "nixbucket", "speed-up (nix/nixbucket) and notes")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%-44s %-10s %-10s %s\n", r.what, r.nix, r.ours, r.ratio)
+	}
+	fmt.Fprintf(&b, "NAR bytes of medium: %s\n", mb(narBytes))
+	fmt.Print(b.String())
+}

@@ -1,0 +1,30 @@
+// Package verify checks the invariant a binary cache must keep for Nix to
+// substitute from it: every narinfo a reader can see has its NAR and its
+// whole closure behind it.
+//
+// Check lists the bucket once and then, for every <hash>.narinfo (the
+// layout of src/libstore/binary-cache-store.cc):
+//
+//   - it parses as Nix parses it (narinfo.Parse; src/libstore/nar-info.cc)
+//     and its StorePath's hash part is the key's;
+//   - its NAR (the URL key) is in the listing, FileSize bytes long when
+//     FileSize is set;
+//   - every reference has a narinfo in the bucket (Nix's uploadNarInfo
+//     refuses to write a narinfo whose references are not valid);
+//   - with Options.TrustedKeys, at least one signature verifies under a
+//     trusted key (ValidPathInfo::checkSignatures in src/libstore/path-info.cc);
+//   - with Options.Deep, its NAR is downloaded and streamed through the
+//     checks of a substituting Nix: FileHash and FileSize of the compressed
+//     bytes, decompression, NarHash and NarSize of the NAR, and its
+//     structure (nar.Check, parseDump in src/libutil/archive.cc).
+//
+// Nix also accepts a content-addressed path without any signature when its
+// CA field proves the store path. Check does not recompute content
+// addresses: with TrustedKeys set, a narinfo no trusted key signed is
+// reported "unsigned" even when it has a CA field.
+//
+// A NAR no narinfo points to (left by an interrupted push) is counted, not
+// reported as a fault: it is invisible to readers, and garbage collection
+// removes it. nix-cache-info must exist once any narinfo does, since Nix
+// refuses a cache without it.
+package verify

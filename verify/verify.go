@@ -1,0 +1,338 @@
+package verify
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/nixbucket/nixbucket/narinfo"
+	"github.com/nixbucket/nixbucket/s3cache"
+	"github.com/nixbucket/nixbucket/signing"
+)
+
+// Fault kinds, the Kind of a Fault.
+const (
+	// KindCacheInfo: nix-cache-info is missing while narinfos exist, or
+	// unreadable.
+	KindCacheInfo = "cache-info"
+	// KindParse: a narinfo does not parse.
+	KindParse = "parse"
+	// KindStorePath: a narinfo's StorePath does not have its key's hash part.
+	KindStorePath = "store-path"
+	// KindMissingNAR: the NAR a narinfo's URL names is not in the bucket.
+	KindMissingNAR = "missing-nar"
+	// KindNARSize: the NAR object's size is not the narinfo's FileSize.
+	KindNARSize = "nar-size"
+	// KindMissingReference: a reference has no narinfo in the bucket.
+	KindMissingReference = "missing-reference"
+	// KindUnsigned: no signature by a trusted key.
+	KindUnsigned = "unsigned"
+	// KindBadSignature: a signature by a trusted key name does not verify,
+	// and none verifies.
+	KindBadSignature = "bad-signature"
+	// KindFileHash: the downloaded NAR object does not have the narinfo's
+	// FileHash or FileSize (Deep).
+	KindFileHash = "file-hash"
+	// KindNARHash: the decompressed NAR does not have the narinfo's
+	// NarHash or NarSize (Deep).
+	KindNARHash = "nar-hash"
+	// KindNARInvalid: the NAR object does not decompress, or is not a NAR
+	// that Nix would accept (Deep).
+	KindNARInvalid = "nar-invalid"
+	// KindCompression: the narinfo's compression cannot be checked here
+	// (Deep); xz, zstd, bzip2 and none can.
+	KindCompression = "compression"
+)
+
+// CacheInfoKey is the key of the cache's nix-cache-info.
+const CacheInfoKey = "nix-cache-info"
+
+// Options tune Check.
+type Options struct {
+	// TrustedKeys, when not empty, requires every narinfo to carry a
+	// valid signature by one of these keys.
+	TrustedKeys signing.PublicKeys
+	// Deep downloads every NAR and checks its hashes, sizes and
+	// structure.
+	Deep bool
+	// Jobs bounds the NARs checked at once (Deep); narinfos are fetched
+	// 4×Jobs at a time. 0 means 8.
+	Jobs int
+	// Logger receives debug records; nil discards them.
+	Logger *slog.Logger
+}
+
+// Fault is one violation of the cache's invariant.
+type Fault struct {
+	// Key is the object concerned, usually a narinfo's key.
+	Key string `json:"key"`
+	// Kind is one of the Kind constants.
+	Kind string `json:"kind"`
+	// Detail says what is wrong, naming the other objects involved.
+	Detail string `json:"detail"`
+}
+
+// String renders the fault as one line: "KIND KEY: DETAIL".
+func (f Fault) String() string { return f.Kind + " " + f.Key + ": " + f.Detail }
+
+// Report is what Check found; its JSON form is what `verify --json` prints.
+type Report struct {
+	// Objects is the number of objects listed.
+	Objects int `json:"objects"`
+	// NarInfos is the number of narinfos checked.
+	NarInfos int `json:"narinfos"`
+	// NARs is the number of objects under nar/.
+	NARs int `json:"nars"`
+	// OrphanNARs is the number of NARs no narinfo points to: left by an
+	// interrupted push, invisible to readers, not a fault.
+	OrphanNARs int `json:"orphanNars"`
+	// Signed is the number of narinfos with a valid signature by a
+	// trusted key (0 when no keys are given).
+	Signed int `json:"signed"`
+	// Deep reports whether the NARs were downloaded and checked.
+	Deep bool `json:"deep"`
+	// NARsChecked is the number of NARs downloaded and checked (Deep).
+	NARsChecked int `json:"narsChecked"`
+	// FileBytes is the number of compressed bytes downloaded (Deep).
+	FileBytes uint64 `json:"fileBytes"`
+	// NarBytes is the number of NAR bytes decompressed and checked (Deep).
+	NarBytes uint64 `json:"narBytes"`
+	// Faults lists the violations found, sorted by key then kind; empty
+	// when the cache is sound.
+	Faults []Fault `json:"faults"`
+}
+
+// OK reports whether no fault was found.
+func (r *Report) OK() bool { return len(r.Faults) == 0 }
+
+var narinfoKey = regexp.MustCompile(`^([0-9a-df-np-sv-z]{32})\.narinfo$`)
+
+// checker holds one Check's state.
+type checker struct {
+	b    s3cache.Bucket
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	report Report
+}
+
+func (c *checker) fault(key, kind, format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.report.Faults = append(c.report.Faults, Fault{Key: key, Kind: kind, Detail: fmt.Sprintf(format, args...)})
+}
+
+// Check lists b once and checks every narinfo in it (see the package
+// documentation). Faults of the cache are in the report; the error is for
+// a check that could not be completed (listing or reading failed).
+func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error) {
+	if opts.Jobs <= 0 {
+		opts.Jobs = 8
+	}
+	c := &checker{b: b, opts: opts, log: opts.Logger}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.report.Deep = opts.Deep
+	c.report.Faults = []Fault{}
+
+	sizes := make(map[string]int64)
+	var infoKeys []string
+	err := b.List(ctx, "", func(o s3cache.ObjectInfo) error {
+		sizes[o.Key] = o.Size
+		switch {
+		case narinfoKey.MatchString(o.Key):
+			infoKeys = append(infoKeys, o.Key)
+		case strings.HasPrefix(o.Key, "nar/"):
+			c.report.NARs++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the cache: %w", err)
+	}
+	c.report.Objects = len(sizes)
+	c.log.Debug("listed cache", "objects", len(sizes), "narinfos", len(infoKeys))
+
+	storeDir, err := c.storeDir(ctx, sizes, len(infoKeys) > 0)
+	if err != nil {
+		return nil, err
+	}
+	infos, err := c.fetchNarInfos(ctx, infoKeys, storeDir)
+	if err != nil {
+		return nil, err
+	}
+	c.report.NarInfos = len(infos)
+
+	used := make(map[string]bool)
+	for _, key := range infoKeys {
+		if ni := infos[key]; ni != nil {
+			c.checkNarInfo(key, ni, infos, sizes)
+			used[ni.URL] = true
+		}
+	}
+	for k := range sizes {
+		if strings.HasPrefix(k, "nar/") && !used[k] {
+			c.report.OrphanNARs++
+		}
+	}
+	if opts.Deep {
+		if err := c.checkNARs(ctx, infoKeys, infos, sizes); err != nil {
+			return nil, err
+		}
+	}
+	slices.SortFunc(c.report.Faults, func(a, b Fault) int {
+		return cmp.Or(strings.Compare(a.Key, b.Key), strings.Compare(a.Kind, b.Kind), strings.Compare(a.Detail, b.Detail))
+	})
+	return &c.report, nil
+}
+
+// storeDir reads the StoreDir of nix-cache-info; a missing file is a fault
+// when narinfos exist. Without one, narinfo.DefaultStoreDir is assumed.
+func (c *checker) storeDir(ctx context.Context, sizes map[string]int64, haveInfos bool) (string, error) {
+	if _, ok := sizes[CacheInfoKey]; !ok {
+		if haveInfos {
+			c.fault(CacheInfoKey, KindCacheInfo, "missing: Nix refuses a binary cache without it")
+		}
+		return narinfo.DefaultStoreDir(), nil
+	}
+	rc, err := c.b.Get(ctx, CacheInfoKey)
+	if errors.Is(err, s3cache.ErrNotFound) {
+		c.fault(CacheInfoKey, KindCacheInfo, "listed but not found")
+		return narinfo.DefaultStoreDir(), nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", CacheInfoKey, err)
+	}
+	defer rc.Close()
+	body, err := io.ReadAll(io.LimitReader(rc, 1<<16))
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", CacheInfoKey, err)
+	}
+	if dir := cacheInfoValue(string(body), "StoreDir"); dir != "" {
+		return dir, nil
+	}
+	return narinfo.DefaultStoreDir(), nil
+}
+
+// cacheInfoValue returns the trimmed value of key in a nix-cache-info text:
+// "Key: value" lines, others ignored (src/libstore/binary-cache-store.cc).
+func cacheInfoValue(text, key string) string {
+	for line := range strings.Lines(text) {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// fetchNarInfos downloads and parses the narinfos, 4×Jobs at a time. A
+// narinfo that does not parse is a fault and absent from the result; one
+// deleted since the listing is skipped.
+func (c *checker) fetchNarInfos(ctx context.Context, keys []string, storeDir string) (map[string]*narinfo.NarInfo, error) {
+	var mu sync.Mutex
+	infos := make(map[string]*narinfo.NarInfo, len(keys))
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(4 * c.opts.Jobs)
+	for _, key := range keys {
+		eg.Go(func() error {
+			rc, err := c.b.Get(ctx, key)
+			if errors.Is(err, s3cache.ErrNotFound) {
+				c.log.Debug("narinfo deleted since the listing", "key", key)
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", key, err)
+			}
+			defer rc.Close()
+			body, err := io.ReadAll(io.LimitReader(rc, 1<<24))
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", key, err)
+			}
+			ni, err := narinfo.ParseString(string(body), narinfo.WithStoreDir(storeDir))
+			if err != nil {
+				c.fault(key, KindParse, "%v", err)
+				return nil
+			}
+			mu.Lock()
+			infos[key] = ni
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	return infos, nil
+}
+
+// checkNarInfo checks what the listing alone can tell about one narinfo:
+// its store path, its NAR's presence and size, its references and its
+// signatures.
+func (c *checker) checkNarInfo(key string, ni *narinfo.NarInfo, infos map[string]*narinfo.NarInfo, sizes map[string]int64) {
+	hash := key[:32]
+	base := ni.StorePath[strings.LastIndexByte(ni.StorePath, '/')+1:]
+	if !strings.HasPrefix(base, hash+"-") {
+		c.fault(key, KindStorePath, "StorePath %s does not have the key's hash part %s", ni.StorePath, hash)
+	}
+	size, ok := sizes[ni.URL]
+	switch {
+	case !ok:
+		c.fault(key, KindMissingNAR, "NAR %s of %s is not in the bucket", ni.URL, ni.StorePath)
+	case ni.FileSize != 0 && uint64(size) != ni.FileSize:
+		c.fault(key, KindNARSize, "NAR %s is %d bytes, the narinfo's FileSize is %d", ni.URL, size, ni.FileSize)
+	}
+	for _, ref := range ni.References {
+		if _, ok := sizes[ref[:min(len(ref), 32)]+".narinfo"]; !ok {
+			c.fault(key, KindMissingReference, "%s refers to %s, which has no narinfo in the bucket", ni.StorePath, ref)
+		}
+	}
+	if len(c.opts.TrustedKeys) > 0 {
+		c.checkSignatures(key, ni)
+	}
+}
+
+// checkSignatures requires one valid signature by a trusted key, as Nix's
+// require-sigs does.
+func (c *checker) checkSignatures(key string, ni *narinfo.NarInfo) {
+	fp, err := ni.Fingerprint()
+	if err != nil {
+		c.fault(key, KindBadSignature, "%v", err)
+		return
+	}
+	n, err := c.opts.TrustedKeys.CountValid([]byte(fp), ni.Sigs)
+	if n > 0 {
+		c.mu.Lock()
+		c.report.Signed++
+		c.mu.Unlock()
+		return
+	}
+	var trusted, others []string
+	for _, s := range ni.Sigs {
+		name, _, _ := strings.Cut(s, ":")
+		if _, ok := c.opts.TrustedKeys[name]; ok {
+			trusted = append(trusted, name)
+		} else {
+			others = append(others, name)
+		}
+	}
+	switch {
+	case err != nil || len(trusted) > 0:
+		c.fault(key, KindBadSignature, "the signature of %s by %s does not verify", ni.StorePath, strings.Join(trusted, ", "))
+	case len(others) > 0:
+		c.fault(key, KindUnsigned, "%s is signed only by untrusted keys: %s", ni.StorePath, strings.Join(others, ", "))
+	default:
+		c.fault(key, KindUnsigned, "%s has no signature", ni.StorePath)
+	}
+}
