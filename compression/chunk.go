@@ -12,6 +12,15 @@ import (
 // instead of oversubscribing them.
 var cpuSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
 
+// chunkTokens bounds the chunk buffers alive at once across all streams of
+// the process (filling, queued, compressing or waiting to be written): one
+// per core, so the cores stay busy while memory
+// stays at a few chunks whatever the number of streams. A token is taken
+// when a chunk buffer is started and given back once its compressed bytes
+// are written; compressing never waits for a token, so tokens always come
+// back.
+var chunkTokens = make(chan struct{}, runtime.GOMAXPROCS(0))
+
 // bufPool recycles chunk and output buffers.
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
@@ -64,6 +73,7 @@ func (cw *chunkWriter) drain() {
 		r.out.Reset()
 		bufPool.Put(r.in)
 		bufPool.Put(r.out)
+		<-chunkTokens
 	}
 }
 
@@ -84,7 +94,7 @@ func (cw *chunkWriter) Write(p []byte) (int, error) {
 			return n, err
 		}
 		if cw.cur == nil {
-			cw.cur = bufPool.Get().(*bytes.Buffer)
+			cw.startChunk()
 			cw.cur.Grow(min(cw.size, len(p)))
 		}
 		k := min(cw.size-cw.cur.Len(), len(p))
@@ -96,6 +106,12 @@ func (cw *chunkWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// startChunk takes a token and a buffer for the next chunk.
+func (cw *chunkWriter) startChunk() {
+	chunkTokens <- struct{}{}
+	cw.cur = bufPool.Get().(*bytes.Buffer)
 }
 
 // dispatch hands the current chunk to a compressing goroutine.
@@ -119,7 +135,7 @@ func (cw *chunkWriter) dispatch() {
 func (cw *chunkWriter) Close() error {
 	if cw.cur != nil || !cw.started {
 		if cw.cur == nil {
-			cw.cur = bufPool.Get().(*bytes.Buffer)
+			cw.startChunk()
 		}
 		cw.dispatch()
 	}

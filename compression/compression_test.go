@@ -150,3 +150,38 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// TestManyStreams compresses more concurrent streams than there are chunk
+// tokens: none may deadlock, all must round-trip.
+func TestManyStreams(t *testing.T) {
+	const streams = 12
+	errs := make(chan error, streams)
+	for i := range streams {
+		go func() {
+			data := sample(300<<10+i, uint64(i))
+			var out bytes.Buffer
+			w, err := compression.NewWriter(&out, compression.XZ, compression.Options{ChunkSize: 64 << 10})
+			if err == nil {
+				_, err = w.Write(data)
+			}
+			if err == nil {
+				err = w.Close()
+			}
+			if err == nil {
+				var r io.ReadCloser
+				if r, err = compression.NewReader(&out, compression.XZ); err == nil {
+					var got []byte
+					if got, err = io.ReadAll(r); err == nil && !bytes.Equal(got, data) {
+						err = io.ErrShortWrite
+					}
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range streams {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -10,10 +10,13 @@ import (
 
 // xzChunkSize is the input size of one independent xz stream. Larger chunks
 // compress a little better; smaller ones spread a mid-sized NAR over more
-// cores. Memory per stream is about chunk size × (concurrency + 1) × 2.
-const xzChunkSize = 8 << 20
+// cores. The chunks alive at once are bounded across all streams (chunkTokens).
+const xzChunkSize = 16 << 20
 
-// xzMaxDict is the dictionary size of `xz -6`, Nix's default preset.
+// xzMaxDict is the dictionary size of `xz -6`, Nix's default preset. With
+// 16 MiB chunks it compresses toolchain NARs about 4% smaller than 8 MiB
+// chunks; a 16 MiB dictionary gains 2% more but costs 40 MiB more memory
+// per encoder (ulikunitz/xz's hash chains take 4 bytes per dictionary byte).
 const xzMaxDict = 8 << 20
 
 // compressXZ appends one complete xz stream of src to dst, with a

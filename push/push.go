@@ -17,6 +17,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/closure"
 	"github.com/nixbucket/nixbucket/compression"
+	"github.com/nixbucket/nixbucket/gc/lock"
 	"github.com/nixbucket/nixbucket/nar"
 	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/s3cache"
@@ -48,6 +49,12 @@ type Options struct {
 	Counters *Counters
 	// Logger receives debug and warning records; nil discards them.
 	Logger *slog.Logger
+	// Lock, if set, makes the push hold a shared cache lock (package
+	// gc/lock) from start to end, so that gc never deletes while it runs.
+	Lock *lock.Options
+	// Root, if set, records a root manifest (package gc/roots) after a
+	// successful push.
+	Root *RootOptions
 }
 
 // Counters are live figures of a running push, safe to read concurrently.
@@ -81,6 +88,8 @@ type Result struct {
 	// Missing lists the paths pushed (or that a dry run would push), in
 	// upload order.
 	Missing []string `json:"missing,omitempty"`
+	// Root is the key of the root manifest recorded, if any.
+	Root string `json:"root,omitempty"`
 }
 
 // Push uploads every path of g that the cache lacks. Paths of g may refer
@@ -92,6 +101,13 @@ func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options)
 		return nil, err
 	}
 	res := &Result{Paths: g.Len()}
+	if opts.Lock != nil && !opts.DryRun {
+		l, err := lock.Acquire(ctx, b, lock.Shared, *opts.Lock)
+		if err != nil {
+			return nil, err
+		}
+		defer l.Release()
+	}
 	if !opts.DryRun {
 		if err := EnsureCacheInfo(ctx, b, p.storeDir, p.priority); err != nil {
 			return nil, err
@@ -128,6 +144,13 @@ func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options)
 			return res, err
 		}
 	}
+	if opts.Root != nil && !opts.DryRun {
+		key, err := p.recordRoot(ctx, opts.Root)
+		if err != nil {
+			return res, err
+		}
+		res.Root = key
+	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
 }
@@ -144,6 +167,7 @@ type pusher struct {
 	priority int
 	log      *slog.Logger
 	counters *Counters
+	written  map[string]*narinfo.NarInfo // by path, after upload
 }
 
 func newPusher(b s3cache.Bucket, g *closure.Graph, opts Options) (*pusher, error) {
@@ -279,15 +303,26 @@ func (p *pusher) upload(ctx context.Context, missing []string) (uint64, error) {
 		return -cmpUint(p.g.Info(a).NarSize, p.g.Info(b).NarSize)
 	})
 	narSlots := make(chan struct{}, p.jobs)
+	bigSlots := make(chan struct{}, bigJobs)
 	eg.Go(func() error {
 		for _, m := range byNarSize {
-			select {
-			case narSlots <- struct{}{}:
-			case <-ctx.Done():
-				return ctx.Err()
+			slots := []chan struct{}{narSlots}
+			if p.g.Info(m).NarSize > bigNar {
+				slots = append(slots, bigSlots)
+			}
+			for _, s := range slots {
+				select {
+				case s <- struct{}{}:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
 			eg.Go(func() error {
-				defer func() { <-narSlots }()
+				defer func() {
+					for _, s := range slots {
+						<-s
+					}
+				}()
 				ni, err := p.uploadNAR(ctx, p.g.Info(m))
 				if err != nil {
 					return err
@@ -303,8 +338,21 @@ func (p *pusher) upload(ctx context.Context, missing []string) (uint64, error) {
 		return nil
 	})
 	err := eg.Wait()
+	p.written = infos
 	return fileBytes.Load(), err
 }
+
+// Large NARs hold several part buffers and compressor state each, so at
+// most bigJobs NARs over bigNar bytes stream at once; the other Jobs slots
+// keep small paths flowing. A large NAR already uses every core through
+// parallel compression, so this costs little speed and keeps a push's
+// peak memory under 200 MiB whatever the NAR sizes.
+const (
+	bigNar  = 16 << 20
+	bigJobs = 1
+	// narPartConcurrency is the number of parts of one NAR in flight.
+	narPartConcurrency = 2
+)
 
 func cmpUint(a, b uint64) int {
 	switch {
@@ -345,6 +393,7 @@ func (p *pusher) uploadNAR(ctx context.Context, info *store.PathInfo) (*narinfo.
 	err := p.b.Put(ctx, key, pr, -1, s3cache.PutOptions{
 		ContentType:  NarContentType,
 		PartSize:     p.opts.PartSize,
+		Concurrency:  narPartConcurrency,
 		ExpectedSize: int64(info.NarSize) + slack,
 	})
 	pr.CloseWithError(errors.Join(err, errUploadStopped)) // unblock the producer if Put stopped early

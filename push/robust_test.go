@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,7 +61,7 @@ func crashServer(t *testing.T, kind string, roots, closure []string, key *signin
 	srv := s3test.Start(t, kind)
 	env := cliEnv(t, srv, key)
 	pushArgs := func(bucket string) []string {
-		return append([]string{"push", "--cache", srv.StoreURL(bucket), "--include-outputs"}, roots...)
+		return append([]string{"push", "--cache", srv.StoreURL(bucket), "--include-outputs", "--compression", "zstd"}, roots...)
 	}
 
 	// An uninterrupted push measures how long one takes.
@@ -75,28 +76,34 @@ func crashServer(t *testing.T, kind string, roots, closure []string, key *signin
 	}
 	t.Logf("a full push takes %v: %s", full.Round(time.Millisecond), strings.TrimSpace(res.stdout))
 
-	// Kills: a fresh bucket every third one, so later kills hit a resumed
-	// push too.
+	// Kills: a push into a fresh bucket is killed, then resumed and killed
+	// again, up to three times, so kills hit resumed pushes too.
 	var buckets []string
-	partial := 0
+	partial, fresh := 0, true
 	for i := range crashKills {
-		if i%3 == 0 {
+		limit := full
+		if fresh {
 			buckets = append(buckets, srv.NewBucket(t))
+		} else {
+			limit = full / 2
 		}
 		bucket := buckets[len(buckets)-1]
-		delay := time.Duration(rng.Int64N(int64(full)))
+		delay := time.Duration(rng.Int64N(int64(limit)))
 		exited := killAfter(t, env, pushArgs(bucket), delay)
 		b := srv.Open(t, bucket)
 		r := checkCache(t, b, key, fmt.Sprintf("kill %d after %v", i, delay))
 		if r.NarInfos > 0 && r.NarInfos < len(closure) {
 			partial++
 		}
-		t.Logf("kill %2d after %6v (exited first: %-5v): %3d/%d narinfos, %3d NARs (%d unreferenced), %d unfinished multipart uploads",
-			i, delay.Round(time.Millisecond), exited, r.NarInfos, len(closure), r.NARs, r.OrphanNARs, unfinishedUploads(t, b))
+		t.Logf("kill %2d after %6v (%-5s bucket, exited first: %-5v): %3d/%d narinfos, %3d NARs (%d unreferenced), %d unfinished multipart uploads",
+			i, delay.Round(time.Millisecond), map[bool]string{true: "fresh", false: "same"}[fresh], exited,
+			r.NarInfos, len(closure), r.NARs, r.OrphanNARs, unfinishedUploads(t, b))
+		fresh = exited || r.NarInfos == len(closure) || i%3 == 2
 	}
 	if partial == 0 {
 		t.Errorf("none of %d kills interrupted a push half-way: the test proved nothing", crashKills)
 	}
+	t.Logf("%d of %d kills left a partial cache", partial, crashKills)
 
 	// Reruns complete every interrupted push.
 	for _, bucket := range buckets {
@@ -149,13 +156,33 @@ func substitute(t *testing.T, srv *s3test.Server, bucket string, closure []strin
 	ts := httptest.NewServer(serve.Handler(srv.Open(t, bucket), nil))
 	defer ts.Close()
 	nixEnv := []string{"XDG_CACHE_HOME=" + t.TempDir()}
+	// Nix 2.8 takes a .drv argument to mean its outputs, and with
+	// --derivation wants a deriver for every other path: the .drv files go
+	// in a copy of their own.
 	copyTo := func(root, pub string, paths ...string) error {
+		var drvs, others []string
+		for _, p := range paths {
+			if strings.HasSuffix(p, ".drv") {
+				drvs = append(drvs, p)
+			} else {
+				others = append(others, p)
+			}
+		}
 		args := append([]string{"copy", "--from", ts.URL, "--to", "local?root=" + root,
-			"--option", "trusted-public-keys", pub, "--option", "require-sigs", "true",
-			// A .drv argument means its outputs, unless --derivation.
-			"--derivation"}, nixtest.Options...)
-		_, err := nixtest.Output(context.Background(), nixEnv, "nix", append(args, paths...)...)
-		return err
+			"--option", "trusted-public-keys", pub, "--option", "require-sigs", "true"}, nixtest.Options...)
+		for _, batch := range [][]string{others, drvs} {
+			if len(batch) == 0 {
+				continue
+			}
+			a := slices.Clone(args)
+			if strings.HasSuffix(batch[0], ".drv") {
+				a = append(a, "--derivation")
+			}
+			if _, err := nixtest.Output(context.Background(), nixEnv, "nix", append(a, batch...)...); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 
 	var big string
@@ -175,9 +202,18 @@ func substitute(t *testing.T, srv *s3test.Server, bucket string, closure []strin
 	if err := copyTo(root, key.PublicKey().String(), closure...); err != nil {
 		t.Fatalf("nix copy from the pushed cache: %v", err)
 	}
-	got := nixtest.Lines(t, "nix", "path-info", "--store", "local?root="+root, "--derivation", closure[0])
-	if len(got) != 1 {
-		t.Errorf("nix path-info in the chroot store: %v", got)
+	var drvs []string
+	for _, p := range closure {
+		if strings.HasSuffix(p, ".drv") {
+			drvs = append(drvs, p)
+		}
+	}
+	// Every path arrived: the chroot store's closure of the .drv files
+	// with their outputs is the whole closure.
+	got := nixtest.Lines(t, "nix-store", append([]string{"--store", "local?root=" + root, "-qR", "--include-outputs"}, drvs...)...)
+	slices.Sort(got)
+	if want := slices.Sorted(slices.Values(closure)); !slices.Equal(got, want) {
+		t.Errorf("the chroot store has %d of the %d paths", len(got), len(want))
 	}
 	for _, p := range []string{big, closure[0], closure[len(closure)-1]} {
 		want := nixtest.Run(t, "nix-store", "-q", "--hash", p)

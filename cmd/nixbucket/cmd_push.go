@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -17,6 +18,8 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/nixbucket/nixbucket/gc/lock"
+	"github.com/nixbucket/nixbucket/gc/roots"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
@@ -36,7 +39,7 @@ func pushCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "push",
 		Usage:     "upload store paths and their closure to a binary cache (nix copy --to)",
-		UsageText: "nixbucket push --cache URL [--include-outputs] [--no-recursive] [--stdin] [--jobs N] [--compression xz|zstd|none] [--secret-key-file F] [--dry-run] [--json] PATH...",
+		UsageText: "nixbucket push --cache URL [--include-outputs] [--no-recursive] [--stdin] [--jobs N] [--compression xz|zstd|none] [--secret-key-file F] [--root NAME] [--no-lock] [--dry-run] [--json] PATH...",
 		Flags: []cli.Flag{
 			cacheFlag(),
 			&cli.BoolFlag{Name: "include-outputs", Usage: "for every .drv in the closure, also push its valid outputs and their closures"},
@@ -47,6 +50,9 @@ func pushCommand() *cli.Command {
 			secretKeyFileFlag(),
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be uploaded; upload nothing"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
+			&cli.StringFlag{Name: "root", Usage: "record a root manifest roots/`NAME`/<time>-<id>.json of the pushed closure (kept by gc)"},
+			&cli.BoolFlag{Name: "no-lock", Usage: "do not take the shared cache lock (gc may then run beside this push; only its grace period protects it)"},
+			&cli.DurationFlag{Name: "lock-wait", Value: 2 * lock.DefaultStaleAfter, Usage: "how long to wait for a running gc to finish"},
 		},
 		Action: pushAction,
 	}
@@ -91,14 +97,21 @@ func pushAction(c *cli.Context) error {
 		return err
 	}
 	defer s.Close()
-	roots, err := resolvePaths(s.Dir(), args)
+	tops, err := resolvePaths(s.Dir(), args)
 	if err != nil {
 		return err
+	}
+	var root *push.RootOptions
+	if name := c.String("root"); name != "" {
+		if err := roots.CheckName(name); err != nil {
+			return withCode(exitUsage, err)
+		}
+		root = &push.RootOptions{Name: name, TopLevel: tops}
 	}
 	if c.Bool("no-recursive") && c.Bool("include-outputs") {
 		return usageErrorf("--include-outputs needs the closure; drop --no-recursive")
 	}
-	g, err := closureOf(ctx, s, roots, !c.Bool("no-recursive"), c.Bool("include-outputs"))
+	g, err := closureOf(ctx, s, tops, !c.Bool("no-recursive"), c.Bool("include-outputs"))
 	if err != nil {
 		return err
 	}
@@ -109,6 +122,7 @@ func pushAction(c *cli.Context) error {
 	if key == nil {
 		slog.Warn("pushing unsigned narinfos: Nix will not substitute them with require-sigs; give --secret-key-file or NIXBUCKET_SECRET_KEY")
 	}
+	limitMemory()
 	counters := new(push.Counters)
 	stopProgress := showProgress(ctx, c.App.ErrWriter, counters, c.Bool("json") || c.Bool("dry-run"))
 	res, err := push.Push(ctx, b, g, push.Options{
@@ -119,12 +133,34 @@ func pushAction(c *cli.Context) error {
 		DryRun:      c.Bool("dry-run"),
 		Counters:    counters,
 		Logger:      slog.Default(),
+		Root:        root,
+		Lock:        pushLock(c),
 	})
 	stopProgress()
 	if err != nil {
 		return withCode(remoteCode(err), err)
 	}
 	return printPushResult(c.App.Writer, res, c.Bool("json"), c.Bool("dry-run"), algo)
+}
+
+// pushMemoryLimit is the soft heap limit of a push: the pipeline's live
+// memory is bounded (a few chunks and parts), and this keeps the garbage
+// collector from letting dead buffers grow the process past it.
+const pushMemoryLimit = 160 << 20
+
+// limitMemory sets the soft memory limit unless GOMEMLIMIT already does.
+func limitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(pushMemoryLimit)
+	}
+}
+
+// pushLock is the shared lock a push takes, nil with --no-lock.
+func pushLock(c *cli.Context) *lock.Options {
+	if c.Bool("no-lock") {
+		return nil
+	}
+	return &lock.Options{Command: "push", Wait: c.Duration("lock-wait"), Logger: slog.Default()}
 }
 
 // checkCompression rejects an unknown algorithm as a usage error.

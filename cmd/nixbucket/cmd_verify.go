@@ -87,6 +87,9 @@ func verifyAction(c *cli.Context) error {
 // verifySummary is the one line verify prints about a report.
 func verifySummary(r *verify.Report, signed bool) string {
 	verdict := "ok"
+	if r.Objects == 0 {
+		return "ok: the cache is empty (no objects at all; is the URL right?)"
+	}
 	if !r.OK() {
 		verdict = fmt.Sprintf("%d faults", len(r.Faults))
 	}

@@ -169,6 +169,8 @@ func commands() []*cli.Command {
 		pushCommand(),
 		serveCommand(),
 		verifyCommand(),
+		rootsCommand(), gcCommand(), unlockCommand(), eraseCommand(), statsCommand(),
+		publishCommand(), releaseCommand(),
 	}
 }
 

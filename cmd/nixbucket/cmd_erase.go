@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/dustin/go-humanize"
+	"github.com/urfave/cli/v2"
+)
+
+func eraseCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "erase",
+		Usage:     "delete every object of the cache (or under --prefix): mc rm --recursive --force",
+		UsageText: "nixbucket erase --cache URL [--prefix P] (--yes | --dry-run)",
+		Flags: []cli.Flag{
+			cacheFlag(),
+			&cli.StringFlag{Name: "prefix", Usage: "erase only the keys starting with `P`"},
+			&cli.BoolFlag{Name: "yes", Usage: "really delete"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "count what would be deleted"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageErrorf("erase takes no arguments, got %q", c.Args().First())
+			}
+			dry := c.Bool("dry-run")
+			if !dry && !c.Bool("yes") {
+				return usageErrorf("erase deletes the whole cache%s: add --yes to confirm, or --dry-run to count", prefixNote(c.String("prefix")))
+			}
+			b, err := cacheBucket(c)
+			if err != nil {
+				return err
+			}
+			var keys []string
+			var bytes int64
+			err = b.List(c.Context, c.String("prefix"), func(o s3cacheObjectInfo) error {
+				keys = append(keys, o.Key)
+				bytes += o.Size
+				return nil
+			})
+			if err != nil {
+				return withCode(remoteCode(err), fmt.Errorf("listing the cache: %w", err))
+			}
+			if dry {
+				_, err := fmt.Fprintf(c.App.Writer, "would delete %d objects (%s)%s\n", len(keys), humanize.IBytes(uint64(bytes)), prefixNote(c.String("prefix")))
+				return err
+			}
+			// Narinfos go first, so that no reader sees one without its NAR.
+			var first, rest []string
+			for _, k := range keys {
+				if len(k) == 40 && k[32:] == ".narinfo" {
+					first = append(first, k)
+				} else {
+					rest = append(rest, k)
+				}
+			}
+			for _, batch := range [][]string{first, rest} {
+				if len(batch) == 0 {
+					continue
+				}
+				if err := b.Delete(c.Context, batch...); err != nil {
+					return withCode(remoteCode(err), fmt.Errorf("erasing: %w", err))
+				}
+			}
+			_, err = fmt.Fprintf(c.App.Writer, "deleted %d objects (%s)%s\n", len(keys), humanize.IBytes(uint64(bytes)), prefixNote(c.String("prefix")))
+			return err
+		},
+	}
+}
+
+func prefixNote(p string) string {
+	if p == "" {
+		return ""
+	}
+	return fmt.Sprintf(" under %q", p)
+}
