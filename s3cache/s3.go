@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
@@ -126,6 +127,7 @@ func OpenS3(ctx context.Context, u *URL, opts S3Options) (*S3Bucket, error) {
 	}
 	load := []func(*config.LoadOptions) error{
 		config.WithRegion(region),
+		config.WithLogger(logging.Nop{}), // errors are returned, not logged by the SDK
 		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
 		config.WithRetryer(func() aws.Retryer {
@@ -202,8 +204,13 @@ type bucketError struct {
 	cause    error
 }
 
-func (e *bucketError) Error() string   { return e.msg }
-func (e *bucketError) Unwrap() []error { return []error{e.sentinel, e.cause} }
+func (e *bucketError) Error() string { return e.msg }
+func (e *bucketError) Unwrap() []error {
+	if e.sentinel == nil {
+		return []error{e.cause}
+	}
+	return []error{e.sentinel, e.cause}
+}
 
 // wrap translates an SDK error into this package's errors: "OP KEY: …".
 func (b *S3Bucket) wrap(op, key string, err error) error {
@@ -223,6 +230,12 @@ func (b *S3Bucket) wrap(op, key string, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s %s: %w", op, key, err)
+	case code == "" && strings.Contains(err.Error(), "get credentials"):
+		return &bucketError{
+			msg: fmt.Sprintf("%s %s: no usable AWS credentials for %s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or profile= in the URL",
+				op, key, b.where),
+			sentinel: ErrAccessDenied, cause: err,
+		}
 	case code == "NoSuchBucket":
 		return &bucketError{
 			msg:      fmt.Sprintf("%s %s: bucket %q does not exist at %s", op, key, b.bucket, b.where),
@@ -244,6 +257,17 @@ func (b *S3Bucket) wrap(op, key string, err error) error {
 		return &bucketError{
 			msg:      fmt.Sprintf("%s %s: cannot reach %s after %d attempts: %v", op, key, b.where, b.opts.MaxAttempts, ne),
 			sentinel: ErrUnreachable, cause: err,
+		}
+	}
+	if ae != nil {
+		// The server's own words, without the SDK's request and host IDs.
+		msg := ae.ErrorMessage()
+		if msg == "" {
+			msg = http.StatusText(status)
+		}
+		return &bucketError{
+			msg:   fmt.Sprintf("%s %s in bucket %q at %s: %s (%s, HTTP %d)", op, key, b.bucket, b.where, msg, code, status),
+			cause: err,
 		}
 	}
 	return fmt.Errorf("%s %s in bucket %q at %s: %w", op, key, b.bucket, b.where, err)

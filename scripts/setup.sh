@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and configures what nixbucket's tests and demo need on a Debian machine:
-# xz-utils and zstd (reference decoders), and Debian's nix-bin as a single-user root Nix that builds without a sandbox, without
+# xz-utils and zstd (reference decoders), docker-registry, apache2-utils (htpasswd), skopeo and chromium (release
+# publishing tests), and Debian's nix-bin as a single-user root Nix that builds without a sandbox, without
 # build users and without network substituters. Idempotent; run as root (CI is root).
 set -euo pipefail
 
@@ -11,6 +12,11 @@ need=()
 command -v nix-build >/dev/null 2>&1 || need+=(nix-bin)
 command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
+# Release publishing tests: a real registry with htpasswd auth, skopeo as an independent client, headless Chromium.
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
+command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]} from Debian" >&2
   $sudo apt-get update -qq

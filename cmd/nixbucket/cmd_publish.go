@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -124,7 +125,7 @@ func publishBinaryCommand() *cli.Command {
 			}
 			// Check names and files before contacting the bucket.
 			for _, f := range files {
-				if _, err := publish.BinaryKey(c.String("prefix"), version, c.String("target"), baseName(f.Path)); err != nil {
+				if _, err := publish.BinaryKey(c.String("prefix"), version, c.String("target"), filepath.Base(f.Path)); err != nil {
 					return withCode(exitUsage, err)
 				}
 				fi, err := os.Stat(f.Path)
@@ -151,10 +152,6 @@ func publishBinaryCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-func baseName(p string) string {
-	return p[strings.LastIndex(p, "/")+1:]
 }
 
 // publishCode maps a publishing error to its exit code.

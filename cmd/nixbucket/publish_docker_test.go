@@ -158,6 +158,19 @@ func TestPublishDockerRealRegistry(t *testing.T) {
 		}
 	})
 
+	t.Run("docker config file", func(t *testing.T) {
+		// Without DOCKER_AUTH, the credentials come from the docker configuration.
+		cfgDir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(reg.DockerAuth()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("DOCKER_CONFIG", cfgDir)
+		t.Setenv("DOCKER_AUTH", "")
+		ref := reg.Host + "/dxflrs/fromconfig:v1"
+		mustCLI(t, "publish", "docker", "--image", ref, "--platform", "linux/amd64", bin)
+		ocitest.Skopeo(t, "inspect", "--tls-verify=false", creds, "--raw", "docker://"+ref)
+	})
+
 	t.Run("OCI layout", func(t *testing.T) {
 		ld := filepath.Join(t.TempDir(), "layout")
 		out := mustCLI(t, "publish", "docker", "--oci-layout", ld, "--image", "v1.0.0", "--platform", "linux/arm64", bin)
