@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,7 +29,34 @@ import (
 var nixbucketBin string
 
 func TestMain(m *testing.M) {
+	if f := os.Getenv(maxRSSFileEnv); f != "" {
+		os.Exit(measureRSS(f, os.Args[1:]))
+	}
 	os.Exit(runMain(m))
+}
+
+// maxRSSFileEnv, when set, makes the test binary run its arguments as a
+// command and write the command's peak RSS into the file it names.
+//
+// The peak RSS that wait4 reports for a child of a large process is
+// wrong: Go starts children with vfork, and Linux carries the parent's
+// RSS high-water mark over the exec (exec_mmap in fs/exec.c), so the child
+// of a test process that once held 300 MiB "peaks" at 300 MiB. Started
+// from this small wrapper process instead, the child's figure is its own.
+const maxRSSFileEnv = "NIXBUCKET_TEST_MAXRSS_FILE"
+
+func measureRSS(file string, args []string) int {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := cmd.Run()
+	if cmd.ProcessState == nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 127
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		_ = os.WriteFile(file, []byte(strconv.FormatInt(ru.Maxrss*1024, 10)), 0o644) // kilobytes on Linux
+	}
+	return cmd.ProcessState.ExitCode()
 }
 
 func runMain(m *testing.M) int {
@@ -80,14 +108,27 @@ func cliEnv(t *testing.T, srv *s3test.Server, key *signing.SecretKey) []string {
 type cliResult struct {
 	code           int
 	stdout, stderr string
-	maxRSS         int64 // bytes
+	maxRSS         int64 // bytes, when measured
 	elapsed        time.Duration
 }
 
 // runCLI runs the CLI to completion.
 func runCLI(t *testing.T, env []string, args ...string) cliResult {
 	t.Helper()
+	return runCLIMeasured(t, false, env, args...)
+}
+
+// runCLIMeasured runs the CLI to completion; with measure, through the
+// test binary as a wrapper (see maxRSSFileEnv), so that maxRSS is the
+// CLI's own peak RSS.
+func runCLIMeasured(t *testing.T, measure bool, env []string, args ...string) cliResult {
+	t.Helper()
 	cmd := exec.Command(nixbucketBin, args...)
+	rssFile := filepath.Join(t.TempDir(), "maxrss")
+	if measure {
+		cmd = exec.Command(os.Args[0], append([]string{nixbucketBin}, args...)...)
+		env = append(slices.Clone(env), maxRSSFileEnv+"="+rssFile)
+	}
 	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -101,8 +142,12 @@ func runCLI(t *testing.T, env []string, args ...string) cliResult {
 	case err != nil:
 		t.Fatalf("running nixbucket %s: %v", strings.Join(args, " "), err)
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		res.maxRSS = ru.Maxrss * 1024 // kilobytes on Linux
+	if measure {
+		b, err := os.ReadFile(rssFile)
+		if err != nil {
+			t.Fatalf("reading the peak RSS of nixbucket %s: %v", strings.Join(args, " "), err)
+		}
+		res.maxRSS, _ = strconv.ParseInt(string(b), 10, 64)
 	}
 	return res
 }

@@ -65,7 +65,9 @@ type Options struct {
 	// structure.
 	Deep bool
 	// Jobs bounds the NARs checked at once (Deep); narinfos are fetched
-	// 4×Jobs at a time. 0 means 8.
+	// 4×Jobs at a time. 0 means 8. Each NAR in flight holds one
+	// decompressor window (8 MiB for Nix's xz, at most 8 MiB for zstd NARs
+	// nixbucket writes).
 	Jobs int
 	// Logger receives debug records; nil discards them.
 	Logger *slog.Logger

@@ -3,6 +3,7 @@ package s3test
 import (
 	"context"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -99,6 +100,9 @@ func NewFaultProxy(t testing.TB, target string, rules ...Rule) *FaultProxy {
 			pr.SetURL(tu)
 			pr.Out.Host = pr.In.Host // the signature covers the client's Host
 		},
+		// Requests the client gives up on are expected here; keep them
+		// out of the test output.
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rule := p.pick(r)
