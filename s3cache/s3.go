@@ -158,6 +158,14 @@ func OpenS3(ctx context.Context, u *URL, opts S3Options) (*S3Bucket, error) {
 		o.UsePathStyle = pathStyle
 		if opts.HTTPClient != nil {
 			o.HTTPClient = opts.HTTPClient
+		} else {
+			o.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+				// A server that takes the request and never answers is
+				// retried instead of hanging the push; parallel uploads
+				// and HEADs keep their connections.
+				t.ResponseHeaderTimeout = responseHeaderTimeout
+				t.MaxIdleConnsPerHost = 128
+			})
 		}
 	})
 	where := u.Endpoint
@@ -198,6 +206,10 @@ func CreateBucket(ctx context.Context, u *URL, opts S3Options) error {
 
 // bucketError carries a user-facing message and both the sentinel it
 // classifies as and the SDK's error.
+// responseHeaderTimeout bounds the wait for a response once a request is
+// sent; the request is then retried like any broken connection.
+const responseHeaderTimeout = 2 * time.Minute
+
 type bucketError struct {
 	msg      string
 	sentinel error
