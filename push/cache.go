@@ -63,10 +63,20 @@ var narinfoKey = regexp.MustCompile(`^[0-9a-df-np-sv-z]{32}\.narinfo$`)
 // bucket (1000 keys a request), abandoned for HEADs if the listing grows
 // past what the HEADs would cost. Never a local cache that a deletion would
 // make stale.
-func findPresent(ctx context.Context, b s3cache.Bucket, paths []string, jobs int, log *slog.Logger) (map[string]bool, error) {
+func findPresent(ctx context.Context, b s3cache.Bucket, paths []string, jobs int, log *slog.Logger, pre *Listing) (map[string]bool, error) {
 	want := make(map[string]bool, len(paths))
 	for _, p := range paths {
 		want[store.HashPart(p)] = true
+	}
+	if have, ok := pre.result(ctx); ok {
+		present := make(map[string]bool)
+		for h := range want {
+			if have[h] {
+				present[h] = true
+			}
+		}
+		log.Debug("used the listing made while the closure was computed", "paths", len(paths), "present", len(present))
+		return present, nil
 	}
 	present, err := listPresent(ctx, b, want, max(1, len(paths)/2)*listPage)
 	if err == nil {
@@ -78,6 +88,54 @@ func findPresent(ctx context.Context, b s3cache.Bucket, paths []string, jobs int
 	}
 	log.Debug("cache listing longer than HEADs would cost; using HEADs", "paths", len(paths))
 	return headPresent(ctx, b, paths, jobs)
+}
+
+// Listing is a listing of the cache's narinfos started early, so that it
+// overlaps the closure computation (StartListing).
+type Listing struct {
+	done     chan struct{}
+	have     map[string]bool
+	complete bool
+}
+
+// prefetchPages bounds an early listing: a larger bucket is left to the
+// LIST-or-HEAD choice made once the number of paths is known.
+const prefetchPages = 20
+
+// StartListing lists the bucket's narinfos in the background, up to
+// prefetchPages pages. Push uses the result when the listing completed;
+// otherwise it checks presence as if there were none.
+func StartListing(ctx context.Context, b s3cache.Bucket) *Listing {
+	l := &Listing{done: make(chan struct{}), have: make(map[string]bool)}
+	go func() {
+		defer close(l.done)
+		n := 0
+		err := b.List(ctx, "", func(o s3cache.ObjectInfo) error {
+			if n++; n > prefetchPages*listPage {
+				return errListTooLong
+			}
+			if narinfoKey.MatchString(o.Key) {
+				l.have[o.Key[:32]] = true
+			}
+			return nil
+		})
+		l.complete = err == nil
+	}()
+	return l
+}
+
+// result waits for the listing and returns the set of hash parts with a
+// narinfo, and whether the listing is complete and usable.
+func (l *Listing) result(ctx context.Context) (map[string]bool, bool) {
+	if l == nil {
+		return nil, false
+	}
+	select {
+	case <-l.done:
+		return l.have, l.complete
+	case <-ctx.Done():
+		return nil, false
+	}
 }
 
 // listPage is the number of keys one LIST request returns.

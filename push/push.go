@@ -49,8 +49,14 @@ type Options struct {
 	Counters *Counters
 	// Logger receives debug and warning records; nil discards them.
 	Logger *slog.Logger
+	// Listing, if set, is a listing of the cache started earlier
+	// (StartListing); a complete one replaces the presence check.
+	Listing *Listing
 	// Lock, if set, makes the push hold a shared cache lock (package
 	// gc/lock) from start to end, so that gc never deletes while it runs.
+	// A Listing is then ignored, as it was started before the lock was
+	// held; to keep one, acquire the lock (lock.Acquire) before
+	// StartListing and leave Lock nil.
 	Lock *lock.Options
 	// Root, if set, records a root manifest (package gc/roots) after a
 	// successful push.
@@ -107,6 +113,10 @@ func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options)
 			return nil, err
 		}
 		defer l.Release()
+		// A listing started before the lock was held may predate a gc's
+		// deletions: skipping by it could write a narinfo whose reference
+		// gc has just deleted.
+		opts.Listing, p.opts.Listing = nil, nil
 	}
 	if !opts.DryRun {
 		if err := EnsureCacheInfo(ctx, b, p.storeDir, p.priority); err != nil {
@@ -114,7 +124,7 @@ func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options)
 		}
 	}
 	order := g.Sorted()
-	present, err := findPresent(ctx, b, order, p.metaJobs, p.log)
+	present, err := findPresent(ctx, b, order, p.metaJobs, p.log, opts.Listing)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +231,7 @@ func (p *pusher) checkOutside(ctx context.Context, missing []string, present map
 		return nil
 	}
 	slices.Sort(outside)
-	have, err := findPresent(ctx, p.b, outside, p.metaJobs, p.log)
+	have, err := findPresent(ctx, p.b, outside, p.metaJobs, p.log, p.opts.Listing)
 	if err != nil {
 		return err
 	}
@@ -296,11 +306,17 @@ func (p *pusher) upload(ctx context.Context, missing []string) (uint64, error) {
 		}
 	}
 
-	// NARs start largest first, so the long uploads overlap the many small
-	// ones (Nix 2.35 does the same).
+	// NARs over bigNar start first, largest first, so the long uploads
+	// overlap everything else (Nix 2.35 starts largest first too); the
+	// rest go in topological order, so that narinfos, which must wait for
+	// their references' narinfos, can be written while NARs still upload.
 	byNarSize := slices.Clone(missing)
 	slices.SortStableFunc(byNarSize, func(a, b string) int {
-		return -cmpUint(p.g.Info(a).NarSize, p.g.Info(b).NarSize)
+		sa, sb := p.g.Info(a).NarSize, p.g.Info(b).NarSize
+		if sa > bigNar || sb > bigNar {
+			return -cmpUint(sa, sb)
+		}
+		return 0
 	})
 	narSlots := make(chan struct{}, p.jobs)
 	bigSlots := make(chan struct{}, bigJobs)

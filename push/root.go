@@ -2,6 +2,8 @@ package push
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
 	"path"
 	"time"
@@ -39,7 +41,8 @@ func (p *pusher) recordRoot(ctx context.Context, ro *RootOptions) (string, error
 			References: baseNames(info.References),
 		}
 		if ni := p.written[path]; ni != nil {
-			e.NAR, e.FileSize = ni.URL, ni.FileSize
+			sum := md5.Sum([]byte(ni.String())) // the text writeNarInfo wrote
+			e.NAR, e.FileSize, e.NarInfoMD5 = ni.URL, ni.FileSize, hex.EncodeToString(sum[:])
 		}
 		m.Paths = append(m.Paths, e)
 	}

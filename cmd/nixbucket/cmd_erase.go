@@ -2,21 +2,26 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
+
+	"github.com/nixbucket/nixbucket/gc/lock"
+	"github.com/nixbucket/nixbucket/s3cache"
 )
 
 func eraseCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "erase",
 		Usage:     "delete every object of the cache (or under --prefix): mc rm --recursive --force",
-		UsageText: "nixbucket erase --cache URL [--prefix P] (--yes | --dry-run)",
+		UsageText: "nixbucket erase --cache URL [--prefix P] [--wait DURATION] (--yes | --dry-run)",
 		Flags: []cli.Flag{
 			cacheFlag(),
 			&cli.StringFlag{Name: "prefix", Usage: "erase only the keys starting with `P`"},
 			&cli.BoolFlag{Name: "yes", Usage: "really delete"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "count what would be deleted"},
+			&cli.StringFlag{Name: "wait", Value: "0s", Usage: "wait up to `DURATION` for running pushes or gc (the lock) instead of failing"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -26,15 +31,31 @@ func eraseCommand() *cli.Command {
 			if !dry && !c.Bool("yes") {
 				return usageErrorf("erase deletes the whole cache%s: add --yes to confirm, or --dry-run to count", prefixNote(c.String("prefix")))
 			}
+			wait, err := parseDuration(c.String("wait"))
+			if err != nil {
+				return usageErrorf("--wait: %v", err)
+			}
 			b, err := cacheBucket(c)
 			if err != nil {
 				return err
 			}
+			own := ""
+			if !dry {
+				// Like gc, erase must not run beside a push.
+				l, err := lock.Acquire(c.Context, b, lock.Exclusive, lock.Options{Command: "erase", Wait: wait, Logger: slog.Default()})
+				if err != nil {
+					return withCode(remoteCode(err), err)
+				}
+				defer l.Release()
+				own = l.Key()
+			}
 			var keys []string
 			var bytes int64
-			err = b.List(c.Context, c.String("prefix"), func(o s3cacheObjectInfo) error {
-				keys = append(keys, o.Key)
-				bytes += o.Size
+			err = b.List(c.Context, c.String("prefix"), func(o s3cache.ObjectInfo) error {
+				if o.Key != own {
+					keys = append(keys, o.Key)
+					bytes += o.Size
+				}
 				return nil
 			})
 			if err != nil {

@@ -14,14 +14,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/gc"
 	"github.com/nixbucket/nixbucket/gc/lock"
-	"github.com/nixbucket/nixbucket/s3cache"
 )
-
-// s3cacheBucket is a short name for the bucket interface.
-type s3cacheBucket = s3cache.Bucket
-
-// s3cacheObjectInfo is a short name for a listed object.
-type s3cacheObjectInfo = s3cache.ObjectInfo
 
 func gcCommand() *cli.Command {
 	return &cli.Command{

@@ -92,6 +92,23 @@ func pushAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	b, err := openBucket(ctx, u)
+	if err != nil {
+		return err
+	}
+	// Hold the shared lock before listing: a listing made before it could
+	// predate a gc's deletions.
+	if lo := pushLock(c); lo != nil && !c.Bool("dry-run") {
+		l, err := lock.Acquire(ctx, b, lock.Shared, *lo)
+		if err != nil {
+			return withCode(remoteCode(err), err)
+		}
+		defer l.Release()
+	}
+	// List the cache while the closure is computed.
+	lctx, cancelListing := context.WithCancel(ctx)
+	defer cancelListing()
+	listing := push.StartListing(lctx, b)
 	s, err := openStore(ctx)
 	if err != nil {
 		return err
@@ -115,10 +132,6 @@ func pushAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	b, err := openBucket(ctx, u)
-	if err != nil {
-		return err
-	}
 	if key == nil {
 		slog.Warn("pushing unsigned narinfos: Nix will not substitute them with require-sigs; give --secret-key-file or NIXBUCKET_SECRET_KEY")
 	}
@@ -134,7 +147,7 @@ func pushAction(c *cli.Context) error {
 		Counters:    counters,
 		Logger:      slog.Default(),
 		Root:        root,
-		Lock:        pushLock(c),
+		Listing:     listing,
 	})
 	stopProgress()
 	if err != nil {

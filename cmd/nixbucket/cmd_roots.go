@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/nixbucket/nixbucket/gc/roots"
+	"github.com/nixbucket/nixbucket/s3cache"
 )
 
 func rootsCommand() *cli.Command {
@@ -159,7 +160,7 @@ func rootsCommand() *cli.Command {
 			},
 			{
 				Name:      "rm",
-				Usage:     "remove a root (all its manifests and its pin); gc then collects what only it kept",
+				Usage:     "remove a root (all its manifests; a pinned root must be unpinned first); gc then collects what only it kept",
 				UsageText: "nixbucket roots rm NAME --cache URL",
 				Flags:     []cli.Flag{cacheFlag()},
 				Action: func(c *cli.Context) error {
@@ -227,14 +228,14 @@ func rootsErr(err error) error {
 	if errors.Is(err, roots.ErrNoRoot) {
 		return withCode(exitNotFound, err)
 	}
-	if errors.Is(err, roots.ErrInvalidName) {
+	if errors.Is(err, roots.ErrInvalidName) || errors.Is(err, roots.ErrPinned) {
 		return withCode(exitUsage, err)
 	}
 	return withCode(remoteCode(err), err)
 }
 
 // cacheBucket opens the bucket --cache names.
-func cacheBucket(c *cli.Context) (s3cacheBucket, error) {
+func cacheBucket(c *cli.Context) (s3cache.Bucket, error) {
 	u, err := cacheURL(c)
 	if err != nil {
 		return nil, err

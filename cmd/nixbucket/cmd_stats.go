@@ -1,7 +1,105 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/urfave/cli/v2"
+
+	"github.com/nixbucket/nixbucket/stats"
+)
 
 func statsCommand() *cli.Command {
-	return &cli.Command{Name: "stats", Usage: "figures of the cache", Action: func(c *cli.Context) error { return usageErrorf("stats is not built yet") }}
+	return &cli.Command{
+		Name:      "stats",
+		Usage:     "measure the cache from its listing: objects and bytes by kind, roots, compression, unaccounted NARs, growth",
+		UsageText: "nixbucket stats --cache URL [--json] [--record] [--html FILE] [--grace DURATION]",
+		Description: "One LIST of the bucket, one of unfinished uploads, and a GET per root manifest; never a GET per " +
+			"narinfo or NAR (NarSize and NAR ownership come from the root manifests). --record appends the figures " +
+			"to stats/history.jsonl in the bucket; --html writes a self-contained page with a growth chart.",
+		Flags: []cli.Flag{
+			cacheFlag(),
+			&cli.BoolFlag{Name: "json", Usage: "print the figures as JSON on stdout"},
+			&cli.BoolFlag{Name: "record", Usage: "append the figures to stats/history.jsonl in the bucket"},
+			&cli.StringFlag{Name: "html", Usage: "write an HTML page with the growth chart to `FILE`"},
+			&cli.StringFlag{Name: "grace", Value: "24h", Usage: "gc's grace `DURATION`, for the reclaimable estimate"},
+		},
+		Action: statsAction,
+	}
+}
+
+func statsAction(c *cli.Context) error {
+	ctx := c.Context
+	if c.NArg() > 0 {
+		return usageErrorf("stats takes no arguments, got %q", c.Args().First())
+	}
+	grace, err := parseDuration(c.String("grace"))
+	if err != nil {
+		return usageErrorf("--grace: %v", err)
+	}
+	b, err := cacheBucket(c)
+	if err != nil {
+		return err
+	}
+	r, err := stats.Collect(ctx, b, stats.Options{Grace: grace, Logger: slog.Default()})
+	if err != nil {
+		return withCode(remoteCode(err), err)
+	}
+	var history []stats.Point
+	if c.Bool("record") {
+		if history, err = stats.Record(ctx, b, stats.PointOf(r)); err != nil {
+			return withCode(remoteCode(err), err)
+		}
+	} else if c.String("html") != "" {
+		if history, err = stats.History(ctx, b); err != nil {
+			return withCode(remoteCode(err), err)
+		}
+	}
+	if f := c.String("html"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			return withCode(exitNotFound, fmt.Errorf("writing %s: %w", f, err))
+		}
+		if err := stats.WriteHTML(out, r, history); err != nil {
+			out.Close()
+			return fmt.Errorf("writing %s: %w", f, err)
+		}
+		if err := out.Close(); err != nil {
+			return fmt.Errorf("writing %s: %w", f, err)
+		}
+	}
+	w := c.App.Writer
+	if c.Bool("json") {
+		return json.NewEncoder(w).Encode(r)
+	}
+	fmt.Fprintf(w, "%d objects, %s; %d store paths (%d LIST, %d GET requests)\n", r.Total.Objects, humanize.IBytes(uint64(r.Total.Bytes)), r.Paths, r.Lists, r.Gets)
+	for _, k := range stats.Kinds {
+		fmt.Fprintf(w, "  %-8s %8d  %s\n", k, r.ByKind[k].Objects, humanize.IBytes(uint64(r.ByKind[k].Bytes)))
+	}
+	for _, root := range r.Roots {
+		pin := ""
+		if root.Pinned {
+			pin = ", pinned"
+		}
+		fmt.Fprintf(w, "root %s: %d manifests, newest %s: %d paths, %s NAR, %s stored%s\n", root.Name, root.Manifests,
+			root.Newest.Format(time.RFC3339), root.Paths, humanize.IBytes(root.NarSize), humanize.IBytes(uint64(root.StoredBytes)), pin)
+	}
+	if r.KnownNarSize > 0 {
+		fmt.Fprintf(w, "compression: %s stored for %s of NAR (%.1f%%, %d paths known from manifests)\n",
+			humanize.IBytes(uint64(r.KnownStored)), humanize.IBytes(r.KnownNarSize), 100*r.Ratio, r.KnownPaths)
+	}
+	fmt.Fprintf(w, "unaccounted NARs: %d (%s); manifest paths missing their NAR: %d; unfinished uploads: %d\n",
+		r.Unaccounted.Objects, humanize.IBytes(uint64(r.Unaccounted.Bytes)), r.MissingNARs, r.Uploads)
+	fmt.Fprintf(w, "gc could reclaim about %d objects (%s)\n", r.Reclaimable.Objects, humanize.IBytes(uint64(r.Reclaimable.Bytes)))
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	if c.Bool("record") {
+		fmt.Fprintf(w, "recorded in %s (%d points)\n", stats.HistoryKey, len(history))
+	}
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/nixbucket/nixbucket/internal/s3test"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
+	"github.com/nixbucket/nixbucket/stats"
 )
 
 // lcRun runs nixbucket with args and returns its exit code, stdout and stderr.
@@ -87,6 +90,9 @@ func TestLifecycleCLI(t *testing.T) {
 	if code, _, _ := lcRun(t, "roots", "pin", "nosuch"); code != exitNotFound {
 		t.Fatalf("roots pin nosuch: exit %d, want %d", code, exitNotFound)
 	}
+	if code, _, errOut := lcRun(t, "roots", "rm", "main"); code != exitUsage || !strings.Contains(errOut, "unpin it first") {
+		t.Fatalf("roots rm of a pinned root: exit %d, %s; want a refusal", code, errOut)
+	}
 	lcMust(t, "roots", "unpin", "main")
 
 	// gc with a lock held by a "push": fails clearly, deletes nothing.
@@ -97,7 +103,15 @@ func TestLifecycleCLI(t *testing.T) {
 	if code, _, errOut := lcRun(t, "gc", "--grace", "0"); code != exitFailure || !strings.Contains(errOut, "runner-7") {
 		t.Fatalf("gc beside a push lock: exit %d, %q; want exit 1 naming the holder", code, errOut)
 	}
-	if out := lcMust(t, "unlock", "--all"); !strings.Contains(out, "removed 1 locks") {
+	// A push beside a running gc waits (here: not at all) and fails clearly.
+	gcLock := `{"kind":"exclusive","id":"gc","host":"cron-1","pid":7,"command":"gc"}`
+	if err := b.Put(context.Background(), "locks/exclusive-gc.json", strings.NewReader(gcLock), int64(len(gcLock)), s3cache.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := lcRun(t, "push", "--lock-wait", "0s", "--root", "main", app); code != exitFailure || !strings.Contains(errOut, "cron-1") {
+		t.Fatalf("push beside a gc lock: exit %d, %q; want exit 1 naming the holder", code, errOut)
+	}
+	if out := lcMust(t, "unlock", "--all"); !strings.Contains(out, "removed 2 locks") {
 		t.Fatalf("unlock --all: %s", out)
 	}
 
@@ -125,6 +139,32 @@ func TestLifecycleCLI(t *testing.T) {
 	}
 	if code, out, _ := lcRun(t, "verify", "--trusted-public-key", key.PublicKey().String()); code != 0 {
 		t.Fatalf("verify after gc: exit %d: %s", code, out)
+	}
+
+	// stats: figures from the listing, a recorded point, a page.
+	var st stats.Report
+	if err := json.Unmarshal([]byte(lcMust(t, "stats", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	objects, narinfos := 0, 0
+	if err := b.List(context.Background(), "", func(o s3cache.ObjectInfo) error {
+		objects++
+		if strings.HasSuffix(o.Key, ".narinfo") {
+			narinfos++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st.Total.Objects != objects || st.Paths != narinfos || len(st.Roots) != 1 || st.Roots[0].Paths != len(closure) || st.Gets != 1 {
+		t.Fatalf("stats: %+v; want %d objects, %d paths, root main of %d paths, 1 GET", st, objects, narinfos, len(closure))
+	}
+	page := filepath.Join(t.TempDir(), "stats.html")
+	if out := lcMust(t, "stats", "--record", "--html", page); !strings.Contains(out, "recorded in stats/history.jsonl (1 points)") || !strings.Contains(out, "root main") {
+		t.Fatalf("stats --record: %s", out)
+	}
+	if html, err := os.ReadFile(page); err != nil || !strings.Contains(string(html), "<svg") {
+		t.Fatalf("stats --html wrote no chart: %v", err)
 	}
 
 	// erase refuses without --yes, counts with --dry-run, then empties.

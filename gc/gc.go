@@ -1,0 +1,735 @@
+package gc
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/nixbucket/nixbucket/gc/lock"
+	"github.com/nixbucket/nixbucket/gc/roots"
+	"github.com/nixbucket/nixbucket/narinfo"
+	"github.com/nixbucket/nixbucket/s3cache"
+)
+
+// CondemnedPrefix is the key prefix of the records of condemned objects.
+const CondemnedPrefix = "gc/condemned/"
+
+// DefaultGrace is the default of Options.Grace: longer than any push.
+const DefaultGrace = 24 * time.Hour
+
+// ErrFailClosed is returned (wrapped) when gc deletes nothing because it
+// cannot account for something in the bucket.
+var ErrFailClosed = errors.New("gc deleted nothing")
+
+// Options tune Run.
+type Options struct {
+	// KeepLast keeps, per root name, the newest KeepLast manifests.
+	KeepLast int
+	// KeepWithin keeps the manifests younger than this.
+	KeepWithin time.Duration
+	// Grace protects objects younger than it, and is the delay between
+	// condemning and deleting; 0 means DefaultGrace, negative means none.
+	Grace time.Duration
+	// DryRun reports what would be done and changes nothing.
+	DryRun bool
+	// Now is the clock; default time.Now. Tests move it forward.
+	Now func() time.Time
+	// Jobs bounds the GETs in flight; 0 means 32.
+	Jobs int
+	// Lock, if set, is how the exclusive lock is taken (not in a dry run).
+	Lock *lock.Options
+	// Logger receives progress records; nil discards them.
+	Logger *slog.Logger
+}
+
+// Action operations.
+const (
+	OpExpire  = "expire"  // a root manifest past retention is deleted
+	OpCondemn = "condemn" // an unreachable object is recorded, kept for now
+	OpDelete  = "delete"  // a condemned object is deleted
+	OpAbort   = "abort"   // an unfinished multipart upload is aborted
+)
+
+// Action is one thing gc does (or would do, in a dry run).
+type Action struct {
+	// Op is one of OpExpire, OpCondemn, OpDelete, OpAbort.
+	Op string `json:"op"`
+	// Key is the object's (or upload's) key.
+	Key string `json:"key"`
+	// Size is the object's size in bytes (0 for uploads).
+	Size int64 `json:"size"`
+	// Reason says why.
+	Reason string `json:"reason"`
+}
+
+// Report is what Run did; its JSON form is what `gc --json` prints.
+type Report struct {
+	// DryRun reports that nothing was changed.
+	DryRun bool `json:"dryRun"`
+	// Objects and Bytes are the bucket's size when listed.
+	Objects int   `json:"objects"`
+	Bytes   int64 `json:"bytes"`
+	// Roots is the number of root names; Manifests of manifests, Kept of
+	// which were kept.
+	Roots     int `json:"roots"`
+	Manifests int `json:"manifests"`
+	Kept      int `json:"kept"`
+	// NarInfos is the number of narinfos; Live of which are reachable.
+	NarInfos int `json:"narinfos"`
+	Live     int `json:"live"`
+	// NarInfoGets is the number of narinfos read with a GET; the others
+	// were known from kept manifests (their ETag matched).
+	NarInfoGets int `json:"narinfoGets"`
+	// Young is the number of narinfos kept only for being younger than the grace.
+	Young int `json:"young"`
+	// Condemned is the number of objects condemned now or still waiting.
+	Condemned int `json:"condemned"`
+	// Deleted and FreedBytes count the objects deleted (manifests included).
+	Deleted    int   `json:"deleted"`
+	FreedBytes int64 `json:"freedBytes"`
+	// Aborted is the number of multipart uploads aborted.
+	Aborted int `json:"aborted"`
+	// Mismatches counts manifest entries whose references differ from
+	// their narinfo's (both are followed).
+	Mismatches int `json:"mismatches"`
+	// Actions lists every change, in the order made.
+	Actions []Action `json:"actions"`
+}
+
+var (
+	narinfoRE = regexp.MustCompile(`^([0-9a-df-np-sv-z]{32})\.narinfo$`)
+	listingRE = regexp.MustCompile(`^([0-9a-df-np-sv-z]{32})\.ls$`)
+)
+
+// collectable reports whether gc may ever delete key: narinfos, NARs and
+// .ls listings. Everything else (nix-cache-info, logs, roots, locks,
+// stats, realisations, other files) is left alone.
+func collectable(key string) bool {
+	return narinfoRE.MatchString(key) || listingRE.MatchString(key) || strings.HasPrefix(key, "nar/")
+}
+
+// condemnedRecord is the JSON of gc/condemned/<time>.json.
+type condemnedRecord struct {
+	Created time.Time `json:"created"`
+	// Keys maps each condemned key to when it was first condemned.
+	Keys map[string]time.Time `json:"keys"`
+}
+
+// run holds one gc's state.
+type run struct {
+	b    s3cache.Bucket
+	opts Options
+	log  *slog.Logger
+	now  time.Time
+	rep  *Report
+
+	objects   map[string]s3cache.ObjectInfo
+	index     roots.Index
+	records   []string // condemned record keys
+	storeDir  string
+	manifests []*roots.Manifest
+	infos     map[string]*narinfo.NarInfo // by hash part
+}
+
+// Run collects garbage in b (see the package documentation).
+func Run(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	switch {
+	case opts.Grace == 0:
+		opts.Grace = DefaultGrace
+	case opts.Grace < 0:
+		opts.Grace = 0
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = 32
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &run{b: b, opts: opts, log: opts.Logger, rep: &Report{DryRun: opts.DryRun, Actions: []Action{}}}
+	var held *lock.Lock
+	if opts.Lock != nil && !opts.DryRun {
+		l, err := lock.Acquire(ctx, b, lock.Exclusive, *opts.Lock)
+		if err != nil {
+			return nil, err
+		}
+		defer l.Release()
+		held = l
+	}
+	r.now = opts.Now()
+	if err := r.list(ctx); err != nil {
+		return nil, err
+	}
+	expired, err := r.retain(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.readNarInfos(ctx); err != nil {
+		return nil, err
+	}
+	if old := r.oldNarInfos(); len(r.manifests) == 0 && old > 0 {
+		return nil, fmt.Errorf("the cache has %d narinfos older than the grace and no root to keep: gc would delete them all; push with --root NAME first, or use `nixbucket erase`: %w", old, ErrFailClosed)
+	}
+	live := r.mark()
+	since, err := r.readCondemned(ctx)
+	if err != nil {
+		return nil, err
+	}
+	del, condemned := r.plan(live, since)
+	uploads, err := r.staleUploads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if opts.DryRun {
+		r.report(expired, del, condemned, uploads)
+		return r.rep, nil
+	}
+	if held != nil {
+		if err := held.Check(ctx); err != nil {
+			return nil, fmt.Errorf("before deleting: %w", err)
+		}
+	}
+	if err := r.sweep(ctx, expired, del, condemned, uploads); err != nil {
+		return r.rep, err
+	}
+	return r.rep, nil
+}
+
+// list lists the bucket once.
+func (r *run) list(ctx context.Context) error {
+	r.objects = map[string]s3cache.ObjectInfo{}
+	var bad []string
+	err := r.b.List(ctx, "", func(o s3cache.ObjectInfo) error {
+		r.objects[o.Key] = o
+		r.rep.Objects++
+		r.rep.Bytes += o.Size
+		switch {
+		case strings.HasPrefix(o.Key, roots.Prefix):
+			if err := r.index.Add(o); err != nil {
+				bad = append(bad, err.Error())
+			}
+		case strings.HasPrefix(o.Key, CondemnedPrefix):
+			r.records = append(r.records, o.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("listing the cache: %w", err)
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("unknown keys under %s: %s; move or delete them: %w", roots.Prefix, strings.Join(bad, "; "), ErrFailClosed)
+	}
+	r.index.Sort()
+	r.storeDir = narinfo.DefaultStoreDir()
+	if _, ok := r.objects[CacheInfoKey]; ok {
+		text, err := r.get(ctx, CacheInfoKey)
+		if err != nil {
+			return err
+		}
+		if dir := cacheInfoValue(string(text), "StoreDir"); dir != "" {
+			r.storeDir = dir
+		}
+	}
+	return nil
+}
+
+// CacheInfoKey is the key of the cache's nix-cache-info.
+const CacheInfoKey = "nix-cache-info"
+
+func cacheInfoValue(text, key string) string {
+	for line := range strings.Lines(text) {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func (r *run) get(ctx context.Context, key string) ([]byte, error) {
+	rc, err := r.b.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", key, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", key, err)
+	}
+	return data, nil
+}
+
+// retain applies the retention policy, reads the kept manifests (failing
+// closed) and returns the expired ones as actions.
+func (r *run) retain(ctx context.Context) ([]Action, error) {
+	var expired []Action
+	var kept []string
+	keepAll := r.opts.KeepLast <= 0 && r.opts.KeepWithin <= 0
+	for _, root := range r.index.Roots {
+		r.rep.Roots++
+		for i, m := range root.Manifests {
+			r.rep.Manifests++
+			age := r.now.Sub(m.Time)
+			switch {
+			case keepAll, root.Pinned, i < r.opts.KeepLast, r.opts.KeepWithin > 0 && age <= r.opts.KeepWithin:
+				kept = append(kept, m.Key)
+			default:
+				expired = append(expired, Action{Op: OpExpire, Key: m.Key, Size: m.Size,
+					Reason: fmt.Sprintf("root %s manifest #%d from %s is past retention (%s)", root.Name, i+1, m.Time.Format(time.RFC3339), r.policy())})
+			}
+		}
+	}
+	r.rep.Kept = len(kept)
+	r.manifests = make([]*roots.Manifest, len(kept))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.opts.Jobs)
+	for i, key := range kept {
+		g.Go(func() error {
+			m, err := roots.Read(gctx, r.b, key)
+			if err != nil {
+				return fmt.Errorf("%w; fix or remove it (nixbucket roots rm): %w", err, ErrFailClosed)
+			}
+			r.manifests[i] = m
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return expired, nil
+}
+
+func (r *run) policy() string {
+	var p []string
+	if r.opts.KeepLast > 0 {
+		p = append(p, fmt.Sprintf("keep-last %d", r.opts.KeepLast))
+	}
+	if r.opts.KeepWithin > 0 {
+		p = append(p, "keep-within "+r.opts.KeepWithin.String())
+	}
+	return strings.Join(p, ", ")
+}
+
+// readNarInfos learns every narinfo's NAR URL and references, failing
+// closed: from a kept manifest entry when the listed ETag is the MD5 the
+// push recorded (the very text it wrote), else with a GET.
+func (r *run) readNarInfos(ctx context.Context) error {
+	r.infos = map[string]*narinfo.NarInfo{}
+	for _, m := range r.manifests {
+		for _, e := range m.Paths {
+			o, ok := r.objects[e.NarInfo]
+			if !ok || e.NarInfoMD5 == "" || e.NAR == "" || !strings.EqualFold(o.ETag, e.NarInfoMD5) {
+				continue
+			}
+			r.infos[e.NarInfo[:32]] = &narinfo.NarInfo{StorePath: e.Path, URL: e.NAR, References: e.References}
+		}
+	}
+	var keys []string
+	for k := range r.objects {
+		if narinfoRE.MatchString(k) {
+			r.rep.NarInfos++
+			if r.infos[k[:32]] == nil {
+				keys = append(keys, k)
+			}
+		}
+	}
+	slices.Sort(keys)
+	r.rep.NarInfoGets = len(keys)
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.opts.Jobs)
+	for _, key := range keys {
+		g.Go(func() error {
+			data, err := r.get(gctx, key)
+			if errors.Is(err, s3cache.ErrNotFound) {
+				return nil // gone since the listing (another tool)
+			}
+			if err != nil {
+				return err
+			}
+			ni, err := narinfo.ParseString(string(data), narinfo.WithStoreDir(r.storeDir))
+			if err != nil {
+				return fmt.Errorf("parsing %s: %w; fix or delete it (nixbucket verify lists such faults): %w", key, err, ErrFailClosed)
+			}
+			mu.Lock()
+			r.infos[key[:32]] = ni
+			mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// oldNarInfos counts the narinfos older than the grace.
+func (r *run) oldNarInfos() int {
+	n := 0
+	for h := range r.infos {
+		if !r.young(r.objects[h+".narinfo"]) {
+			n++
+		}
+	}
+	return n
+}
+
+// mark returns the live narinfo hash parts: the closure of the kept
+// manifests' paths and the young narinfos.
+func (r *run) mark() map[string]bool {
+	live := map[string]bool{}
+	var queue []string
+	add := func(hash string) {
+		if !live[hash] && r.infos[hash] != nil {
+			live[hash] = true
+			queue = append(queue, hash)
+		}
+	}
+	for _, m := range r.manifests {
+		for _, e := range m.Paths {
+			h := e.NarInfo[:32]
+			add(h)
+			for _, ref := range e.References {
+				add(ref[:32])
+			}
+			if ni := r.infos[h]; ni != nil && !slices.Equal(refHashes(ni.References), refHashes(e.References)) {
+				r.rep.Mismatches++
+				r.log.Warn("manifest and narinfo references differ", "path", e.Path)
+			}
+		}
+	}
+	for hash := range r.infos {
+		if o := r.objects[hash+".narinfo"]; r.young(o) && !live[hash] {
+			r.rep.Young++
+			add(hash)
+		}
+	}
+	for len(queue) > 0 {
+		h := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		for _, ref := range r.infos[h].References {
+			add(ref[:32])
+		}
+	}
+	r.rep.Live = len(live)
+	return live
+}
+
+func refHashes(refs []string) []string {
+	out := make([]string, 0, len(refs))
+	for _, r := range refs {
+		if len(r) >= 32 {
+			out = append(out, r[:32])
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// young reports whether o was written less than Grace ago.
+func (r *run) young(o s3cache.ObjectInfo) bool { return r.now.Sub(o.LastModified) < r.opts.Grace }
+
+// readCondemned reads the condemnation records, failing closed; it
+// returns when each key was first condemned.
+func (r *run) readCondemned(ctx context.Context) (map[string]time.Time, error) {
+	since := map[string]time.Time{}
+	for _, key := range r.records {
+		data, err := r.get(ctx, key)
+		if errors.Is(err, s3cache.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var rec condemnedRecord
+		if err := json.Unmarshal(data, &rec); err != nil {
+			return nil, fmt.Errorf("parsing %s: %w; delete it to restart the grace period: %w", key, err, ErrFailClosed)
+		}
+		for k, t := range rec.Keys {
+			if s, ok := since[k]; !ok || t.Before(s) {
+				since[k] = t
+			}
+		}
+	}
+	return since, nil
+}
+
+// plan decides, for every unreachable collectable object, whether it is
+// deleted now or condemned (kept for now). since is updated to the
+// condemnation times to record.
+func (r *run) plan(live map[string]bool, since map[string]time.Time) (del []Action, condemned map[string]time.Time) {
+	// Survivors: live narinfos, plus any narinfo not deleted this run, and
+	// everything they reach.
+	deletable := func(key string) bool {
+		o := r.objects[key]
+		s, ok := since[key]
+		return ok && r.now.Sub(s) >= r.opts.Grace && o.LastModified.Before(s) && !r.young(o)
+	}
+	survive := map[string]bool{}
+	var queue []string
+	keep := func(h string) {
+		if !survive[h] && r.infos[h] != nil {
+			survive[h] = true
+			queue = append(queue, h)
+		}
+	}
+	for h := range r.infos {
+		if live[h] || !deletable(h+".narinfo") {
+			keep(h)
+		}
+	}
+	for len(queue) > 0 {
+		h := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		for _, ref := range r.infos[h].References {
+			keep(ref[:32])
+		}
+	}
+	keptNARs := map[string]bool{}
+	liveNARs := map[string]bool{}
+	for h, ni := range r.infos {
+		if survive[h] {
+			keptNARs[ni.URL] = true
+		}
+		if live[h] {
+			liveNARs[ni.URL] = true
+		}
+	}
+	condemned = map[string]time.Time{}
+	keys := make([]string, 0, len(r.objects))
+	for k := range r.objects {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		o := r.objects[key]
+		if !collectable(key) || r.young(o) {
+			continue
+		}
+		var reachable, survives bool
+		switch {
+		case narinfoRE.MatchString(key):
+			reachable, survives = live[key[:32]], survive[key[:32]]
+		case listingRE.MatchString(key):
+			reachable, survives = live[key[:32]], survive[key[:32]]
+		default: // nar/
+			reachable, survives = liveNARs[key], keptNARs[key]
+		}
+		if reachable {
+			continue
+		}
+		if !survives && deletable(key) {
+			del = append(del, Action{Op: OpDelete, Key: key, Size: o.Size,
+				Reason: fmt.Sprintf("unreachable, condemned %s, unchanged since", since[key].Format(time.RFC3339))})
+			continue
+		}
+		s, ok := since[key]
+		if !ok || !o.LastModified.Before(s) {
+			s = r.now // new, or rewritten since condemned: the clock restarts
+		}
+		condemned[key] = s
+	}
+	return del, condemned
+}
+
+// staleUploads lists the unfinished multipart uploads older than Grace.
+func (r *run) staleUploads(ctx context.Context) ([]s3cache.Upload, error) {
+	mp, ok := r.b.(s3cache.Multiparter)
+	if !ok {
+		return nil, nil
+	}
+	var out []s3cache.Upload
+	err := mp.ListMultipartUploads(ctx, "", func(u s3cache.Upload) error {
+		if r.now.Sub(u.Initiated) >= r.opts.Grace {
+			out = append(out, u)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing multipart uploads: %w", err)
+	}
+	return out, nil
+}
+
+// report fills the report's actions without doing them.
+func (r *run) report(expired, del []Action, condemned map[string]time.Time, uploads []s3cache.Upload) {
+	r.rep.Actions = append(r.rep.Actions, expired...)
+	r.rep.Actions = append(r.rep.Actions, r.ordered(del)...)
+	for _, a := range r.rep.Actions {
+		r.rep.Deleted++
+		r.rep.FreedBytes += a.Size
+	}
+	keys := make([]string, 0, len(condemned))
+	for k := range condemned {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		reason := "unreachable; deletable from " + condemned[k].Add(r.opts.Grace).Format(time.RFC3339)
+		r.rep.Actions = append(r.rep.Actions, Action{Op: OpCondemn, Key: k, Size: r.objects[k].Size, Reason: reason})
+	}
+	r.rep.Condemned = len(condemned)
+	for _, u := range uploads {
+		r.rep.Actions = append(r.rep.Actions, Action{Op: OpAbort, Key: u.Key,
+			Reason: "unfinished multipart upload " + u.UploadID + " started " + u.Initiated.Format(time.RFC3339)})
+		r.rep.Aborted++
+	}
+}
+
+// ordered puts deletions in a safe order: narinfos, each after every
+// narinfo referring to it, then the other objects.
+func (r *run) ordered(del []Action) []Action {
+	var infos, rest []Action
+	for _, a := range del {
+		if narinfoRE.MatchString(a.Key) {
+			infos = append(infos, a)
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	layers := r.layers(infos)
+	out := make([]Action, 0, len(del))
+	for _, l := range layers {
+		out = append(out, l...)
+	}
+	return append(out, rest...)
+}
+
+// layers splits narinfo deletions into batches; every referrer of a
+// narinfo (among the deleted) is in an earlier batch.
+func (r *run) layers(infos []Action) [][]Action {
+	byHash := map[string]Action{}
+	for _, a := range infos {
+		byHash[a.Key[:32]] = a
+	}
+	referrers := map[string]int{} // deleted referrers not yet deleted
+	for h := range byHash {
+		for _, ref := range refHashes(r.infos[h].References) {
+			if _, ok := byHash[ref]; ok && ref != h {
+				referrers[ref]++
+			}
+		}
+	}
+	var out [][]Action
+	for len(byHash) > 0 {
+		var layer []Action
+		for h, a := range byHash {
+			if referrers[h] == 0 {
+				layer = append(layer, a)
+			}
+		}
+		if len(layer) == 0 { // a cycle cannot happen in Nix; delete the rest together
+			for _, a := range byHash {
+				layer = append(layer, a)
+			}
+		}
+		slices.SortFunc(layer, func(a, b Action) int { return cmp.Compare(a.Key, b.Key) })
+		for _, a := range layer {
+			h := a.Key[:32]
+			delete(byHash, h)
+			for _, ref := range refHashes(r.infos[h].References) {
+				if ref != h {
+					referrers[ref]--
+				}
+			}
+		}
+		out = append(out, layer)
+	}
+	return out
+}
+
+// sweep deletes, records the condemned and aborts stale uploads.
+func (r *run) sweep(ctx context.Context, expired, del []Action, condemned map[string]time.Time, uploads []s3cache.Upload) error {
+	done := func(as []Action) {
+		for _, a := range as {
+			r.rep.Actions = append(r.rep.Actions, a)
+			r.rep.Deleted++
+			r.rep.FreedBytes += a.Size
+		}
+	}
+	if err := r.deleteBatch(ctx, expired); err != nil {
+		return err
+	}
+	done(expired)
+	var infos, rest []Action
+	for _, a := range del {
+		if narinfoRE.MatchString(a.Key) {
+			infos = append(infos, a)
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	for _, layer := range r.layers(infos) {
+		if err := r.deleteBatch(ctx, layer); err != nil {
+			return err
+		}
+		done(layer)
+	}
+	if err := r.deleteBatch(ctx, rest); err != nil {
+		return err
+	}
+	done(rest)
+	// Record the condemned, then drop the old records.
+	rec := condemnedRecord{Created: r.now.UTC(), Keys: condemned}
+	if len(condemned) > 0 {
+		data, _ := json.MarshalIndent(rec, "", " ")
+		key := CondemnedPrefix + r.now.UTC().Format("20060102T150405.000000000Z") + ".json"
+		if err := r.b.Put(ctx, key, bytes.NewReader(data), int64(len(data)), s3cache.PutOptions{ContentType: "application/json"}); err != nil {
+			return fmt.Errorf("recording condemned objects: %w", err)
+		}
+		r.records = slices.DeleteFunc(r.records, func(k string) bool { return k == key })
+	}
+	if len(r.records) > 0 {
+		if err := r.b.Delete(ctx, r.records...); err != nil {
+			return fmt.Errorf("deleting old condemnation records: %w", err)
+		}
+	}
+	keys := make([]string, 0, len(condemned))
+	for k := range condemned {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		r.rep.Actions = append(r.rep.Actions, Action{Op: OpCondemn, Key: k, Size: r.objects[k].Size,
+			Reason: "unreachable; deletable from " + condemned[k].Add(r.opts.Grace).Format(time.RFC3339)})
+	}
+	r.rep.Condemned = len(condemned)
+	if mp, ok := r.b.(s3cache.Multiparter); ok {
+		for _, u := range uploads {
+			err := mp.AbortMultipartUpload(ctx, u.Key, u.UploadID)
+			if err != nil && !errors.Is(err, s3cache.ErrNotFound) {
+				return fmt.Errorf("aborting upload of %s: %w", u.Key, err)
+			}
+			r.rep.Aborted++
+			r.rep.Actions = append(r.rep.Actions, Action{Op: OpAbort, Key: u.Key,
+				Reason: "unfinished multipart upload " + u.UploadID + " started " + u.Initiated.Format(time.RFC3339)})
+		}
+	}
+	r.log.Debug("gc done", "deleted", r.rep.Deleted, "freed", r.rep.FreedBytes, "condemned", r.rep.Condemned)
+	return nil
+}
+
+func (r *run) deleteBatch(ctx context.Context, as []Action) error {
+	if len(as) == 0 {
+		return nil
+	}
+	keys := make([]string, len(as))
+	for i, a := range as {
+		keys[i] = a.Key
+	}
+	if err := r.b.Delete(ctx, keys...); err != nil {
+		return fmt.Errorf("deleting %d objects: %w", len(keys), err)
+	}
+	return nil
+}

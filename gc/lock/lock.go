@@ -1,0 +1,412 @@
+// Package lock keeps garbage collection and pushes apart with lock objects
+// in the bucket, restic's protocol (restic internal/restic/lock.go) without
+// conditional PUT, which Garage may lack.
+//
+// A lock is an object locks/<kind>-<id>.json, kind "shared" (a push) or
+// "exclusive" (a gc). Its body is JSON naming the host, pid and command,
+// for people; the protocol itself reads only keys and LastModified, so a
+// check costs one LIST. To acquire: list the locks; if a live one
+// conflicts (an exclusive conflicts with any lock, a shared one with an
+// exclusive), wait and retry; else write our lock, wait Settle, list
+// again, and back out (delete ours, wait, retry) on any conflict. Two
+// writers that both proceed would each have listed after both writes, and
+// so have seen each other: at least one backs out. The holder rewrites its
+// object every Refresh; a lock whose LastModified is older than
+// StaleAfter is stale, ignored by Acquire and removed by RemoveStale
+// (`nixbucket unlock`). Shared locks do not wait for each other, so a
+// steady stream of pushes can keep a gc waiting; its Wait bounds that.
+package lock
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nixbucket/nixbucket/s3cache"
+)
+
+// Prefix is the key prefix of lock objects.
+const Prefix = "locks/"
+
+// Lock kinds.
+const (
+	// Shared is taken by pushes; many may be held at once.
+	Shared = "shared"
+	// Exclusive is taken by gc; it excludes every other lock.
+	Exclusive = "exclusive"
+)
+
+// Defaults of Options.
+const (
+	DefaultSettle     = 200 * time.Millisecond
+	DefaultRefresh    = 5 * time.Minute
+	DefaultStaleAfter = 30 * time.Minute
+)
+
+// ErrLocked is returned (wrapped) by Acquire when a conflicting lock is
+// still held after Options.Wait.
+var ErrLocked = errors.New("cache is locked")
+
+// ErrLost is returned (wrapped) by Lock.Check when the lock object is gone
+// (removed by `nixbucket unlock`) or could not be refreshed in time.
+var ErrLost = errors.New("lock lost")
+
+// Options tune Acquire.
+type Options struct {
+	// Command names the holder for people reading the lock ("push", "gc").
+	Command string
+	// Wait is how long Acquire waits for conflicting locks to go; 0 fails
+	// at once.
+	Wait time.Duration
+	// Settle is the pause between writing the lock and re-checking;
+	// default DefaultSettle.
+	Settle time.Duration
+	// Refresh is the interval between rewrites of a held lock; default
+	// DefaultRefresh.
+	Refresh time.Duration
+	// StaleAfter is the age (since its last write) after which a lock is
+	// stale; default DefaultStaleAfter.
+	StaleAfter time.Duration
+	// Logger receives waiting and refresh messages; nil discards them.
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Settle <= 0 {
+		o.Settle = DefaultSettle
+	}
+	if o.Refresh <= 0 {
+		o.Refresh = DefaultRefresh
+	}
+	if o.StaleAfter <= 0 {
+		o.StaleAfter = DefaultStaleAfter
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Info describes a lock object.
+type Info struct {
+	// Kind is Shared or Exclusive.
+	Kind string `json:"kind"`
+	// ID is the lock's random id.
+	ID string `json:"id"`
+	// Host and PID name the holding process.
+	Host string `json:"host"`
+	PID  int    `json:"pid"`
+	// Command is what holds the lock ("push", "gc").
+	Command string `json:"command,omitempty"`
+	// Created is when the lock was first written (the holder's clock).
+	Created time.Time `json:"created"`
+	// Key is the object's key.
+	Key string `json:"-"`
+	// LastModified is when the object was last written (the server's clock).
+	LastModified time.Time `json:"-"`
+}
+
+// Stale reports whether the lock was last written more than staleAfter
+// before now.
+func (i Info) Stale(now time.Time, staleAfter time.Duration) bool {
+	return now.Sub(i.LastModified) > staleAfter
+}
+
+// conflicts reports whether a lock of kind may not be held beside other.
+func conflicts(kind, other string) bool { return kind == Exclusive || other == Exclusive }
+
+// parseKey returns the kind and id of a lock key, ok false for other keys.
+func parseKey(key string) (kind, id string, ok bool) {
+	name, found := strings.CutPrefix(key, Prefix)
+	if !found {
+		return "", "", false
+	}
+	name, found = strings.CutSuffix(name, ".json")
+	if !found {
+		return "", "", false
+	}
+	kind, id, found = strings.Cut(name, "-")
+	if !found || id == "" || (kind != Shared && kind != Exclusive) {
+		return "", "", false
+	}
+	return kind, id, true
+}
+
+// List returns the lock objects in b, from one LIST, without reading them
+// (Host, PID, Command and Created are empty).
+func List(ctx context.Context, b s3cache.Bucket) ([]Info, error) {
+	var out []Info
+	err := b.List(ctx, Prefix, func(o s3cache.ObjectInfo) error {
+		if kind, id, ok := parseKey(o.Key); ok {
+			out = append(out, Info{Kind: kind, ID: id, Key: o.Key, LastModified: o.LastModified})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing locks: %w", err)
+	}
+	return out, nil
+}
+
+// Read fills in i's body fields (host, pid, command, created) with one GET.
+func Read(ctx context.Context, b s3cache.Bucket, i Info) (Info, error) {
+	rc, err := b.Get(ctx, i.Key)
+	if err != nil {
+		return i, fmt.Errorf("reading lock %s: %w", i.Key, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 1<<16))
+	if err != nil {
+		return i, fmt.Errorf("reading lock %s: %w", i.Key, err)
+	}
+	var body Info
+	if err := json.Unmarshal(data, &body); err != nil {
+		return i, fmt.Errorf("parsing lock %s: %w", i.Key, err)
+	}
+	i.Host, i.PID, i.Command, i.Created = body.Host, body.PID, body.Command, body.Created
+	return i, nil
+}
+
+// Describe is a one-line description of a lock for messages, reading its
+// body when it can.
+func Describe(ctx context.Context, b s3cache.Bucket, i Info) string {
+	full, err := Read(ctx, b, i)
+	if err != nil {
+		return fmt.Sprintf("%s (last written %s)", i.Key, i.LastModified.UTC().Format(time.RFC3339))
+	}
+	cmd := full.Command
+	if cmd == "" {
+		cmd = full.Kind
+	}
+	return fmt.Sprintf("%s lock %s by %s on %s pid %d since %s (last written %s)", full.Kind, i.Key, cmd, full.Host, full.PID,
+		full.Created.UTC().Format(time.RFC3339), i.LastModified.UTC().Format(time.RFC3339))
+}
+
+// Lock is a held lock; Release it when done.
+type Lock struct {
+	b    s3cache.Bucket
+	info Info
+	body []byte
+	opts Options
+
+	stop chan struct{}
+	done chan struct{}
+
+	mu        sync.Mutex
+	refreshed time.Time // local time of the last successful write
+	err       error     // last refresh error
+}
+
+// Acquire takes a lock of kind (Shared or Exclusive) in b, waiting up to
+// opts.Wait for conflicting live locks to go, and keeps it fresh until
+// Release. A conflicting lock still there after the wait is an error
+// wrapping ErrLocked that names its holder.
+func Acquire(ctx context.Context, b s3cache.Bucket, kind string, opts Options) (*Lock, error) {
+	if kind != Shared && kind != Exclusive {
+		return nil, fmt.Errorf("acquiring lock: unknown kind %q", kind)
+	}
+	opts.defaults()
+	host, _ := os.Hostname()
+	l := &Lock{b: b, opts: opts, info: Info{
+		Kind: kind, ID: randomID(), Host: host, PID: os.Getpid(), Command: opts.Command, Created: time.Now().UTC(),
+	}}
+	l.info.Key = Prefix + kind + "-" + l.info.ID + ".json"
+	body, err := json.MarshalIndent(l.info, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	l.body = append(body, '\n')
+
+	deadline := time.Now().Add(opts.Wait)
+	waitLogged := false
+	for attempt := 0; ; attempt++ {
+		blocker, err := l.conflict(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if blocker == nil {
+			if err := l.write(ctx); err != nil {
+				return nil, err
+			}
+			if err := sleep(ctx, opts.Settle); err != nil {
+				l.remove()
+				return nil, err
+			}
+			blocker, err = l.conflict(ctx)
+			if err != nil {
+				l.remove()
+				return nil, err
+			}
+			if blocker == nil {
+				l.start()
+				opts.Logger.Debug("lock acquired", "key", l.info.Key)
+				return l, nil
+			}
+			// Both of us wrote: back out, so that at least one proceeds later.
+			l.remove()
+		}
+		if !time.Now().Before(deadline) {
+			return nil, fmt.Errorf("acquiring %s lock: %s holds it; retry later, wait longer, or remove a lock left by a dead process with `nixbucket unlock`: %w",
+				kind, Describe(ctx, b, *blocker), ErrLocked)
+		}
+		if !waitLogged {
+			opts.Logger.Info("waiting for the cache lock", "held", Describe(ctx, b, *blocker))
+			waitLogged = true
+		}
+		pause := min(opts.Settle*time.Duration(1+attempt), 5*time.Second)
+		pause += time.Duration(rand.Int64N(int64(opts.Settle) + 1))
+		if err := sleep(ctx, min(pause, max(time.Until(deadline), 0)+time.Millisecond)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// conflict lists the locks and returns a live one that conflicts with l,
+// or nil.
+func (l *Lock) conflict(ctx context.Context) (*Info, error) {
+	locks, err := List(ctx, l.b)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	for _, o := range locks {
+		if o.Key == l.info.Key || o.Stale(now, l.opts.StaleAfter) || !conflicts(l.info.Kind, o.Kind) {
+			continue
+		}
+		return &o, nil
+	}
+	return nil, nil
+}
+
+func (l *Lock) write(ctx context.Context) error {
+	err := l.b.Put(ctx, l.info.Key, strings.NewReader(string(l.body)), int64(len(l.body)), s3cache.PutOptions{ContentType: "application/json"})
+	if err != nil {
+		return fmt.Errorf("writing lock %s: %w", l.info.Key, err)
+	}
+	l.mu.Lock()
+	l.refreshed = time.Now()
+	l.mu.Unlock()
+	return nil
+}
+
+// remove deletes the lock object, even when the caller's ctx is done.
+func (l *Lock) remove() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := l.b.Delete(ctx, l.info.Key); err != nil {
+		return fmt.Errorf("removing lock %s: %w", l.info.Key, err)
+	}
+	return nil
+}
+
+// start runs the refresher.
+func (l *Lock) start() {
+	l.stop = make(chan struct{})
+	l.done = make(chan struct{})
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(l.opts.Refresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), l.opts.Refresh)
+			err := l.write(ctx)
+			cancel()
+			if err != nil {
+				l.opts.Logger.Warn("refreshing the cache lock", "key", l.info.Key, "err", err)
+				l.mu.Lock()
+				l.err = err
+				l.mu.Unlock()
+			}
+		}
+	}()
+}
+
+// Key is the lock object's key.
+func (l *Lock) Key() string { return l.info.Key }
+
+// Check returns an error wrapping ErrLost unless the lock object is still
+// in the bucket and was written less than StaleAfter/2 ago, so that no
+// other process may yet take it for stale. Call it before destructive work.
+func (l *Lock) Check(ctx context.Context) error {
+	l.mu.Lock()
+	age, err := time.Since(l.refreshed), l.err
+	l.mu.Unlock()
+	if age > l.opts.StaleAfter/2 {
+		return fmt.Errorf("lock %s last refreshed %v ago (%v): %w", l.info.Key, age.Round(time.Second), err, ErrLost)
+	}
+	if _, err := l.b.Stat(ctx, l.info.Key); err != nil {
+		if errors.Is(err, s3cache.ErrNotFound) {
+			return fmt.Errorf("lock %s was removed: %w", l.info.Key, ErrLost)
+		}
+		return fmt.Errorf("checking lock %s: %w", l.info.Key, err)
+	}
+	return nil
+}
+
+// Release stops refreshing and deletes the lock object.
+func (l *Lock) Release() error {
+	if l.stop != nil {
+		close(l.stop)
+		<-l.done
+		l.stop = nil
+	}
+	return l.remove()
+}
+
+// RemoveStale deletes the locks that are stale (all of them when all is
+// true) and returns what it removed.
+func RemoveStale(ctx context.Context, b s3cache.Bucket, staleAfter time.Duration, all bool) ([]Info, error) {
+	if staleAfter <= 0 {
+		staleAfter = DefaultStaleAfter
+	}
+	locks, err := List(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	var gone []Info
+	var keys []string
+	now := time.Now()
+	for _, l := range locks {
+		if all || l.Stale(now, staleAfter) {
+			gone = append(gone, l)
+			keys = append(keys, l.Key)
+		}
+	}
+	if len(keys) > 0 {
+		if err := b.Delete(ctx, keys...); err != nil {
+			return nil, fmt.Errorf("removing locks: %w", err)
+		}
+	}
+	return gone, nil
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	_, _ = crand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
