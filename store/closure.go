@@ -2,12 +2,9 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
-	"time"
 )
 
 // queryClosureSQL walks the reference graph inside SQLite (a recursive
@@ -45,38 +42,22 @@ func (d *DB) QueryClosure(ctx context.Context, roots []string) ([]*PathInfo, err
 	var infos []*PathInfo
 	for rows.Next() {
 		var (
-			path, hash           string
-			regTime              int64
-			deriver, sigs, ca    sql.NullString
-			ref                  sql.NullString
-			narSize, ultimateInt sql.NullInt64
+			path string
+			row  infoRow
 		)
-		if err := rows.Scan(&path, &hash, &regTime, &deriver, &narSize, &ultimateInt, &sigs, &ca, &ref); err != nil {
+		if err := rows.Scan(append([]any{&path}, row.dest()...)...); err != nil {
 			return nil, fmt.Errorf("querying closure: %w", err)
 		}
 		info := byPath[path]
 		if info == nil {
-			h, err := parseNarHash(hash)
-			if err != nil {
+			if info, err = row.info(path); err != nil {
 				return nil, fmt.Errorf("querying closure: %s: %w", path, err)
-			}
-			info = &PathInfo{
-				Path:             path,
-				Deriver:          deriver.String,
-				NarHash:          h,
-				NarSize:          uint64(max(narSize.Int64, 0)),
-				RegistrationTime: time.Unix(regTime, 0),
-				Ultimate:         ultimateInt.Int64 != 0,
-				CA:               ca.String,
-			}
-			if s := strings.Fields(sigs.String); len(s) > 0 {
-				info.Signatures = s
 			}
 			byPath[path] = info
 			infos = append(infos, info)
 		}
-		if ref.Valid {
-			info.References = append(info.References, ref.String)
+		if row.ref.Valid {
+			info.References = append(info.References, row.ref.String)
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -141,36 +141,17 @@ func (d *DB) QueryPathInfo(ctx context.Context, path string) (*PathInfo, error) 
 	defer rows.Close()
 	var info *PathInfo
 	for rows.Next() {
-		var (
-			hash                 string
-			regTime              int64
-			deriver, sigs, ca    sql.NullString
-			ref                  sql.NullString
-			narSize, ultimateInt sql.NullInt64
-		)
-		if err := rows.Scan(&hash, &regTime, &deriver, &narSize, &ultimateInt, &sigs, &ca, &ref); err != nil {
+		var row infoRow
+		if err := rows.Scan(row.dest()...); err != nil {
 			return nil, fmt.Errorf("querying path info of %s: %w", path, err)
 		}
 		if info == nil {
-			h, err := parseNarHash(hash)
-			if err != nil {
+			if info, err = row.info(path); err != nil {
 				return nil, fmt.Errorf("querying path info of %s: %w", path, err)
 			}
-			info = &PathInfo{
-				Path:             path,
-				Deriver:          deriver.String,
-				NarHash:          h,
-				NarSize:          uint64(max(narSize.Int64, 0)),
-				RegistrationTime: time.Unix(regTime, 0),
-				Ultimate:         ultimateInt.Int64 != 0,
-				CA:               ca.String,
-			}
-			if sigs := strings.Fields(sigs.String); len(sigs) > 0 {
-				info.Signatures = sigs
-			}
 		}
-		if ref.Valid {
-			info.References = append(info.References, ref.String)
+		if row.ref.Valid {
+			info.References = append(info.References, row.ref.String)
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -180,6 +161,42 @@ func (d *DB) QueryPathInfo(ctx context.Context, path string) (*PathInfo, error) 
 		return nil, fmt.Errorf("querying path info of %s: %w", path, ErrNotValid)
 	}
 	slices.Sort(info.References)
+	return info, nil
+}
+
+// infoRow is one row of a path-info query: the path's ValidPaths columns
+// and one of its references (NULL when it has none).
+type infoRow struct {
+	hash                 string
+	regTime              int64
+	deriver, sigs, ca    sql.NullString
+	ref                  sql.NullString
+	narSize, ultimateInt sql.NullInt64
+}
+
+// dest lists the scan destinations in the order of the queries' columns.
+func (r *infoRow) dest() []any {
+	return []any{&r.hash, &r.regTime, &r.deriver, &r.narSize, &r.ultimateInt, &r.sigs, &r.ca, &r.ref}
+}
+
+// info makes the PathInfo of path from the row, without references.
+func (r *infoRow) info(path string) (*PathInfo, error) {
+	h, err := parseNarHash(r.hash)
+	if err != nil {
+		return nil, err
+	}
+	info := &PathInfo{
+		Path:             path,
+		Deriver:          r.deriver.String,
+		NarHash:          h,
+		NarSize:          uint64(max(r.narSize.Int64, 0)),
+		RegistrationTime: time.Unix(r.regTime, 0),
+		Ultimate:         r.ultimateInt.Int64 != 0,
+		CA:               r.ca.String,
+	}
+	if sigs := strings.Fields(r.sigs.String); len(sigs) > 0 {
+		info.Signatures = sigs
+	}
 	return info, nil
 }
 

@@ -59,7 +59,6 @@ func pushCommand() *cli.Command {
 }
 
 func pushAction(c *cli.Context) error {
-	ctx := c.Context
 	args := c.Args().Slice()
 	if c.Bool("stdin") {
 		more, err := readLines(c.App.Reader)
@@ -71,12 +70,38 @@ func pushAction(c *cli.Context) error {
 	if len(args) == 0 {
 		return usageErrorf("push needs store paths (as arguments or with --stdin)")
 	}
+	if c.Bool("no-recursive") && c.Bool("include-outputs") {
+		return usageErrorf("--include-outputs needs the closure; drop --no-recursive")
+	}
+	ps, err := newPushSetup(c)
+	if err != nil {
+		return err
+	}
+	b, err := openBucket(c.Context, ps.url)
+	if err != nil {
+		return err
+	}
+	return pushClosure(c, ps, b, args, !c.Bool("no-recursive"), c.Bool("include-outputs"))
+}
+
+// pushSetup is a push's checked settings, shared by push and toolchain
+// refresh: the cache, the compression, the signing key and the root name.
+type pushSetup struct {
+	url  *s3cache.URL
+	algo string
+	key  *signing.SecretKey
+	root string // "" records no root
+}
+
+// newPushSetup checks the flags every pushing command has (--cache,
+// --jobs, --compression, --secret-key-file, --root) before any work.
+func newPushSetup(c *cli.Context) (*pushSetup, error) {
 	if c.Int("jobs") < 1 {
-		return usageErrorf("--jobs must be at least 1, got %d", c.Int("jobs"))
+		return nil, usageErrorf("--jobs must be at least 1, got %d", c.Int("jobs"))
 	}
 	u, err := cacheURL(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	algo := u.Compression
 	if f := c.String("compression"); f != "" {
@@ -86,16 +111,27 @@ func pushAction(c *cli.Context) error {
 		algo = "xz"
 	}
 	if err := checkCompression(algo); err != nil {
-		return err
+		return nil, err
+	}
+	root := c.String("root")
+	if root != "" {
+		if err := roots.CheckName(root); err != nil {
+			return nil, withCode(exitUsage, err)
+		}
 	}
 	key, err := pushKey(c, u)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	b, err := openBucket(ctx, u)
-	if err != nil {
-		return err
-	}
+	return &pushSetup{url: u, algo: algo, key: key, root: root}, nil
+}
+
+// pushClosure pushes args (store paths or links to them) to b as push
+// does: under the shared lock, with their closure when recursive (and the
+// outputs of derivations with includeOutputs), recording ps.root; it
+// prints the summary on c.App.Writer.
+func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, args []string, recursive, includeOutputs bool) error {
+	ctx := c.Context
 	// Hold the shared lock before listing: a listing made before it could
 	// predate a gc's deletions.
 	if lo := pushLock(c); lo != nil && !c.Bool("dry-run") {
@@ -119,30 +155,24 @@ func pushAction(c *cli.Context) error {
 		return err
 	}
 	var root *push.RootOptions
-	if name := c.String("root"); name != "" {
-		if err := roots.CheckName(name); err != nil {
-			return withCode(exitUsage, err)
-		}
-		root = &push.RootOptions{Name: name, TopLevel: tops}
+	if ps.root != "" {
+		root = &push.RootOptions{Name: ps.root, TopLevel: tops}
 	}
-	if c.Bool("no-recursive") && c.Bool("include-outputs") {
-		return usageErrorf("--include-outputs needs the closure; drop --no-recursive")
-	}
-	g, err := closureOf(ctx, s, tops, !c.Bool("no-recursive"), c.Bool("include-outputs"))
+	g, err := closureOf(ctx, s, tops, recursive, includeOutputs)
 	if err != nil {
 		return err
 	}
-	if key == nil {
+	if ps.key == nil {
 		slog.Warn("pushing unsigned narinfos: Nix will not substitute them with require-sigs; give --secret-key-file or NIXBUCKET_SECRET_KEY")
 	}
 	limitMemory()
 	counters := new(push.Counters)
 	stopProgress := showProgress(ctx, c.App.ErrWriter, counters, c.Bool("json") || c.Bool("dry-run"))
 	res, err := push.Push(ctx, b, g, push.Options{
-		Compression: algo,
-		Key:         key,
+		Compression: ps.algo,
+		Key:         ps.key,
 		Jobs:        c.Int("jobs"),
-		PartSize:    u.PartSize,
+		PartSize:    ps.url.PartSize,
 		DryRun:      c.Bool("dry-run"),
 		Counters:    counters,
 		Logger:      slog.Default(),
@@ -153,7 +183,7 @@ func pushAction(c *cli.Context) error {
 	if err != nil {
 		return withCode(remoteCode(err), err)
 	}
-	return printPushResult(c.App.Writer, res, c.Bool("json"), c.Bool("dry-run"), algo)
+	return printPushResult(c.App.Writer, res, c.Bool("json"), c.Bool("dry-run"), ps.algo)
 }
 
 // pushMemoryLimit is the soft heap limit of a push: the pipeline's live

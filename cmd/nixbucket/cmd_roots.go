@@ -16,20 +16,6 @@ import (
 )
 
 func rootsCommand() *cli.Command {
-	nameArg := func(c *cli.Context) (string, error) {
-		pos, err := flagsAfterArgs(c)
-		if err != nil {
-			return "", err
-		}
-		if len(pos) != 1 {
-			return "", usageErrorf("%s needs one root NAME", c.Command.Name)
-		}
-		name := pos[0]
-		if err := roots.CheckName(name); err != nil {
-			return "", withCode(exitUsage, err)
-		}
-		return name, nil
-	}
 	return &cli.Command{
 		Name:  "roots",
 		Usage: "list, show, pin, unpin and remove the roots gc keeps (roots/NAME/*.json, written by push --root)",
@@ -76,15 +62,7 @@ func rootsCommand() *cli.Command {
 				Usage:     "show a root's manifests (with --json, the newest manifest itself)",
 				UsageText: "nixbucket roots show NAME --cache URL [--json]",
 				Flags:     []cli.Flag{cacheFlag(), &cli.BoolFlag{Name: "json", Usage: "print the newest manifest as JSON on stdout"}},
-				Action: func(c *cli.Context) error {
-					name, err := nameArg(c)
-					if err != nil {
-						return err
-					}
-					b, err := cacheBucket(c)
-					if err != nil {
-						return err
-					}
+				Action: onRoot(func(c *cli.Context, b s3cache.Bucket, name string) error {
 					x, err := roots.List(c.Context, b)
 					if err != nil {
 						return withCode(remoteCode(err), err)
@@ -114,71 +92,47 @@ func rootsCommand() *cli.Command {
 						fmt.Fprintf(w, "  %s\n", p)
 					}
 					return nil
-				},
+				}),
 			},
 			{
 				Name:      "pin",
 				Usage:     "pin a root: gc keeps all its manifests, whatever the retention",
 				UsageText: "nixbucket roots pin NAME --cache URL",
 				Flags:     []cli.Flag{cacheFlag()},
-				Action: func(c *cli.Context) error {
-					name, err := nameArg(c)
-					if err != nil {
-						return err
-					}
-					b, err := cacheBucket(c)
-					if err != nil {
-						return err
-					}
+				Action: onRoot(func(c *cli.Context, b s3cache.Bucket, name string) error {
 					if err := roots.Pin(c.Context, b, name, time.Now()); err != nil {
 						return rootsErr(err)
 					}
 					fmt.Fprintf(c.App.Writer, "pinned root %s\n", name)
 					return nil
-				},
+				}),
 			},
 			{
 				Name:      "unpin",
 				Usage:     "unpin a root: its manifests expire by the retention again",
 				UsageText: "nixbucket roots unpin NAME --cache URL",
 				Flags:     []cli.Flag{cacheFlag()},
-				Action: func(c *cli.Context) error {
-					name, err := nameArg(c)
-					if err != nil {
-						return err
-					}
-					b, err := cacheBucket(c)
-					if err != nil {
-						return err
-					}
+				Action: onRoot(func(c *cli.Context, b s3cache.Bucket, name string) error {
 					if err := roots.Unpin(c.Context, b, name); err != nil {
 						return rootsErr(err)
 					}
 					fmt.Fprintf(c.App.Writer, "unpinned root %s\n", name)
 					return nil
-				},
+				}),
 			},
 			{
 				Name:      "rm",
 				Usage:     "remove a root (all its manifests; a pinned root must be unpinned first); gc then collects what only it kept",
 				UsageText: "nixbucket roots rm NAME --cache URL",
 				Flags:     []cli.Flag{cacheFlag()},
-				Action: func(c *cli.Context) error {
-					name, err := nameArg(c)
-					if err != nil {
-						return err
-					}
-					b, err := cacheBucket(c)
-					if err != nil {
-						return err
-					}
+				Action: onRoot(func(c *cli.Context, b s3cache.Bucket, name string) error {
 					n, err := roots.Remove(c.Context, b, name)
 					if err != nil {
 						return rootsErr(err)
 					}
 					fmt.Fprintf(c.App.Writer, "removed root %s (%d objects)\n", name, n)
 					return nil
-				},
+				}),
 			},
 		},
 	}
@@ -241,4 +195,36 @@ func cacheBucket(c *cli.Context) (s3cache.Bucket, error) {
 		return nil, err
 	}
 	return openBucket(c.Context, u)
+}
+
+// rootNameArg is the one root NAME argument of a roots subcommand.
+func rootNameArg(c *cli.Context) (string, error) {
+	pos, err := flagsAfterArgs(c)
+	if err != nil {
+		return "", err
+	}
+	if len(pos) != 1 {
+		return "", usageErrorf("%s needs one root NAME", c.Command.Name)
+	}
+	name := pos[0]
+	if err := roots.CheckName(name); err != nil {
+		return "", withCode(exitUsage, err)
+	}
+	return name, nil
+}
+
+// onRoot makes the action of a command on one root: it takes the root name
+// argument and opens the cache, then runs fn.
+func onRoot(fn func(c *cli.Context, b s3cache.Bucket, name string) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		name, err := rootNameArg(c)
+		if err != nil {
+			return err
+		}
+		b, err := cacheBucket(c)
+		if err != nil {
+			return err
+		}
+		return fn(c, b, name)
+	}
 }
