@@ -3,9 +3,8 @@ package stats_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,125 +13,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nix-community/go-nix/pkg/nixbase32"
-	"golang.org/x/sync/errgroup"
-
-	"github.com/nixbucket/nixbucket/gc/roots"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/internal/synth"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/stats"
 )
 
-// synthetic is a generated cache and the figures the test expects.
-type synthetic struct {
-	objects      map[string]int // key → size
-	want         stats.Report
-	manifests    int
-	manifestData map[string][]byte
-}
-
-func mustJSON(m *roots.Manifest) []byte {
-	data, err := json.Marshal(m)
-	if err != nil {
-		panic(err)
-	}
-	return data
-}
-
-func hash32() string {
-	b := make([]byte, 20)
-	rand.Read(b)
-	return nixbase32.EncodeToString(b)[:32]
-}
-
-// generate makes a cache of about n objects: paths (narinfo + NAR, some
-// with .ls), some covered by three root manifests, orphan NARs, logs and
-// other files.
-func generate(n int) *synthetic {
-	s := &synthetic{objects: map[string]int{}}
-	s.want.ByKind = map[string]stats.Count{}
-	add := func(key string, size int) {
-		s.objects[key] = size
-		c := s.want.ByKind[stats.KindOf(key)]
-		c.Objects++
-		c.Bytes += int64(size)
-		s.want.ByKind[stats.KindOf(key)] = c
-		s.want.Total.Objects++
-		s.want.Total.Bytes += int64(size)
-	}
-	paths := n * 4 / 10
-	var entries []roots.Entry
-	for i := range paths {
-		h, nh := hash32(), hash32()+hash32()[:20]
-		narKey := "nar/" + nh + ".nar.zst"
-		add(h+".narinfo", 300+i%50)
-		add(narKey, 1000+i)
-		if i%7 == 0 {
-			add(h+".ls", 90)
-		}
-		s.want.Paths++
-		if i%2 == 0 { // half the paths belong to a root
-			e := roots.Entry{Path: "/nix/store/" + h + "-p" + strconv.Itoa(i), NarInfo: h + ".narinfo", NarHash: "sha256:" + nh, NarSize: uint64(3000 + i)}
-			if i%4 == 0 {
-				e.NAR = narKey // recorded by the push that uploaded it
-			}
-			entries = append(entries, e)
-			s.want.KnownPaths++
-			s.want.KnownNarSize += e.NarSize
-			s.want.KnownStored += int64(1000 + i)
-		} else {
-			// Unaccounted NAR, reclaimable narinfo (+ listing), once old.
-			s.want.Unaccounted.Objects++
-			s.want.Unaccounted.Bytes += int64(1000 + i)
-			s.want.Reclaimable.Objects += 2
-			s.want.Reclaimable.Bytes += int64(1000+i) + int64(300+i%50)
-			if i%7 == 0 {
-				s.want.Reclaimable.Objects++
-				s.want.Reclaimable.Bytes += 90
-			}
-		}
-	}
-	// Orphan NARs (killed pushes).
-	for i := range n / 20 {
-		add("nar/"+hash32()+hash32()[:20]+".nar.xz", 5000+i)
-		s.want.Unaccounted.Objects++
-		s.want.Unaccounted.Bytes += int64(5000 + i)
-		s.want.Reclaimable.Objects++
-		s.want.Reclaimable.Bytes += int64(5000 + i)
-	}
-	for i := range n / 50 {
-		add(fmt.Sprintf("log/%s-drv%d.drv", hash32(), i), 700)
-	}
-	for i := range n / 50 {
-		add(fmt.Sprintf("_releases/v%d/bin", i), 4096)
-	}
-	add("nix-cache-info", 48)
-	// Three roots splitting the entries; root "a" twice.
-	chunks := [][]roots.Entry{entries[:len(entries)/3], entries[len(entries)/3 : 2*len(entries)/3], entries[2*len(entries)/3:]}
-	s.manifestData = map[string][]byte{}
-	for i, name := range []string{"a", "b", "c"} {
-		m := &roots.Manifest{Version: 1, Name: name, Created: time.Date(2026, 11, 1+i, 0, 0, 0, 0, time.UTC), StoreDir: "/nix/store", Paths: chunks[i]}
-		data := mustJSON(m)
-		key := roots.Key(name, m.Created)
-		s.manifestData[key] = data
-		add(key, len(data))
-		s.manifests++
-	}
-	old := &roots.Manifest{Version: 1, Name: "a", Created: time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), StoreDir: "/nix/store", Paths: chunks[0][:1]}
-	key := roots.Key("a", old.Created)
-	s.manifestData[key] = mustJSON(old)
-	add(key, len(s.manifestData[key]))
-	s.manifests++
-	return s
-}
-
-// TestCollectSynthetic fills a real S3 bucket with a synthetic cache and
-// checks that stats needs no per-object GET (requests counted at a proxy)
-// and that its figures match the test's own recount.
+// TestCollectSynthetic fills a real S3 bucket with a synthetic cache of
+// 50 000 objects ($NIXBUCKET_STATS_OBJECTS) and checks that stats needs no
+// per-object GET (requests counted at a proxy) and that its figures match
+// the generator's own count.
 func TestCollectSynthetic(t *testing.T) {
-	n := 5000
+	n := 50000
 	if v := os.Getenv("NIXBUCKET_STATS_OBJECTS"); v != "" {
-		n, _ = strconv.Atoi(v) // make bench uses 50000
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			t.Fatalf("NIXBUCKET_STATS_OBJECTS=%q: %v", v, err)
+		}
 	}
 	srv := s3test.Start(t, s3test.VersityGW)
 	proxy := s3test.NewFaultProxy(t, srv.Endpoint)
@@ -144,20 +41,31 @@ func TestCollectSynthetic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := generate(n)
-	fill(t, b, s)
-	before := proxy.Requests()
+	s := synth.Generate(n)
+	start := time.Now()
+	if err := s.WriteDir(filepath.Join(srv.Dir, srv.Bucket), start); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %d objects into versitygw's data directory in %v", len(s.Sizes), time.Since(start).Round(time.Millisecond))
+	// A GET of an object, not of the bucket (a listing).
+	objectGet := func(r *http.Request) bool {
+		return r.Method == http.MethodGet && strings.Trim(r.URL.Path, "/") != srv.Bucket
+	}
+	before, getsBefore := proxy.Requests(), proxy.Count(objectGet)
 	later := time.Now().Add(72 * time.Hour) // everything older than the grace
+	start = time.Now()
 	r, err := stats.Collect(context.Background(), b, stats.Options{Now: func() time.Time { return later }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	took := time.Since(start)
 	requests := proxy.Requests() - before
-	wantRequests := (len(s.objects)+999)/1000 + 1 + s.manifests
-	if requests != wantRequests || r.Gets != s.manifests {
-		t.Errorf("stats made %d requests (%d GETs); want %d: LIST pages, one upload listing, a GET per manifest (%d)", requests, r.Gets, wantRequests, s.manifests)
+	gets := proxy.Count(objectGet) - getsBefore
+	wantRequests := (len(s.Sizes)+999)/1000 + 1 + s.Manifests
+	if requests != wantRequests || r.Gets != s.Manifests || gets != s.Manifests {
+		t.Errorf("stats made %d requests (%d object GETs, %d counted by stats); want %d: LIST pages, one upload listing, a GET per manifest (%d)", requests, gets, r.Gets, wantRequests, s.Manifests)
 	}
-	w := s.want
+	w := s.Want
 	for _, c := range []struct {
 		name      string
 		got, want any
@@ -181,7 +89,7 @@ func TestCollectSynthetic(t *testing.T) {
 			t.Errorf("kind %s = %+v, want %+v", k, r.ByKind[k], w.ByKind[k])
 		}
 	}
-	t.Logf("%d objects: %d requests", len(s.objects), requests)
+	t.Logf("stats of %d objects: %d requests, %v", len(s.Sizes), requests, took.Round(time.Millisecond))
 
 	// Record twice and render the page in headless Chromium.
 	// Two earlier points, as weekly `stats --record` runs would leave.
@@ -224,24 +132,6 @@ func TestCollectSynthetic(t *testing.T) {
 	if out := os.Getenv("NIXBUCKET_STATS_SCREENSHOT"); out != "" {
 		data, _ := os.ReadFile(shot)
 		os.WriteFile(out, data, 0o644)
-	}
-}
-
-func fill(t *testing.T, b s3cache.Bucket, s *synthetic) {
-	t.Helper()
-	g, ctx := errgroup.WithContext(context.Background())
-	g.SetLimit(32)
-	for key, size := range s.objects {
-		g.Go(func() error {
-			data := s.manifestData[key]
-			if data == nil {
-				data = bytes.Repeat([]byte{'x'}, size)
-			}
-			return b.Put(ctx, key, bytes.NewReader(data), int64(len(data)), s3cache.PutOptions{})
-		})
-	}
-	if err := g.Wait(); err != nil {
-		t.Fatal(err)
 	}
 }
 

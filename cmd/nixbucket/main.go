@@ -170,6 +170,7 @@ func commands() []*cli.Command {
 		serveCommand(),
 		verifyCommand(),
 		rootsCommand(), gcCommand(), unlockCommand(), eraseCommand(), statsCommand(),
+		toolchainCommand(),
 		publishCommand(), releaseCommand(),
 	}
 }
