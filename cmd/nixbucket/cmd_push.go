@@ -23,6 +23,7 @@ import (
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
+	"github.com/nixbucket/nixbucket/store"
 )
 
 // cacheFlag is the --cache flag (alias --to) with its NIXBUCKET_CACHE fallback.
@@ -132,6 +133,11 @@ func newPushSetup(c *cli.Context) (*pushSetup, error) {
 // prints the summary on c.App.Writer.
 func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, args []string, recursive, includeOutputs bool) error {
 	ctx := c.Context
+	// Bad paths fail before the bucket sees any request.
+	tops, err := resolvePaths(store.Dir(), args)
+	if err != nil {
+		return err
+	}
 	// Hold the shared lock before listing: a listing made before it could
 	// predate a gc's deletions.
 	if lo := pushLock(c); lo != nil && !c.Bool("dry-run") {
@@ -150,10 +156,6 @@ func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, args []string,
 		return err
 	}
 	defer s.Close()
-	tops, err := resolvePaths(s.Dir(), args)
-	if err != nil {
-		return err
-	}
 	var root *push.RootOptions
 	if ps.root != "" {
 		root = &push.RootOptions{Name: ps.root, TopLevel: tops}
