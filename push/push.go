@@ -53,10 +53,11 @@ type Options struct {
 	// (StartListing); a complete one replaces the presence check.
 	Listing *Listing
 	// Lock, if set, makes the push hold a shared cache lock (package
-	// gc/lock) from start to end, so that gc never deletes while it runs.
-	// A Listing is then ignored, as it was started before the lock was
-	// held; to keep one, acquire the lock (lock.Acquire) before
-	// StartListing and leave Lock nil.
+	// gc/lock) while it writes, so that gc never deletes what the written
+	// narinfos refer to. Presence is checked first without the lock (with
+	// Listing, if given); when anything is to be written (or a root
+	// recorded), the lock is taken and presence checked again under it. A
+	// push with nothing to write takes no lock.
 	Lock *lock.Options
 	// Root, if set, records a root manifest (package gc/roots) after a
 	// successful push.
@@ -107,31 +108,30 @@ func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options)
 		return nil, err
 	}
 	res := &Result{Paths: g.Len()}
-	if opts.Lock != nil && !opts.DryRun {
-		l, err := lock.Acquire(ctx, b, lock.Shared, *opts.Lock)
-		if err != nil {
-			return nil, err
-		}
-		defer l.Release()
-		// A listing started before the lock was held may predate a gc's
-		// deletions: skipping by it could write a narinfo whose reference
-		// gc has just deleted.
-		opts.Listing, p.opts.Listing = nil, nil
-	}
 	if !opts.DryRun {
 		if err := EnsureCacheInfo(ctx, b, p.storeDir, p.priority); err != nil {
 			return nil, err
 		}
 	}
 	order := g.Sorted()
-	present, err := findPresent(ctx, b, order, p.metaJobs, p.log, opts.Listing)
+	missing, present, err := p.missing(ctx, order, opts.Listing)
 	if err != nil {
 		return nil, err
 	}
-	var missing []string
-	for _, path := range order {
-		if !present[store.HashPart(path)] {
-			missing = append(missing, path)
+	// Writing needs the shared lock, so that no gc deletes what the narinfos
+	// written will refer to. A push with nothing to write (and no root to
+	// record) takes none, so a no-op push costs no lock round trips.
+	if opts.Lock != nil && !opts.DryRun && (len(missing) > 0 || opts.Root != nil) {
+		l, err := lock.Acquire(ctx, b, lock.Shared, *opts.Lock)
+		if err != nil {
+			return nil, err
+		}
+		defer l.Release()
+		// Check again under the lock: a gc may have deleted paths since
+		// the first check, which must then be uploaded again.
+		p.opts.Listing = nil
+		if missing, present, err = p.missing(ctx, order, nil); err != nil {
+			return nil, err
 		}
 	}
 	if err := p.checkOutside(ctx, missing, present); err != nil {
@@ -163,6 +163,22 @@ func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options)
 	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// missing returns the paths of order (topologically sorted) whose narinfo
+// the cache lacks, in that order, and the hash parts present.
+func (p *pusher) missing(ctx context.Context, order []string, listing *Listing) ([]string, map[string]bool, error) {
+	present, err := findPresent(ctx, p.b, order, p.metaJobs, p.log, listing)
+	if err != nil {
+		return nil, nil, err
+	}
+	var missing []string
+	for _, path := range order {
+		if !present[store.HashPart(path)] {
+			missing = append(missing, path)
+		}
+	}
+	return missing, present, nil
 }
 
 // pusher holds one push's settings.

@@ -138,16 +138,8 @@ func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, args []string,
 	if err != nil {
 		return err
 	}
-	// Hold the shared lock before listing: a listing made before it could
-	// predate a gc's deletions.
-	if lo := pushLock(c); lo != nil && !c.Bool("dry-run") {
-		l, err := lock.Acquire(ctx, b, lock.Shared, *lo)
-		if err != nil {
-			return withCode(remoteCode(err), err)
-		}
-		defer l.Release()
-	}
-	// List the cache while the closure is computed.
+	// List the cache while the closure is computed; Push takes the shared
+	// lock itself if there is anything to write, and checks again under it.
 	lctx, cancelListing := context.WithCancel(ctx)
 	defer cancelListing()
 	listing := push.StartListing(lctx, b)
@@ -180,6 +172,7 @@ func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, args []string,
 		Logger:      slog.Default(),
 		Root:        root,
 		Listing:     listing,
+		Lock:        pushLock(c),
 	})
 	stopProgress()
 	if err != nil {
