@@ -86,7 +86,7 @@ type S3Bucket struct {
 	where    string // endpoint, for messages
 	url      *URL
 	opts     S3Options
-	unsigned bool // send UNSIGNED-PAYLOAD (over TLS)
+	unsigned bool // send UNSIGNED-PAYLOAD on PUTs (the signed Content-MD5 covers the body)
 	pool     bufPool
 	logger   *slog.Logger
 }
@@ -178,7 +178,7 @@ func OpenS3(ctx context.Context, u *URL, opts S3Options) (*S3Bucket, error) {
 		where:    where,
 		url:      u,
 		opts:     opts,
-		unsigned: !strings.HasPrefix(u.Endpoint, "http://"),
+		unsigned: true,
 		logger:   logger,
 	}, nil
 }
@@ -322,7 +322,9 @@ func (b *S3Bucket) GetWithInfo(ctx context.Context, key string) (io.ReadCloser, 
 }
 
 // payloadOptions are the per-request options of PutObject and UploadPart:
-// an unsigned payload over TLS (the body is covered by Content-MD5).
+// an unsigned payload. The body is still covered: its Content-MD5 header
+// is signed, so it cannot be altered in transit even over plain http; and
+// one SHA-256 pass over every uploaded byte is saved.
 func (b *S3Bucket) payloadOptions() []func(*s3.Options) {
 	if !b.unsigned {
 		return nil
