@@ -35,7 +35,7 @@ out=$(nix-build scripts/demo.nix --no-out-link --argstr salt "demo-$(date +%s)" 
 run "$nb" path-info -r "$out"
 
 say "4. Push it (NAR streaming, xz in parallel, signed narinfos)"
-run "$nb" push --cache "$cache" --secret-key-file "$work/cache.key" "$out"
+run "$nb" push --cache "$cache" --secret-key-file "$work/cache.key" --root demo "$out"
 say "   ...and again: nothing to upload"
 run "$nb" push --cache "$cache" --secret-key-file "$work/cache.key" "$out"
 
@@ -56,7 +56,11 @@ ls "$work/empty/nix/store" | grep -v '^\.' | sed 's/^/  /'
 say "7. Run the substituted program from the new store"
 sed "s|/nix/store|$work/empty/nix/store|g" "$work/empty$out/bin/greet" | sh
 
-say "8. Nix refuses the same paths signed by a key it does not trust"
+say "8. Check the cache: signatures, NARs re-hashed, references; then its figures"
+run "$nb" verify --cache "$cache" --trusted-public-key "$pub" --deep
+run "$nb" stats --cache "$cache"
+
+say "9. Nix refuses the same paths signed by a key it does not trust"
 "$nb" key generate --name demo-cache-1 --secret-key-file "$work/other.key" >/dev/null
 other=$("$nb" key public --secret-key-file "$work/other.key")
 if nix copy --from "http://127.0.0.1:$sport" --to "local?root=$work/refused" \
