@@ -110,13 +110,11 @@ func StartListing(ctx context.Context, b s3cache.Bucket) *Listing {
 	go func() {
 		defer close(l.done)
 		n := 0
-		err := b.List(ctx, "", func(o s3cache.ObjectInfo) error {
+		err := listNarinfos(ctx, b, func(o s3cache.ObjectInfo) error {
 			if n++; n > prefetchPages*listPage {
 				return errListTooLong
 			}
-			if narinfoKey.MatchString(o.Key) {
-				l.have[o.Key[:32]] = true
-			}
+			l.have[o.Key[:32]] = true
 			return nil
 		})
 		l.complete = err == nil
@@ -148,14 +146,12 @@ var errListTooLong = errors.New("listing too long")
 func listPresent(ctx context.Context, b s3cache.Bucket, want map[string]bool, maxKeys int) (map[string]bool, error) {
 	present := make(map[string]bool)
 	n := 0
-	err := b.List(ctx, "", func(o s3cache.ObjectInfo) error {
+	err := listNarinfos(ctx, b, func(o s3cache.ObjectInfo) error {
 		if n++; n > maxKeys {
 			return errListTooLong
 		}
-		if narinfoKey.MatchString(o.Key) {
-			if h := o.Key[:32]; want[h] {
-				present[h] = true
-			}
+		if h := o.Key[:32]; want[h] {
+			present[h] = true
 		}
 		return nil
 	})
@@ -166,6 +162,36 @@ func listPresent(ctx context.Context, b s3cache.Bucket, want map[string]bool, ma
 		return nil, fmt.Errorf("listing the cache: %w", err)
 	}
 	return present, nil
+}
+
+// errPastNARs stops the first half of a narinfo listing at nar/.
+var errPastNARs = errors.New("reached nar/")
+
+// listNarinfos calls fn for every narinfo object of the bucket. Narinfos
+// lie at the top level; the NARs, about as many, all sort under nar/. A
+// bucket that can start a listing after a key (S3's StartAfter) lists the
+// keys before nar/ and then those after it, so the NARs cost no requests.
+func listNarinfos(ctx context.Context, b s3cache.Bucket, fn func(s3cache.ObjectInfo) error) error {
+	each := func(o s3cache.ObjectInfo) error {
+		if narinfoKey.MatchString(o.Key) {
+			return fn(o)
+		}
+		return nil
+	}
+	if _, ok := b.(s3cache.RangeLister); !ok {
+		return b.List(ctx, "", each)
+	}
+	err := b.List(ctx, "", func(o s3cache.ObjectInfo) error {
+		if strings.HasPrefix(o.Key, "nar/") {
+			return errPastNARs
+		}
+		return each(o)
+	})
+	if !errors.Is(err, errPastNARs) {
+		return err
+	}
+	// "\x7f" sorts after every character of a NAR key.
+	return s3cache.ListAfter(ctx, b, "", "nar/\x7f", each)
 }
 
 // headPresent checks each path's narinfo with one HEAD, jobs at a time.

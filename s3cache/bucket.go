@@ -126,6 +126,28 @@ func GetWithInfo(ctx context.Context, b Bucket, key string) (io.ReadCloser, Obje
 	return rc, info, nil
 }
 
+// RangeLister is implemented by buckets that can start a listing after a
+// given key on the server (S3's StartAfter), so a caller can skip a whole
+// range of keys, such as nar/, without paging through it.
+type RangeLister interface {
+	// ListAfter is List restricted to the keys greater than startAfter.
+	ListAfter(ctx context.Context, prefix, startAfter string, fn func(ObjectInfo) error) error
+}
+
+// ListAfter lists the keys of b under prefix that are greater than
+// startAfter: on the server when b is a RangeLister, else by filtering List.
+func ListAfter(ctx context.Context, b Bucket, prefix, startAfter string, fn func(ObjectInfo) error) error {
+	if r, ok := b.(RangeLister); ok {
+		return r.ListAfter(ctx, prefix, startAfter, fn)
+	}
+	return b.List(ctx, prefix, func(o ObjectInfo) error {
+		if o.Key <= startAfter {
+			return nil
+		}
+		return fn(o)
+	})
+}
+
 // Upload is an unfinished multipart upload.
 type Upload struct {
 	// Key is the key the upload would create.

@@ -486,11 +486,20 @@ func (m *s3Multipart) abort(ctx context.Context) error {
 
 // List implements Bucket with ListObjectsV2.
 func (b *S3Bucket) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
-	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{
+	return b.ListAfter(ctx, prefix, "", fn)
+}
+
+// ListAfter implements RangeLister with ListObjectsV2's StartAfter.
+func (b *S3Bucket) ListAfter(ctx context.Context, prefix, startAfter string, fn func(ObjectInfo) error) error {
+	in := &s3.ListObjectsV2Input{
 		Bucket:  &b.bucket,
 		Prefix:  &prefix,
 		MaxKeys: aws.Int32(int32(b.opts.ListPageSize)),
-	})
+	}
+	if startAfter != "" {
+		in.StartAfter = &startAfter
+	}
+	p := s3.NewListObjectsV2Paginator(b.client, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {

@@ -186,6 +186,27 @@ func testList(t *testing.T, b s3cache.Bucket) {
 			t.Errorf("List(%q) = %q, want %q", tc.prefix, got, tc.want)
 		}
 	}
+	for _, tc := range []struct {
+		prefix, after string
+		want          []string
+	}{
+		{"", "nar/\x7f", []string{"nix-cache-info"}},
+		{"", "nar-x", []string{"nar/a.nar.xz", "nar/b.nar.xz", "nar/sub/c", "nix-cache-info"}},
+		{"nar/", "nar/a.nar.xz", []string{"nar/b.nar.xz", "nar/sub/c"}},
+		{"", "", []string{"a.narinfo", "nar-x", "nar/a.nar.xz", "nar/b.nar.xz", "nar/sub/c", "nix-cache-info"}},
+	} {
+		var got []string
+		err := s3cache.ListAfter(ctx, b, tc.prefix, tc.after, func(o s3cache.ObjectInfo) error {
+			got = append(got, o.Key)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("ListAfter(%q, %q): %v", tc.prefix, tc.after, err)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("ListAfter(%q, %q) = %q, want %q", tc.prefix, tc.after, got, tc.want)
+		}
+	}
 	stop := errors.New("stop")
 	n := 0
 	err := b.List(ctx, "", func(s3cache.ObjectInfo) error { n++; return stop })
