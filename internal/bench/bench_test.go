@@ -116,7 +116,9 @@ func TestBench(t *testing.T) {
 	medium := nixtest.Lines(t, "nix-store", "-qR", built["medium"])
 	var narBytes int64
 	for _, p := range medium {
-		narBytes += int64(len(timed(t, nil, "sh", "-c", "nix-store --dump "+p+" | wc -c").out))
+		var n int64
+		fmt.Sscanf(strings.TrimSpace(timed(t, nil, "sh", "-c", "nix-store --dump "+p+" | wc -c").out), "%d", &n)
+		narBytes += n
 	}
 	dumpAll := func(cmd string) run {
 		return best(3, func() run {
