@@ -5,11 +5,15 @@
 // Both compressors use several cores on one stream. xz output is a
 // concatenation of independent xz streams, one per chunk, compressed in
 // parallel and written in order; Nix (liblzma) and every xz decoder read such
-// a file as one. zstd uses klauspost/compress's concurrent encoder, whose
-// output is a standard zstd frame.
+// a file as one. zstd output is likewise a sequence of independent frames,
+// one per chunk (as Nix 2.35 writes), compressed in parallel with
+// klauspost/compress, whose own stream encoder compresses one block at a
+// time and kept a push of one large NAR on one core. Small inputs use a
+// pooled single-threaded encoder.
 package compression
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"runtime"
@@ -59,9 +63,17 @@ type Options struct {
 	// SizeHint is the expected input size (the NarSize), used to size
 	// buffers and dictionaries for small inputs; 0 if unknown.
 	SizeHint int64
-	// ChunkSize is the input size of one independent xz stream; 0 means
-	// 8 MiB. Tests use small chunks to cross chunk boundaries cheaply.
+	// ChunkSize is the input size of one independent xz stream or zstd
+	// frame; 0 means 16 MiB. Tests use small chunks to cross chunk
+	// boundaries cheaply.
 	ChunkSize int
+}
+
+func (o Options) chunkSize() int {
+	if o.ChunkSize > 0 {
+		return o.ChunkSize
+	}
+	return chunkSize
 }
 
 func (o Options) concurrency() int {
@@ -78,20 +90,16 @@ func NewWriter(w io.Writer, algo string, opts Options) (io.WriteCloser, error) {
 	case None:
 		return nopCloser{w}, nil
 	case XZ:
-		size := opts.ChunkSize
-		if size <= 0 {
-			size = xzChunkSize
-		}
-		return newChunkWriter(w, size, opts.concurrency(), compressXZ), nil
+		return newChunkWriter(w, opts.chunkSize(), opts.concurrency(), compressXZ), nil
 	case Zstd:
 		if opts.SizeHint > 0 && opts.SizeHint <= smallZstd {
 			return newSmallZstd(w), nil
 		}
-		zopts := []zstd.EOption{zstd.WithEncoderConcurrency(opts.concurrency())}
-		if opts.SizeHint > 0 {
-			zopts = append(zopts, zstd.WithWindowSize(windowFor(opts.SizeHint)))
+		size := zstdChunkSize
+		if opts.ChunkSize > 0 {
+			size = opts.ChunkSize
 		}
-		return zstd.NewWriter(w, zopts...)
+		return newChunkWriter(w, size, opts.concurrency(), compressZstd), nil
 	}
 	return nil, Check(algo)
 }
@@ -115,15 +123,6 @@ func NewReader(r io.Reader, algo string) (io.ReadCloser, error) {
 		return zr.IOReadCloser(), nil
 	}
 	return nil, Check(algo)
-}
-
-// windowFor picks a zstd window no larger than the input needs.
-func windowFor(size int64) int {
-	w := zstd.MinWindowSize
-	for int64(w) < size && w < 8<<20 {
-		w <<= 1
-	}
-	return w
 }
 
 // smallZstd is the input size up to which a pooled single-threaded zstd
@@ -156,6 +155,28 @@ func (p *pooledZstd) Close() error {
 	zstdPool.Put(p.e)
 	p.e = nil
 	return err
+}
+
+// zstdChunkSize is the input size of one zstd frame: zstd needs no large
+// window to do well, and small frames keep the encoders' memory low.
+const zstdChunkSize = 4 << 20
+
+// zstdChunkPool holds single-threaded encoders for whole chunks.
+var zstdChunkPool = sync.Pool{New: func() any {
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(zstdChunkSize))
+	if err != nil {
+		panic(err) // constant, valid options
+	}
+	return e
+}}
+
+// compressZstd appends one complete zstd frame of src to dst.
+func compressZstd(dst *bytes.Buffer, src []byte) error {
+	e := zstdChunkPool.Get().(*zstd.Encoder)
+	defer zstdChunkPool.Put(e)
+	out := e.EncodeAll(src, dst.AvailableBuffer())
+	dst.Write(out)
+	return nil
 }
 
 type nopCloser struct{ io.Writer }

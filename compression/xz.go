@@ -8,10 +8,11 @@ import (
 	"github.com/ulikunitz/xz/lzma"
 )
 
-// xzChunkSize is the input size of one independent xz stream. Larger chunks
-// compress a little better; smaller ones spread a mid-sized NAR over more
-// cores. The chunks alive at once are bounded across all streams (chunkTokens).
-const xzChunkSize = 16 << 20
+// chunkSize is the input size of one independent xz stream or zstd frame.
+// Larger chunks compress a little better; smaller ones spread a mid-sized
+// NAR over more cores. The chunks alive at once are bounded across all
+// streams (chunkTokens).
+const chunkSize = 16 << 20
 
 // xzMaxDict is the dictionary size of `xz -6`, Nix's default preset. With
 // 16 MiB chunks it compresses toolchain NARs about 4% smaller than 8 MiB
