@@ -155,35 +155,6 @@ func substitute(t *testing.T, srv *s3test.Server, bucket string, closure []strin
 	t.Helper()
 	ts := httptest.NewServer(serve.Handler(srv.Open(t, bucket), nil))
 	defer ts.Close()
-	nixEnv := []string{"XDG_CACHE_HOME=" + t.TempDir()}
-	// Nix 2.8 takes a .drv argument to mean its outputs, and with
-	// --derivation wants a deriver for every other path: the .drv files go
-	// in a copy of their own.
-	copyTo := func(root, pub string, paths ...string) error {
-		var drvs, others []string
-		for _, p := range paths {
-			if strings.HasSuffix(p, ".drv") {
-				drvs = append(drvs, p)
-			} else {
-				others = append(others, p)
-			}
-		}
-		args := append([]string{"copy", "--from", ts.URL, "--to", "local?root=" + root,
-			"--option", "trusted-public-keys", pub, "--option", "require-sigs", "true"}, nixtest.Options...)
-		for _, batch := range [][]string{others, drvs} {
-			if len(batch) == 0 {
-				continue
-			}
-			a := slices.Clone(args)
-			if strings.HasSuffix(batch[0], ".drv") {
-				a = append(a, "--derivation")
-			}
-			if _, err := nixtest.Output(context.Background(), nixEnv, "nix", append(a, batch...)...); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 
 	var big string
 	for _, p := range closure {
@@ -192,14 +163,14 @@ func substitute(t *testing.T, srv *s3test.Server, bucket string, closure []strin
 		}
 	}
 	other := newKey(t, "someone-else-1")
-	if err := copyTo(t.TempDir(), other.PublicKey().String(), big); err == nil {
+	if _, err := nixtest.Substitute(t, ts.URL, other.PublicKey().String(), []string{big}); err == nil {
 		t.Errorf("nix copy of %s trusting another key succeeded, want a refusal", big)
 	} else if !strings.Contains(err.Error(), "lacks a valid signature") {
 		t.Errorf("nix copy trusting another key: %v, want a missing signature error", err)
 	}
 
-	root := t.TempDir()
-	if err := copyTo(root, key.PublicKey().String(), closure...); err != nil {
+	root, err := nixtest.Substitute(t, ts.URL, key.PublicKey().String(), closure)
+	if err != nil {
 		t.Fatalf("nix copy from the pushed cache: %v", err)
 	}
 	var drvs []string

@@ -12,11 +12,15 @@ import (
 // (e.g. an http:// view of a bucket) into a new, empty chroot store, with
 // signatures required and trustedKey ("name:base64") as the only trusted
 // key. .drv paths are copied as derivations (nix copy --derivation), the
-// others as they are. It returns the chroot's root and Nix's error, if any.
+// others as they are. Nix runs with a cache directory of its own: its
+// narinfo disk cache is keyed by the cache URL, and a loopback port reused
+// from an earlier test would otherwise serve that test's narinfos. It
+// returns the chroot's root and Nix's error, if any.
 func Substitute(t testing.TB, cacheURL, trustedKey string, paths []string) (string, error) {
 	t.Helper()
 	Require(t)
 	root := t.TempDir()
+	env := []string{"XDG_CACHE_HOME=" + t.TempDir()}
 	var drvs, outs []string
 	for _, p := range paths {
 		if strings.HasSuffix(p, ".drv") {
@@ -36,7 +40,8 @@ func Substitute(t testing.TB, cacheURL, trustedKey string, paths []string) (stri
 			"--option", "trusted-public-keys", trustedKey, "--option", "require-sigs", "true",
 			"--option", "narinfo-cache-negative-ttl", "0"}, group.extra...)
 		args = append(args, group.paths...)
-		if _, err := Output(context.Background(), nil, "nix", args...); err != nil {
+		args = append(args, Options...)
+		if _, err := Output(context.Background(), env, "nix", args...); err != nil {
 			return root, err
 		}
 	}
