@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nixbucket/nixbucket/internal/browsertest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
 	"github.com/nixbucket/nixbucket/internal/synth"
 	"github.com/nixbucket/nixbucket/s3cache"
@@ -118,14 +118,14 @@ func TestCollectSynthetic(t *testing.T) {
 	if strings.Contains(buf.String(), "http://") || strings.Contains(buf.String(), "https://") || strings.Contains(buf.String(), "src=") {
 		t.Error("the page refers to external assets")
 	}
-	dom := chromium(t, "--dump-dom", "file://"+page)
+	dom := browsertest.Chromium(t, "--dump-dom", "file://"+page)
 	for _, want := range []string{`id="line-bytes"`, `id="line-narinfos"`, "<circle", fmt.Sprintf(`id="total-objects">%d<`, r.Total.Objects)} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the rendered page lacks %s", want)
 		}
 	}
 	shot := filepath.Join(dir, "stats.png")
-	chromium(t, "--screenshot="+shot, "--window-size=900,900", "file://"+page)
+	browsertest.Chromium(t, "--screenshot="+shot, "--window-size=900,900", "file://"+page)
 	if fi, err := os.Stat(shot); err != nil || fi.Size() < 5000 {
 		t.Fatalf("screenshot %s: %v", shot, err)
 	}
@@ -133,24 +133,4 @@ func TestCollectSynthetic(t *testing.T) {
 		data, _ := os.ReadFile(shot)
 		os.WriteFile(out, data, 0o644)
 	}
-}
-
-// chromium runs headless Chromium with a fresh profile and returns stdout.
-func chromium(t *testing.T, args ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium not found (Debian package chromium; scripts/setup.sh installs it): %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	full := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--no-first-run", "--user-data-dir=" + t.TempDir()}, args...)
-	cmd := exec.CommandContext(ctx, bin, full...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %q: %v: %s", args, err, errb.String())
-	}
-	return out.String()
 }

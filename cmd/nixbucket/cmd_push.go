@@ -41,21 +41,28 @@ func pushCommand() *cli.Command {
 		Name:      "push",
 		Usage:     "upload store paths and their closure to a binary cache (nix copy --to)",
 		UsageText: "nixbucket push --cache URL [--include-outputs] [--no-recursive] [--stdin] [--jobs N] [--compression xz|zstd|none] [--secret-key-file F] [--root NAME] [--no-lock] [--dry-run] [--json] PATH...",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			cacheFlag(),
 			&cli.BoolFlag{Name: "include-outputs", Usage: "for every .drv in the closure, also push its valid outputs and their closures"},
 			&cli.BoolFlag{Name: "no-recursive", Usage: "push only the given paths (their references must already be in the cache)"},
 			&cli.BoolFlag{Name: "stdin", Usage: "read more paths from stdin, one per line (e.g. from nix-store -qR)"},
-			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 8, Usage: "NARs uploaded at once"},
-			&cli.StringFlag{Name: "compression", Usage: "xz, zstd or none (default: the URL's compression=, else xz)"},
-			secretKeyFileFlag(),
-			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be uploaded; upload nothing"},
-			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
 			&cli.StringFlag{Name: "root", Usage: "record a root manifest roots/`NAME`/<time>-<id>.json of the pushed closure (kept by gc)"},
-			&cli.BoolFlag{Name: "no-lock", Usage: "do not take the shared cache lock (gc may then run beside this push; only its grace period protects it)"},
-			&cli.DurationFlag{Name: "lock-wait", Value: 2 * lock.DefaultStaleAfter, Usage: "how long to wait for a running gc to finish"},
-		},
+		}, pushFlags()...),
 		Action: pushAction,
+	}
+}
+
+// pushFlags are the flags of every command that pushes (push, toolchain
+// refresh), read by newPushSetup and pushClosure.
+func pushFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 8, Usage: "NARs uploaded at once"},
+		&cli.StringFlag{Name: "compression", Usage: "xz, zstd or none (default: the URL's compression=, else xz)"},
+		secretKeyFileFlag(),
+		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be uploaded; upload nothing"},
+		&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
+		&cli.BoolFlag{Name: "no-lock", Usage: "do not take the shared cache lock (gc may then run beside this push; only its grace period protects it)"},
+		&cli.DurationFlag{Name: "lock-wait", Value: 2 * lock.DefaultStaleAfter, Usage: "how long to wait for a running gc to finish"},
 	}
 }
 

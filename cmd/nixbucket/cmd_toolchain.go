@@ -10,7 +10,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/nixbucket/nixbucket/gc/lock"
 )
 
 // toolchainCommand is `nixbucket toolchain refresh`, the replacement of
@@ -24,21 +23,14 @@ func toolchainCommand() *cli.Command {
 			Usage: "nix-build the expression, push the runtime closure of the results and record the root (--derivations: push the build-time closure, building nothing)",
 			UsageText: "nixbucket toolchain refresh --cache URL [-f nix/toolchain.nix] [-A ATTR]... [--root toolchain] [--derivations] " +
 				"[--nix-option K=V]... [--jobs N] [--compression xz|zstd|none] [--secret-key-file F] [--dry-run] [--json]",
-			Flags: []cli.Flag{
+			Flags: append([]cli.Flag{
 				cacheFlag(),
 				&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Value: "nix/toolchain.nix", Usage: "the Nix expression `FILE`"},
 				&cli.StringSliceFlag{Name: "attr", Aliases: []string{"A"}, Usage: "an `ATTR` of the expression to build (repeatable; default: all of it)"},
 				&cli.StringFlag{Name: "root", Value: "toolchain", Usage: "record the pushed closure as root `NAME`"},
 				&cli.BoolFlag{Name: "derivations", Usage: "nix-instantiate instead: push the .drv closure with the outputs that exist (--include-outputs), build nothing"},
 				&cli.StringSliceFlag{Name: "nix-option", Usage: "pass --option K V to nix-build / nix-instantiate (`K=V`, repeatable)"},
-				&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 8, Usage: "NARs uploaded at once"},
-				&cli.StringFlag{Name: "compression", Usage: "xz, zstd or none (default: the URL's compression=, else xz)"},
-				secretKeyFileFlag(),
-				&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "build, then say what would be uploaded; upload nothing"},
-				&cli.BoolFlag{Name: "json", Usage: "print the push summary as JSON on stdout"},
-				&cli.BoolFlag{Name: "no-lock", Usage: "do not take the shared cache lock while pushing"},
-				&cli.DurationFlag{Name: "lock-wait", Value: 2 * lock.DefaultStaleAfter, Usage: "how long to wait for a running gc to finish"},
-			},
+			}, pushFlags()...),
 			Action: toolchainRefreshAction,
 		}},
 	}

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nixbucket/nixbucket/internal/browsertest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
 	"github.com/nixbucket/nixbucket/publish"
 	"github.com/nixbucket/nixbucket/s3cache"
@@ -182,7 +182,7 @@ func TestPublishReleaseFlow(t *testing.T) {
 	hs := httptest.NewServer(serve.Handler(b, nil))
 	defer hs.Close()
 	pageURL := hs.URL + "/_releases.html"
-	dom := chromium(t, "--dump-dom", pageURL)
+	dom := browsertest.Chromium(t, "--dump-dom", pageURL)
 	for _, s := range []string{"<h1>Garage releases</h1>", "Release builds", "linux/arm64", "linux/386", "Show Development builds", testCommit,
 		"&lt;img src=x onerror=alert(1)&gt;"} {
 		if !strings.Contains(dom, s) {
@@ -218,7 +218,7 @@ func TestPublishReleaseFlow(t *testing.T) {
 		}
 	}
 	shot := filepath.Join(t.TempDir(), "page.png")
-	chromium(t, "--screenshot="+shot, "--window-size=1024,768", pageURL)
+	browsertest.Chromium(t, "--screenshot="+shot, "--window-size=1024,768", pageURL)
 	f, err := os.Open(shot)
 	if err != nil {
 		t.Fatal(err)
@@ -238,26 +238,6 @@ func TestPublishReleaseFlow(t *testing.T) {
 	if img.Bounds().Dx() != 1024 || len(colors) < 3 {
 		t.Errorf("screenshot %v with %d colours: the page did not render", img.Bounds(), len(colors))
 	}
-}
-
-// chromium runs headless Chromium with a fresh profile and returns stdout.
-func chromium(t *testing.T, args ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium not found (Debian package chromium; scripts/setup.sh installs it): %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	full := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--no-first-run", "--user-data-dir=" + t.TempDir()}, args...)
-	cmd := exec.CommandContext(ctx, bin, full...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %q: %v: %s", args, err, errb.String())
-	}
-	return out.String()
 }
 
 func readKey(t *testing.T, b s3cache.Bucket, key string) []byte {
