@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
-
 )
 
 // toolchainCommand is `nixbucket toolchain refresh`, the replacement of
