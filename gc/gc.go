@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"regexp"
 	"slices"
@@ -261,12 +260,7 @@ func cacheInfoValue(text, key string) string {
 }
 
 func (r *run) get(ctx context.Context, key string) ([]byte, error) {
-	rc, err := r.b.Get(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", key, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(rc)
+	data, err := s3cache.ReadSmall(ctx, r.b, key, 1<<28)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", key, err)
 	}

@@ -231,13 +231,7 @@ const checksumReaders = 8
 // readChecksum returns the hex digest of a sha256sum file, "" if it cannot
 // be read or parsed.
 func readChecksum(ctx context.Context, b s3cache.Bucket, key string, log *slog.Logger) string {
-	rc, err := b.Get(ctx, key)
-	if err != nil {
-		log.Warn("reading checksum", "key", key, "err", err)
-		return ""
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, 4096))
+	data, err := s3cache.ReadSmall(ctx, b, key, 4096)
 	if err != nil {
 		log.Warn("reading checksum", "key", key, "err", err)
 		return ""

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/store"
 )
@@ -23,7 +23,7 @@ const CacheInfoKey = "nix-cache-info"
 // WantMassQuery: 1, Priority), and checks an existing one's StoreDir, as
 // Nix does when it opens a binary cache.
 func EnsureCacheInfo(ctx context.Context, b s3cache.Bucket, storeDir string, priority int) error {
-	rc, err := b.Get(ctx, CacheInfoKey)
+	body, err := s3cache.ReadSmall(ctx, b, CacheInfoKey, 1<<16)
 	if errors.Is(err, s3cache.ErrNotFound) {
 		text := fmt.Sprintf("StoreDir: %s\nWantMassQuery: 1\nPriority: %d\n", storeDir, priority)
 		if err := b.Put(ctx, CacheInfoKey, strings.NewReader(text), int64(len(text)), s3cache.PutOptions{ContentType: "text/x-nix-cache-info"}); err != nil {
@@ -34,26 +34,10 @@ func EnsureCacheInfo(ctx context.Context, b s3cache.Bucket, storeDir string, pri
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", CacheInfoKey, err)
 	}
-	defer rc.Close()
-	body, err := io.ReadAll(io.LimitReader(rc, 1<<16))
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", CacheInfoKey, err)
-	}
-	if dir := cacheInfoValue(string(body), "StoreDir"); dir != "" && storeDir != "" && dir != storeDir {
+	if dir := narinfo.CacheInfoValue(string(body), "StoreDir"); dir != "" && storeDir != "" && dir != storeDir {
 		return fmt.Errorf("the cache is for store %s, these paths are in %s", dir, storeDir)
 	}
 	return nil
-}
-
-// cacheInfoValue returns the trimmed value of key in a nix-cache-info text.
-func cacheInfoValue(text, key string) string {
-	for line := range strings.Lines(text) {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
 
 var narinfoKey = regexp.MustCompile(`^[0-9a-df-np-sv-z]{32}\.narinfo$`)

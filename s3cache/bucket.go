@@ -148,6 +148,25 @@ func ListAfter(ctx context.Context, b Bucket, prefix, startAfter string, fn func
 	})
 }
 
+// ReadSmall reads a small object (a narinfo, a manifest, a lock) whole,
+// refusing one larger than max bytes. A missing key is an error wrapping
+// ErrNotFound.
+func ReadSmall(ctx context.Context, b Bucket, key string, max int64) ([]byte, error) {
+	rc, err := b.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", key, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("reading %s: larger than %d bytes", key, max)
+	}
+	return data, nil
+}
+
 // Upload is an unfinished multipart upload.
 type Upload struct {
 	// Key is the key the upload would create.

@@ -411,7 +411,11 @@ func (b *S3Bucket) Put(ctx context.Context, key string, r io.Reader, size int64,
 		return nil
 	}
 
-	up, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+	// Started even if ctx is cancelled meanwhile: an upload the server
+	// created but whose id we never learnt could not be aborted. A
+	// cancelled ctx then makes the streamer abort it at once.
+	cctx, cancelCreate := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	up, err := b.client.CreateMultipartUpload(cctx, &s3.CreateMultipartUploadInput{
 		Bucket:          &b.bucket,
 		Key:             &key,
 		ContentType:     aws.String(opts.ContentType),
@@ -419,6 +423,7 @@ func (b *S3Bucket) Put(ctx context.Context, key string, r io.Reader, size int64,
 		ContentEncoding: nonEmpty(opts.ContentEncoding),
 		StorageClass:    types.StorageClass(b.url.StorageClass),
 	})
+	cancelCreate()
 	if err != nil {
 		b.pool.put(first)
 		return b.wrap("starting multipart upload of", key, err)

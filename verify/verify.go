@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"regexp"
 	"slices"
@@ -208,7 +207,7 @@ func (c *checker) storeDir(ctx context.Context, sizes map[string]int64, haveInfo
 		}
 		return narinfo.DefaultStoreDir(), nil
 	}
-	rc, err := c.b.Get(ctx, CacheInfoKey)
+	body, err := s3cache.ReadSmall(ctx, c.b, CacheInfoKey, 1<<16)
 	if errors.Is(err, s3cache.ErrNotFound) {
 		c.fault(CacheInfoKey, KindCacheInfo, "listed but not found")
 		return narinfo.DefaultStoreDir(), nil
@@ -216,27 +215,10 @@ func (c *checker) storeDir(ctx context.Context, sizes map[string]int64, haveInfo
 	if err != nil {
 		return "", fmt.Errorf("reading %s: %w", CacheInfoKey, err)
 	}
-	defer rc.Close()
-	body, err := io.ReadAll(io.LimitReader(rc, 1<<16))
-	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", CacheInfoKey, err)
-	}
-	if dir := cacheInfoValue(string(body), "StoreDir"); dir != "" {
+	if dir := narinfo.CacheInfoValue(string(body), "StoreDir"); dir != "" {
 		return dir, nil
 	}
 	return narinfo.DefaultStoreDir(), nil
-}
-
-// cacheInfoValue returns the trimmed value of key in a nix-cache-info text:
-// "Key: value" lines, others ignored (src/libstore/binary-cache-store.cc).
-func cacheInfoValue(text, key string) string {
-	for line := range strings.Lines(text) {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
 
 // fetchNarInfos downloads and parses the narinfos, 4×Jobs at a time. A
@@ -249,16 +231,11 @@ func (c *checker) fetchNarInfos(ctx context.Context, keys []string, storeDir str
 	eg.SetLimit(4 * c.opts.Jobs)
 	for _, key := range keys {
 		eg.Go(func() error {
-			rc, err := c.b.Get(ctx, key)
+			body, err := s3cache.ReadSmall(ctx, c.b, key, 1<<24)
 			if errors.Is(err, s3cache.ErrNotFound) {
 				c.log.Debug("narinfo deleted since the listing", "key", key)
 				return nil
 			}
-			if err != nil {
-				return fmt.Errorf("reading %s: %w", key, err)
-			}
-			defer rc.Close()
-			body, err := io.ReadAll(io.LimitReader(rc, 1<<24))
 			if err != nil {
 				return fmt.Errorf("reading %s: %w", key, err)
 			}

@@ -24,7 +24,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -159,12 +158,7 @@ func List(ctx context.Context, b s3cache.Bucket) ([]Info, error) {
 
 // Read fills in i's body fields (host, pid, command, created) with one GET.
 func Read(ctx context.Context, b s3cache.Bucket, i Info) (Info, error) {
-	rc, err := b.Get(ctx, i.Key)
-	if err != nil {
-		return i, fmt.Errorf("reading lock %s: %w", i.Key, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, 1<<16))
+	data, err := s3cache.ReadSmall(ctx, b, i.Key, 1<<16)
 	if err != nil {
 		return i, fmt.Errorf("reading lock %s: %w", i.Key, err)
 	}
