@@ -382,14 +382,8 @@ func (r *run) oldNarInfos() int {
 // mark returns the live narinfo hash parts: the closure of the kept
 // manifests' paths and the young narinfos.
 func (r *run) mark() map[string]bool {
-	live := map[string]bool{}
-	var queue []string
-	add := func(hash string) {
-		if !live[hash] && r.infos[hash] != nil {
-			live[hash] = true
-			queue = append(queue, hash)
-		}
-	}
+	x := r.newReach()
+	live, add := x.set, x.add
 	for _, m := range r.manifests {
 		for _, e := range m.Paths {
 			h := e.NarInfo[:32]
@@ -409,15 +403,39 @@ func (r *run) mark() map[string]bool {
 			add(hash)
 		}
 	}
-	for len(queue) > 0 {
-		h := queue[len(queue)-1]
-		queue = queue[:len(queue)-1]
-		for _, ref := range r.infos[h].References {
-			add(ref[:32])
-		}
-	}
+	x.close()
 	r.rep.Live = len(live)
 	return live
+}
+
+// reach is a set of narinfo hash parts being closed under references:
+// add seeds it, close follows the references of every member.
+type reach struct {
+	r     *run
+	set   map[string]bool
+	queue []string
+}
+
+func (r *run) newReach() *reach { return &reach{r: r, set: map[string]bool{}} }
+
+// add puts hash in the set if the cache has its narinfo.
+func (x *reach) add(hash string) {
+	if !x.set[hash] && x.r.infos[hash] != nil {
+		x.set[hash] = true
+		x.queue = append(x.queue, hash)
+	}
+}
+
+// close adds everything the members refer to and returns the set.
+func (x *reach) close() map[string]bool {
+	for len(x.queue) > 0 {
+		h := x.queue[len(x.queue)-1]
+		x.queue = x.queue[:len(x.queue)-1]
+		for _, ref := range x.r.infos[h].References {
+			x.add(ref[:32])
+		}
+	}
+	return x.set
 }
 
 func refHashes(refs []string) []string {
@@ -470,26 +488,13 @@ func (r *run) plan(live map[string]bool, since map[string]time.Time) (del []Acti
 		s, ok := since[key]
 		return ok && r.now.Sub(s) >= r.opts.Grace && o.LastModified.Before(s) && !r.young(o)
 	}
-	survive := map[string]bool{}
-	var queue []string
-	keep := func(h string) {
-		if !survive[h] && r.infos[h] != nil {
-			survive[h] = true
-			queue = append(queue, h)
-		}
-	}
+	x := r.newReach()
 	for h := range r.infos {
 		if live[h] || !deletable(h+".narinfo") {
-			keep(h)
+			x.add(h)
 		}
 	}
-	for len(queue) > 0 {
-		h := queue[len(queue)-1]
-		queue = queue[:len(queue)-1]
-		for _, ref := range r.infos[h].References {
-			keep(ref[:32])
-		}
-	}
+	survive := x.close()
 	keptNARs := map[string]bool{}
 	liveNARs := map[string]bool{}
 	for h, ni := range r.infos {

@@ -103,7 +103,7 @@ func Start(t testing.TB, kind string) *Server {
 
 // launch runs the server once on a fresh port and waits for it.
 func launch(t testing.TB, kind, bin string) (*Server, error) {
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +111,8 @@ func launch(t testing.TB, kind, bin string) (*Server, error) {
 	s := &Server{
 		Kind:      kind,
 		Endpoint:  fmt.Sprintf("http://127.0.0.1:%d", port),
-		AccessKey: "NB" + strings.ToUpper(randomHex(9)),
-		SecretKey: randomHex(20),
+		AccessKey: "NB" + strings.ToUpper(RandomHex(9)),
+		SecretKey: RandomHex(20),
 		Dir:       filepath.Join(base, "data"),
 		logFile:   filepath.Join(base, kind+".log"),
 	}
@@ -205,8 +205,9 @@ func (s *Server) logTail() string {
 	return string(bytes.TrimSpace(b))
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
+// FreePort returns a loopback TCP port that was free a moment ago, for a
+// server a test starts.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -215,7 +216,8 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func randomHex(n int) string {
+// RandomHex returns 2n random hex digits, for names and credentials.
+func RandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
@@ -268,7 +270,7 @@ func (s *Server) CreateBucket(t testing.TB, name string) {
 // NewBucket creates a bucket with a random name and returns the name.
 func (s *Server) NewBucket(t testing.TB) string {
 	t.Helper()
-	name := "nixbucket-test-" + randomHex(6)
+	name := "nixbucket-test-" + RandomHex(6)
 	s.CreateBucket(t, name)
 	return name
 }

@@ -8,11 +8,8 @@ package ocitest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nixbucket/nixbucket/internal/s3test"
 )
 
 // Registry is a running docker-registry.
@@ -57,7 +56,7 @@ func Start(t testing.TB) *Registry {
 	bin := lookPath(t, "docker-registry", "docker-registry")
 	htpasswd := lookPath(t, "htpasswd", "apache2-utils")
 	dir := t.TempDir()
-	r := &Registry{User: "ci", Password: randomHex(12), log: filepath.Join(dir, "registry.log")}
+	r := &Registry{User: "ci", Password: s3test.RandomHex(12), log: filepath.Join(dir, "registry.log")}
 	out, err := exec.Command(htpasswd, "-Bbn", r.User, r.Password).Output()
 	if err != nil {
 		t.Fatalf("ocitest: htpasswd: %v", err)
@@ -66,7 +65,7 @@ func Start(t testing.TB) *Registry {
 		t.Fatal(err)
 	}
 	for attempt := 0; ; attempt++ {
-		port, err := freePort()
+		port, err := s3test.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,19 +167,4 @@ func SkopeoErr(t testing.TB, args ...string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s", err, strings.TrimSpace(errb.String()))
 	}
 	return out.Bytes(), nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
