@@ -43,12 +43,17 @@ var ErrBadName = errors.New("invalid release name")
 var ErrNoFile = errors.New("file to publish not found")
 
 // CheckName checks that s can be one path component of a release key: not
-// empty, not "." or "..", with no slash and no control character. what
+// empty, not "." or "..", with no slash, no control character and no
+// white space at either end (a blank CI variable, a stray space). what
 // names it in the error ("version", "target").
 func CheckName(what, s string) error {
 	switch {
 	case s == "":
 		return fmt.Errorf("%w: empty %s", ErrBadName, what)
+	case strings.TrimSpace(s) == "":
+		return fmt.Errorf("%w: %s %q is only white space", ErrBadName, what, s)
+	case strings.TrimSpace(s) != s:
+		return fmt.Errorf("%w: %s %q starts or ends with white space", ErrBadName, what, s)
 	case s == "." || s == "..":
 		return fmt.Errorf("%w: %s %q", ErrBadName, what, s)
 	case strings.Contains(s, "/"):
@@ -89,17 +94,30 @@ func BinaryKey(prefix, version, target, name string) (string, error) {
 	return p + version + "/" + target + "/" + name, nil
 }
 
+// versionVars are the CI variables VersionFromEnv reads after GitHub's
+// tag, in order: every tag variable before any commit variable, so that in
+// an environment that sets several a tag always wins over a commit.
+var versionVars = []string{"DRONE_TAG", "CI_COMMIT_TAG", "DRONE_COMMIT", "CI_COMMIT_SHA", "GITHUB_SHA"}
+
 // VersionFromEnv returns the version a CI build publishes, read with
 // getenv: the tag if the build is of a tag, else the commit. It knows Drone
 // (DRONE_TAG, DRONE_COMMIT), Woodpecker and GitLab (CI_COMMIT_TAG,
 // CI_COMMIT_SHA) and GitHub Actions (GITHUB_REF_NAME when GITHUB_REF_TYPE
-// is "tag", else GITHUB_SHA). It returns "" if none is set.
+// is "tag", else GITHUB_SHA). Every tag variable is checked before any
+// commit variable; a variable that is empty or only white space counts as
+// unset. It returns "" if none is set.
 func VersionFromEnv(getenv func(string) string) string {
-	if getenv("GITHUB_REF_TYPE") == "tag" && getenv("GITHUB_REF_NAME") != "" {
-		return getenv("GITHUB_REF_NAME")
+	set := func(k string) (string, bool) {
+		v := getenv(k)
+		return v, strings.TrimSpace(v) != ""
 	}
-	for _, k := range []string{"DRONE_TAG", "DRONE_COMMIT", "CI_COMMIT_TAG", "CI_COMMIT_SHA", "GITHUB_SHA"} {
-		if v := getenv(k); v != "" {
+	if getenv("GITHUB_REF_TYPE") == "tag" {
+		if v, ok := set("GITHUB_REF_NAME"); ok {
+			return v
+		}
+	}
+	for _, k := range versionVars {
+		if v, ok := set(k); ok {
 			return v
 		}
 	}
@@ -127,10 +145,21 @@ type Published struct {
 }
 
 // PublishBinaries uploads files as the release version for target under
-// prefix. Every name and file is checked before anything is uploaded;
-// then, for each file in order, the binary is streamed to the bucket while
-// its SHA-256 is computed, and only once it is stored is its checksum file
-// written, so a reader who sees a checksum sees the whole binary.
+// prefix. Every name and file is checked before anything is written. Then,
+// in three steps:
+//
+//  1. the .sha256 files of every key about to be written are deleted, so
+//     that re-publishing a version never leaves an old checksum beside a
+//     new binary;
+//  2. each binary is streamed to the bucket, in order, while its SHA-256
+//     is computed;
+//  3. only once every binary is stored are their checksum files written.
+//
+// So a checksum, when present, always matches its binary, and a reader who
+// sees one sees every binary of the call in full. A failure stops the
+// call: the binaries already uploaded stay (each one whole, as S3 writes
+// objects atomically), without checksums; running it again completes the
+// release. The returned list holds the binaries whose checksum was written.
 func PublishBinaries(ctx context.Context, b s3cache.Bucket, prefix, version, target string, files []Binary) ([]Published, error) {
 	if len(files) == 0 {
 		return nil, fmt.Errorf("%w: no file to publish", ErrBadName)
@@ -169,18 +198,38 @@ func PublishBinaries(ctx context.Context, b s3cache.Bucket, prefix, version, tar
 		}
 		jobs = append(jobs, job{Binary: f, key: key, size: fi.Size()})
 	}
-	out := make([]Published, 0, len(jobs))
+	stale := make([]string, len(jobs))
+	for i, j := range jobs {
+		stale[i] = j.key + ChecksumSuffix
+	}
+	if err := b.Delete(ctx, stale...); err != nil {
+		return nil, fmt.Errorf("deleting the previous checksums of %s: %w", jobs[0].key, err)
+	}
+	uploaded := make([]Published, 0, len(jobs))
 	for _, j := range jobs {
-		p, err := publishOne(ctx, b, j.Path, j.Name, j.key, j.size)
+		p, err := uploadBinary(ctx, b, j.Path, j.Name, j.key, j.size)
 		if err != nil {
-			return out, err
+			return nil, err
+		}
+		uploaded = append(uploaded, p)
+	}
+	out := make([]Published, 0, len(jobs))
+	for i, p := range uploaded {
+		line := p.SHA256 + "  " + jobs[i].Name + "\n"
+		opts := s3cache.PutOptions{ContentType: ChecksumContentType, CacheControl: BinaryCacheControl}
+		if err := b.Put(ctx, p.ChecksumKey, strings.NewReader(line), int64(len(line)), opts); err != nil {
+			return out, fmt.Errorf("uploading checksum %s: %w", p.ChecksumKey, err)
 		}
 		out = append(out, p)
 	}
 	return out, nil
 }
 
-func publishOne(ctx context.Context, b s3cache.Bucket, file, name, key string, size int64) (Published, error) {
+// ChecksumContentType is the media type of .sha256 files.
+const ChecksumContentType = "text/plain; charset=utf-8"
+
+// uploadBinary streams file to key and returns it with its SHA-256.
+func uploadBinary(ctx context.Context, b s3cache.Bucket, file, name, key string, size int64) (Published, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return Published{}, fmt.Errorf("publishing %s: %w", file, err)
@@ -191,14 +240,7 @@ func publishOne(ctx context.Context, b s3cache.Bucket, file, name, key string, s
 	if err := b.Put(ctx, key, io.TeeReader(f, h), size, opts); err != nil {
 		return Published{}, fmt.Errorf("uploading %s to %s: %w", file, key, err)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	line := sum + "  " + name + "\n"
-	ckey := key + ChecksumSuffix
-	copts := s3cache.PutOptions{ContentType: "text/plain; charset=utf-8", CacheControl: BinaryCacheControl}
-	if err := b.Put(ctx, ckey, strings.NewReader(line), int64(len(line)), copts); err != nil {
-		return Published{}, fmt.Errorf("uploading checksum %s: %w", ckey, err)
-	}
-	return Published{Key: key, ChecksumKey: ckey, SHA256: sum, Size: size}, nil
+	return Published{Key: key, ChecksumKey: key + ChecksumSuffix, SHA256: hex.EncodeToString(h.Sum(nil)), Size: size}, nil
 }
 
 // BinaryContentType is the media type a release file is stored with: by
@@ -209,7 +251,7 @@ func BinaryContentType(name string) string {
 	case strings.HasSuffix(name, ".tar.gz"), strings.HasSuffix(name, ".tgz"):
 		return "application/gzip"
 	case strings.HasSuffix(name, ChecksumSuffix):
-		return "text/plain; charset=utf-8"
+		return ChecksumContentType
 	}
 	if t := mime.TypeByExtension(path.Ext(name)); t != "" {
 		return t

@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,13 +28,26 @@ var targets = []string{
 	"armv6l-unknown-linux-musleabihf",
 }
 
-// recorder is a bucket that records the order of completed Puts and can
-// make a Put fail.
+// recorder is a bucket that records the order of completed Puts (and of
+// all writes, Deletes included, in ops) and can make a Put fail.
 type recorder struct {
 	s3cache.Bucket
 	mu   sync.Mutex
 	puts []string
+	ops  []string
 	fail func(key string) bool
+}
+
+func (r *recorder) Delete(ctx context.Context, keys ...string) error {
+	if err := r.Bucket.Delete(ctx, keys...); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	for _, k := range keys {
+		r.ops = append(r.ops, "delete "+k)
+	}
+	r.mu.Unlock()
+	return nil
 }
 
 func (r *recorder) Put(ctx context.Context, key string, rd io.Reader, size int64, opts s3cache.PutOptions) error {
@@ -46,6 +61,7 @@ func (r *recorder) Put(ctx context.Context, key string, rd io.Reader, size int64
 	}
 	r.mu.Lock()
 	r.puts = append(r.puts, key)
+	r.ops = append(r.ops, "put "+key)
 	r.mu.Unlock()
 	return nil
 }
@@ -123,25 +139,103 @@ func TestPublishBinariesS3(t *testing.T) {
 	if len(rec.puts) != 2*len(targets) {
 		t.Errorf("%d puts, want %d", len(rec.puts), 2*len(targets))
 	}
+	// Each call deleted the old checksum before it wrote the binary.
+	var wantOps []string
+	for _, target := range targets {
+		key := "_releases/v1.2.3/" + target + "/garage"
+		wantOps = append(wantOps, "delete "+key+".sha256", "put "+key, "put "+key+".sha256")
+	}
+	if !slices.Equal(rec.ops, wantOps) {
+		t.Errorf("writes\n got %q\nwant %q", rec.ops, wantOps)
+	}
 
 	t.Run("failed upload leaves no checksum", func(t *testing.T) {
 		rec.fail = func(key string) bool { return strings.HasSuffix(key, "/second") }
 		defer func() { rec.fail = nil }()
 		d := t.TempDir()
-		first, _ := writeFile(t, d, "first", 100)
+		first, firstData := writeFile(t, d, "first", 100)
 		second, _ := writeFile(t, d, "second", 100)
-		_, err := publish.PublishBinaries(ctx, rec, "_releases/", "v9.9.9", targets[0], []publish.Binary{{Path: first}, {Path: second}})
+		rec.ops = nil
+		res, err := publish.PublishBinaries(ctx, rec, "_releases/", "v9.9.9", targets[0], []publish.Binary{{Path: first}, {Path: second}})
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("error %v, want one wrapping context.Canceled", err)
 		}
-		for _, k := range []string{"_releases/v9.9.9/" + targets[0] + "/second", "_releases/v9.9.9/" + targets[0] + "/second.sha256"} {
+		if len(res) != 0 {
+			t.Errorf("result %+v after a failure before any checksum", res)
+		}
+		dir := "_releases/v9.9.9/" + targets[0] + "/"
+		// Checksums are written only once every binary is stored: the
+		// first binary stays, whole, without one; the second is absent.
+		for _, k := range []string{dir + "second", dir + "second.sha256", dir + "first.sha256"} {
 			if _, err := rec.Stat(ctx, k); !errors.Is(err, s3cache.ErrNotFound) {
 				t.Errorf("%s after a failed upload: %v, want not found", k, err)
 			}
 		}
-		if _, err := rec.Stat(ctx, "_releases/v9.9.9/"+targets[0]+"/first.sha256"); err != nil {
-			t.Errorf("the file before the failure is not complete: %v", err)
+		if got := get(t, rec, dir+"first"); !bytes.Equal(got, firstData) {
+			t.Errorf("the binary uploaded before the failure is not whole")
 		}
+		want := []string{"delete " + dir + "first.sha256", "delete " + dir + "second.sha256", "put " + dir + "first"}
+		if !slices.Equal(rec.ops, want) {
+			t.Errorf("writes\n got %q\nwant %q", rec.ops, want)
+		}
+		// Running it again completes the release.
+		rec.fail = nil
+		res, err = publish.PublishBinaries(ctx, rec, "_releases/", "v9.9.9", targets[0], []publish.Binary{{Path: first}, {Path: second}})
+		if err != nil || len(res) != 2 {
+			t.Fatalf("re-run: %+v, %v", res, err)
+		}
+		for _, p := range res {
+			checkSum(t, rec, p.Key)
+		}
+	})
+
+	t.Run("re-publish never leaves an old checksum beside a new binary", func(t *testing.T) {
+		d := t.TempDir()
+		dir := "_releases/v2.0.0/" + targets[0] + "/"
+		key := dir + "garage"
+		src, _ := writeFile(t, d, "garage", 5000)
+		if _, err := publish.PublishBinaries(ctx, rec, "_releases/", "v2.0.0", targets[0], []publish.Binary{{Path: src}}); err != nil {
+			t.Fatal(err)
+		}
+		oldSum := string(get(t, rec, key+".sha256"))
+
+		// The binary is replaced, then the checksum upload fails.
+		src2, data2 := writeFile(t, t.TempDir(), "garage", 6000)
+		rec.fail = func(k string) bool { return k == key+".sha256" }
+		_, err := publish.PublishBinaries(ctx, rec, "_releases/", "v2.0.0", targets[0], []publish.Binary{{Path: src2}})
+		rec.fail = nil
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "checksum") {
+			t.Fatalf("error %v, want a failed checksum upload", err)
+		}
+		if got := get(t, rec, key); !bytes.Equal(got, data2) {
+			t.Fatalf("the binary was not replaced")
+		}
+		if _, err := rec.Stat(ctx, key+".sha256"); !errors.Is(err, s3cache.ErrNotFound) {
+			t.Errorf("a checksum is beside the new binary after its upload failed: %v (old one: %q)", err, oldSum)
+		}
+
+		// The binary upload fails: the old binary stays, without a checksum.
+		if _, err := publish.PublishBinaries(ctx, rec, "_releases/", "v2.0.0", targets[0], []publish.Binary{{Path: src}}); err != nil {
+			t.Fatal(err)
+		}
+		rec.fail = func(k string) bool { return k == key }
+		_, err = publish.PublishBinaries(ctx, rec, "_releases/", "v2.0.0", targets[0], []publish.Binary{{Path: src2}})
+		rec.fail = nil
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("error %v, want a failed binary upload", err)
+		}
+		if _, err := rec.Stat(ctx, key+".sha256"); !errors.Is(err, s3cache.ErrNotFound) {
+			t.Errorf("checksum after a failed binary upload: %v, want not found", err)
+		}
+
+		// A successful re-publish: the checksum is the new binary's.
+		if _, err := publish.PublishBinaries(ctx, rec, "_releases/", "v2.0.0", targets[0], []publish.Binary{{Path: src2}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(get(t, rec, key+".sha256")); got == oldSum {
+			t.Errorf("the checksum is still the old binary's")
+		}
+		checkSum(t, rec, key)
 	})
 
 	t.Run("bad input publishes nothing", func(t *testing.T) {
@@ -176,6 +270,55 @@ func TestPublishBinariesS3(t *testing.T) {
 			t.Errorf("%d objects published by rejected calls", n)
 		}
 	})
+}
+
+// checkSum checks with the real sha256sum that the checksum file of key
+// matches the binary stored there.
+func checkSum(t *testing.T, b s3cache.Bucket, key string) {
+	t.Helper()
+	dir := t.TempDir()
+	name := path.Base(key)
+	if err := os.WriteFile(filepath.Join(dir, name), get(t, b, key), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".sha256"), get(t, b, key+".sha256"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sha256sum", "--strict", "-c", name+".sha256")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != name+": OK" {
+		t.Errorf("%s: sha256sum -c: %v: %s", key, err, out)
+	}
+}
+
+func TestCheckName(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want string // "" for accepted, else a word of the error
+	}{
+		{"v1.2.3", ""},
+		{"convert_db", ""},
+		{"my build", ""}, // inner spaces are fine
+		{"", "empty"},
+		{" ", "white space"},
+		{"\t\n", "white space"},
+		{"\u00a0", "white space"},
+		{" v1.0.0", "white space"},
+		{"v1.0.0\n", "white space"},
+		{"v1.0.0 ", "white space"},
+		{".", `"."`},
+		{"..", `".."`},
+		{"a/b", "slash"},
+		{"a\x00b", "control"},
+	} {
+		err := publish.CheckName("version", tc.s)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("CheckName(%q): %v", tc.s, err)
+		case tc.want != "" && (!errors.Is(err, publish.ErrBadName) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("CheckName(%q) = %v, want an ErrBadName with %q", tc.s, err, tc.want)
+		}
+	}
 }
 
 func get(t *testing.T, b s3cache.Bucket, key string) []byte {

@@ -59,6 +59,17 @@ type Release struct {
 	Date time.Time `json:"date"`
 	// Builds are the version's files.
 	Builds []Build `json:"builds"`
+	// Sources link to the version's sources (IndexOptions.Sources), in
+	// the order of the templates.
+	Sources []SourceLink `json:"sources,omitempty"`
+}
+
+// SourceLink is one link to a version's sources.
+type SourceLink struct {
+	// Label is the link's text, e.g. ".tar.gz".
+	Label string `json:"label"`
+	// URL is the link.
+	URL string `json:"url"`
 }
 
 // Category is one section of the release page.
@@ -86,6 +97,10 @@ type IndexOptions struct {
 	// "https://garagehq.deuxfleurs.fr/"); else links are relative to the
 	// index page.
 	BaseURL string
+	// Sources make each version's source links, as the seed's page had
+	// (the tag or commit in the forge, .zip and .tar.gz archives); none
+	// if empty.
+	Sources []SourceTemplate
 	// Log receives a line for each object that does not fit the layout.
 	Log *slog.Logger
 }
@@ -220,6 +235,9 @@ func BuildIndex(ctx context.Context, b s3cache.Bucket, opts IndexOptions) (Index
 	for _, d := range dated {
 		r := byVersion[d.Version]
 		i := cat[r.Class]
+		for _, st := range opts.Sources {
+			r.Sources = append(r.Sources, st.Link(r.Version, ix[i].Type))
+		}
 		ix[i].Builds = append(ix[i].Builds, *r)
 	}
 	return ix, nil
@@ -307,9 +325,12 @@ func (ix Index) WriteHTML(w io.Writer, title string) error {
 	return nil
 }
 
-// PublishIndex builds the index of opts.Prefix and writes its JSON and
-// HTML next to the prefix (IndexKeys), with their media types and
-// IndexCacheControl. The page's title is title, "Releases" if empty.
+// PublishIndex builds the index of opts.Prefix and writes its HTML and
+// JSON next to the prefix (IndexKeys), with their media types and
+// IndexCacheControl: the page first, the JSON last, so that a script that
+// reads the JSON never learns of a version the page does not show yet
+// (if writing the page fails, neither changes). The page's title is
+// title, "Releases" if empty.
 func PublishIndex(ctx context.Context, b s3cache.Bucket, opts IndexOptions, title string) (Index, error) {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
@@ -326,18 +347,18 @@ func PublishIndex(ctx context.Context, b s3cache.Bucket, opts IndexOptions, titl
 		title = "Releases"
 	}
 	var js, hs bytes.Buffer
-	if err := ix.WriteJSON(&js); err != nil {
+	if err := ix.WriteHTML(&hs, title); err != nil {
 		return nil, err
 	}
-	if err := ix.WriteHTML(&hs, title); err != nil {
+	if err := ix.WriteJSON(&js); err != nil {
 		return nil, err
 	}
 	for _, o := range []struct {
 		key, ctype string
 		data       []byte
 	}{
-		{jsonKey, "application/json", js.Bytes()},
-		{htmlKey, "text/html; charset=utf-8", hs.Bytes()},
+		{htmlKey, HTMLContentType, hs.Bytes()},
+		{jsonKey, JSONContentType, js.Bytes()},
 	} {
 		err := b.Put(ctx, o.key, bytes.NewReader(o.data), int64(len(o.data)),
 			s3cache.PutOptions{ContentType: o.ctype, CacheControl: IndexCacheControl})
@@ -347,3 +368,11 @@ func PublishIndex(ctx context.Context, b s3cache.Bucket, opts IndexOptions, titl
 	}
 	return ix, nil
 }
+
+// Media types of the release page and JSON.
+const (
+	// HTMLContentType is the media type of the release page.
+	HTMLContentType = "text/html; charset=utf-8"
+	// JSONContentType is the media type of the release JSON.
+	JSONContentType = "application/json"
+)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -138,6 +140,102 @@ func TestBuildIndex(t *testing.T) {
 		if u := ix[0].Builds[0].Builds[0].URL; u != "https://example.org/_releases/v1.2.3.4/x86_64-unknown-linux-musl/garage" {
 			t.Errorf("URL %q", u)
 		}
+		html := buf.String()
+		for _, s := range []string{
+			`href="https://example.org/_releases/v1.2.3.4/x86_64-unknown-linux-musl/garage"`,
+			`href="https://example.org/_releases/v1.2.3.4/x86_64-unknown-linux-musl/garage.sha256"`,
+			`href="https://example.org/_releases/%3Cimg%20src=x%20onerror=alert%281%29%3E/x86_64-unknown-linux-musl/garage"`,
+		} {
+			if !strings.Contains(html, s) {
+				t.Errorf("the page has no %s", s)
+			}
+		}
+		// Every link of the page is absolute, under the base URL.
+		for _, m := range regexp.MustCompile(`href="([^"]*)"`).FindAllStringSubmatch(html, -1) {
+			if !strings.HasPrefix(m[1], "https://example.org/_releases/") {
+				t.Errorf("link %q is not under the base URL", m[1])
+			}
+		}
+		if strings.Contains(html, "Sources:") {
+			t.Errorf("the page has source links that were not asked for")
+		}
+	})
+
+	t.Run("source links", func(t *testing.T) {
+		var srcs []publish.SourceTemplate
+		for _, s := range []string{
+			"https://git.deuxfleurs.fr/Deuxfleurs/garage/src/{type}/{version}",
+			"https://git.deuxfleurs.fr/Deuxfleurs/garage/archive/{version}.zip",
+			"https://git.deuxfleurs.fr/Deuxfleurs/garage/archive/{version}.tar.gz",
+		} {
+			st, err := publish.ParseSourceTemplate(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srcs = append(srcs, st)
+		}
+		ix, err := publish.BuildIndex(ctx, b, publish.IndexOptions{Sources: srcs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []publish.SourceLink{
+			{Label: "source", URL: "https://git.deuxfleurs.fr/Deuxfleurs/garage/src/tag/v0.9.0"},
+			{Label: ".zip", URL: "https://git.deuxfleurs.fr/Deuxfleurs/garage/archive/v0.9.0.zip"},
+			{Label: ".tar.gz", URL: "https://git.deuxfleurs.fr/Deuxfleurs/garage/archive/v0.9.0.tar.gz"},
+		}
+		if got := ix[0].Builds[2].Sources; !slices.Equal(got, want) {
+			t.Errorf("v0.9.0 sources\n got %+v\nwant %+v", got, want)
+		}
+		if got := ix[2].Builds[0].Sources[0].URL; got != "https://git.deuxfleurs.fr/Deuxfleurs/garage/src/commit/"+commit {
+			t.Errorf("commit source link %q", got)
+		}
+		var buf bytes.Buffer
+		if err := ix.WriteHTML(&buf, "x"); err != nil {
+			t.Fatal(err)
+		}
+		html := buf.String()
+		for _, s := range []string{
+			`<p class="sources">Sources: <a href="https://git.deuxfleurs.fr/Deuxfleurs/garage/src/tag/v0.9.0">source</a> · <a href="https://git.deuxfleurs.fr/Deuxfleurs/garage/archive/v0.9.0.zip">.zip</a> · <a href="https://git.deuxfleurs.fr/Deuxfleurs/garage/archive/v0.9.0.tar.gz">.tar.gz</a></p>`,
+			`href="https://git.deuxfleurs.fr/Deuxfleurs/garage/src/commit/` + commit + `"`,
+			`href="https://git.deuxfleurs.fr/Deuxfleurs/garage/src/tag/%3Cimg%20src=x%20onerror=alert%281%29%3E"`,
+		} {
+			if !strings.Contains(html, s) {
+				t.Errorf("the page has no %s", s)
+			}
+		}
+		if n := strings.Count(html, `<p class="sources">`); n != 8 {
+			t.Errorf("%d source paragraphs, want one per version (8)", n)
+		}
+		if strings.Contains(html, "<img") {
+			t.Errorf("the page holds an unescaped <img")
+		}
+		var js bytes.Buffer
+		if err := ix.WriteJSON(&js); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(js.String(), `"url": "https://git.deuxfleurs.fr/Deuxfleurs/garage/archive/v0.9.0.zip"`) {
+			t.Errorf("the JSON has no source links")
+		}
+	})
+
+	t.Run("page before JSON", func(t *testing.T) {
+		rec := &recorder{Bucket: b}
+		if _, err := publish.PublishIndex(ctx, rec, publish.IndexOptions{}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"_releases.html", "_releases.json"}; !slices.Equal(rec.puts, want) {
+			t.Errorf("writes %q, want %q", rec.puts, want)
+		}
+		// If the page cannot be written, the JSON is left as it was.
+		before := get(t, b, "_releases.json")
+		fileRelease(t, b, root, "v3.0.0", 20, targets[0])
+		rec.fail = func(k string) bool { return k == "_releases.html" }
+		if _, err := publish.PublishIndex(ctx, rec, publish.IndexOptions{}, ""); err == nil || !strings.Contains(err.Error(), "_releases.html") {
+			t.Errorf("error %v, want one naming _releases.html", err)
+		}
+		if after := get(t, b, "_releases.json"); !bytes.Equal(after, before) {
+			t.Errorf("the JSON changed although the page could not be written")
+		}
 	})
 
 	t.Run("empty", func(t *testing.T) {
@@ -174,4 +272,63 @@ func TestIndexKeys(t *testing.T) {
 			t.Errorf("IndexKeys(%q) accepted", bad)
 		}
 	}
+}
+
+func TestParseSourceTemplate(t *testing.T) {
+	for _, tc := range []struct {
+		in, label, url string // url is the link of v1.0.0, a tag; "" for an error
+		err            string
+	}{
+		{"https://git.example.org/me/app/src/{type}/{version}", "source", "https://git.example.org/me/app/src/tag/v1.0.0", ""},
+		{"https://git.example.org/me/app/archive/{version}.zip", ".zip", "https://git.example.org/me/app/archive/v1.0.0.zip", ""},
+		{"https://git.example.org/me/app/archive/{version}.tar.gz", ".tar.gz", "https://git.example.org/me/app/archive/v1.0.0.tar.gz", ""},
+		{"browse=https://github.com/me/app/tree/{version}", "browse", "https://github.com/me/app/tree/v1.0.0", ""},
+		{"https://example.org/dl?v={version}&f=zip", "source", "https://example.org/dl?v=v1.0.0&f=zip", ""},
+		{"http://example.org/{version}/{version}", "source", "http://example.org/v1.0.0/v1.0.0", ""},
+		{"https://example.org/archive", "", "", "no {version}"},
+		{"javascript:alert({version})", "", "", "http"},
+		{"git.example.org/{version}", "", "", "http"},
+		{"x=javascript:alert({version})", "", "", "http"},
+		{"=https://example.org/{version}", "", "", "empty label"},
+		{"https://example.org/{ref}/{version}", "", "", "unknown placeholder {ref}"},
+		{"https:///{version}", "", "", "host"},
+		{"", "", "", "http"},
+	} {
+		st, err := publish.ParseSourceTemplate(tc.in)
+		if tc.err != "" {
+			if !errors.Is(err, publish.ErrBadSourceURL) || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseSourceTemplate(%q) = %+v, %v; want an error with %q", tc.in, st, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseSourceTemplate(%q): %v", tc.in, err)
+			continue
+		}
+		if l := st.Link("v1.0.0", "tag"); l.Label != tc.label || l.URL != tc.url {
+			t.Errorf("ParseSourceTemplate(%q) links v1.0.0 as %+v, want %s %s", tc.in, l, tc.label, tc.url)
+		}
+	}
+}
+
+func FuzzParseSourceTemplate(f *testing.F) {
+	for _, s := range []string{"https://x.org/{version}", "zip=https://x.org/a/{version}.zip", "https://x.org/{type}/{version}", "javascript:{version}", "a=b=c", "https://{version}"} {
+		f.Add(s, "v1.0.0")
+	}
+	f.Fuzz(func(t *testing.T, s, version string) {
+		st, err := publish.ParseSourceTemplate(s)
+		if err != nil {
+			if !errors.Is(err, publish.ErrBadSourceURL) {
+				t.Fatalf("error %v does not wrap ErrBadSourceURL", err)
+			}
+			return
+		}
+		l := st.Link(version, "commit")
+		if l.Label == "" || (!strings.HasPrefix(l.URL, "https://") && !strings.HasPrefix(l.URL, "http://")) {
+			t.Fatalf("ParseSourceTemplate(%q) links %q as %+v", s, version, l)
+		}
+		if strings.ContainsAny(l.URL, "<>\" \x00") && !strings.ContainsAny(st.URL, "<>\" \x00") {
+			t.Fatalf("version %q put unescaped characters in %q", version, l.URL)
+		}
+	})
 }

@@ -158,7 +158,21 @@ func TestVersionFromEnv(t *testing.T) {
 		{"woodpecker/gitlab commit", map[string]string{"CI_COMMIT_SHA": "def"}, "def"},
 		{"github tag", map[string]string{"GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "v3.0.0", "GITHUB_SHA": "123"}, "v3.0.0"},
 		{"github branch", map[string]string{"GITHUB_REF_TYPE": "branch", "GITHUB_REF_NAME": "main", "GITHUB_SHA": "123"}, "123"},
+		{"github tag type without a name", map[string]string{"GITHUB_REF_TYPE": "tag", "GITHUB_SHA": "123"}, "123"},
 		{"none", map[string]string{}, ""},
+		// Mixed environments: every tag variable beats every commit variable.
+		{"drone commit, woodpecker tag", map[string]string{"DRONE_COMMIT": "abc", "CI_COMMIT_TAG": "v2.0.0"}, "v2.0.0"},
+		{"drone commit, woodpecker tag and sha", map[string]string{"DRONE_COMMIT": "abc", "CI_COMMIT_TAG": "v2.0.0", "CI_COMMIT_SHA": "def"}, "v2.0.0"},
+		{"github sha, drone tag", map[string]string{"GITHUB_SHA": "123", "DRONE_TAG": "v1.0.0"}, "v1.0.0"},
+		{"github tag, drone commit", map[string]string{"GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "v3.0.0", "DRONE_COMMIT": "abc"}, "v3.0.0"},
+		{"github branch name, drone tag", map[string]string{"GITHUB_REF_TYPE": "branch", "GITHUB_REF_NAME": "main", "DRONE_TAG": "v1.0.0"}, "v1.0.0"},
+		{"two tags: drone first", map[string]string{"DRONE_TAG": "v1.0.0", "CI_COMMIT_TAG": "v2.0.0"}, "v1.0.0"},
+		{"two commits: drone first", map[string]string{"CI_COMMIT_SHA": "def", "DRONE_COMMIT": "abc", "GITHUB_SHA": "123"}, "abc"},
+		// Blank variables count as unset.
+		{"blank drone tag", map[string]string{"DRONE_TAG": "  ", "DRONE_COMMIT": "abc"}, "abc"},
+		{"blank woodpecker tag", map[string]string{"CI_COMMIT_TAG": "\t\n", "CI_COMMIT_SHA": "def"}, "def"},
+		{"blank github tag name", map[string]string{"GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": " ", "GITHUB_SHA": "123"}, "123"},
+		{"only blanks", map[string]string{"DRONE_TAG": " ", "DRONE_COMMIT": "\n", "CI_COMMIT_TAG": "\t", "CI_COMMIT_SHA": " ", "GITHUB_SHA": "  "}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := publish.VersionFromEnv(func(k string) string { return tc.env[k] })

@@ -95,8 +95,12 @@ func publishBinaryCommand() *cli.Command {
 		Name:  "binary",
 		Usage: "upload release binaries to <prefix><version>/<target>/<name>, each with a .sha256 beside it",
 		UsageText: "nixbucket publish binary --bucket URL [--prefix _releases/] [--version V] --target TRIPLE FILE...\n\n" +
-			"The version defaults to the CI's tag, else its commit: DRONE_TAG, DRONE_COMMIT, CI_COMMIT_TAG, CI_COMMIT_SHA\n" +
-			"(Woodpecker, GitLab), GITHUB_REF_NAME when GITHUB_REF_TYPE=tag, GITHUB_SHA.",
+			"The version defaults to the CI's tag, else its commit; every tag variable is read before any commit one:\n" +
+			"GITHUB_REF_NAME when GITHUB_REF_TYPE=tag, DRONE_TAG, CI_COMMIT_TAG (Woodpecker, GitLab), then DRONE_COMMIT,\n" +
+			"CI_COMMIT_SHA, GITHUB_SHA. Blank variables count as unset.\n\n" +
+			"The old .sha256 files are deleted first, then every binary is uploaded, then their checksums: a checksum\n" +
+			"always matches its binary. If the upload of a file fails, the files before it stay published without\n" +
+			"checksums; run the command again. file:// buckets keep no Content-Type or Cache-Control.",
 		Flags: []cli.Flag{
 			bucketFlag(),
 			prefixFlag(),
@@ -111,7 +115,7 @@ func publishBinaryCommand() *cli.Command {
 				version = publish.VersionFromEnv(os.Getenv)
 			}
 			if version == "" {
-				return usageErrorf("no version: give --version V or run in CI (DRONE_TAG/DRONE_COMMIT, CI_COMMIT_TAG/CI_COMMIT_SHA, GITHUB_REF_NAME/GITHUB_SHA)")
+				return usageErrorf("no version: give --version V or run in CI (DRONE_TAG, CI_COMMIT_TAG, GITHUB_REF_NAME; DRONE_COMMIT, CI_COMMIT_SHA, GITHUB_SHA)")
 			}
 			if c.String("target") == "" {
 				return usageErrorf("no target: give --target TRIPLE (e.g. x86_64-unknown-linux-musl)")
@@ -166,15 +170,22 @@ func publishCode(err error) error {
 }
 
 func publishIndexCommand() *cli.Command {
+	sources := &listFlag{}
 	return &cli.Command{
-		Name:      "index",
-		Usage:     "rebuild the release page and JSON (<prefix>.html, <prefix>.json) from the bucket listing",
-		UsageText: "nixbucket publish index --bucket URL [--prefix _releases/] [--base-url URL] [--title TEXT]",
+		Name:  "index",
+		Usage: "rebuild the release page and JSON (<prefix>.html, <prefix>.json) from the bucket listing",
+		UsageText: "nixbucket publish index --bucket URL [--prefix _releases/] [--base-url URL] [--title TEXT] [--source-url [LABEL=]TEMPLATE]…\n\n" +
+			"Each --source-url adds a link to every version's \"Sources:\", as the seed's page had: {version} stands for the\n" +
+			"version, {type} for tag or commit; the label defaults to the archive extension (.zip, .tar.gz), else \"source\":\n" +
+			"  --source-url 'https://git.example.org/me/app/src/{type}/{version}' \\\n" +
+			"  --source-url 'https://git.example.org/me/app/archive/{version}.zip'\n" +
+			"The page is written before the JSON. file:// buckets keep no Content-Type or Cache-Control.",
 		Flags: []cli.Flag{
 			bucketFlag(),
 			prefixFlag(),
 			&cli.StringFlag{Name: "base-url", Usage: "public `URL` of the bucket for absolute links (default: links relative to the page)"},
 			&cli.StringFlag{Name: "title", Value: "Releases", Usage: "page `TITLE`"},
+			&cli.GenericFlag{Name: "source-url", Value: sources, Usage: "source link `[LABEL=]TEMPLATE` of each version, with {version} and {type} (repeatable)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -186,14 +197,20 @@ func publishIndexCommand() *cli.Command {
 			if bu := c.String("base-url"); bu != "" && !strings.HasPrefix(bu, "https://") && !strings.HasPrefix(bu, "http://") {
 				return usageErrorf("--base-url %q: want an http:// or https:// URL", bu)
 			}
+			opts := publish.IndexOptions{Prefix: c.String("prefix"), BaseURL: c.String("base-url")}
+			for _, s := range sources.values {
+				st, err := publish.ParseSourceTemplate(s)
+				if err != nil {
+					return usageErrorf("--source-url: %w", err)
+				}
+				opts.Sources = append(opts.Sources, st)
+			}
 			ctx := c.Context
 			b, err := releaseBucket(ctx, c)
 			if err != nil {
 				return err
 			}
-			ix, err := publish.PublishIndex(ctx, b, publish.IndexOptions{
-				Prefix: c.String("prefix"), BaseURL: c.String("base-url"),
-			}, c.String("title"))
+			ix, err := publish.PublishIndex(ctx, b, opts, c.String("title"))
 			if err != nil {
 				return publishCode(err)
 			}
@@ -248,6 +265,8 @@ func ociCode(err error) error {
 		return withCode(exitNotFound, err)
 	case errors.Is(err, oci.ErrBadPlatform), errors.Is(err, oci.ErrBadFileSpec), errors.Is(err, oci.ErrBadRef):
 		return withCode(exitUsage, err)
+	case errors.Is(err, oci.ErrUntrusted):
+		return withCode(exitRemote, fmt.Errorf("%w (give --insecure to skip TLS verification)", err))
 	case errors.Is(err, oci.ErrDenied), errors.Is(err, oci.ErrUnreachable):
 		return withCode(exitRemote, err)
 	case errors.Is(err, context.Canceled):
@@ -257,7 +276,7 @@ func ociCode(err error) error {
 }
 
 func insecureFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "insecure", Usage: "allow plain HTTP and unverified TLS to the registry (loopback registries need not)"}
+	return &cli.BoolFlag{Name: "insecure", Usage: "allow plain HTTP to the registry and skip TLS certificate verification (plain-HTTP loopback registries need not)"}
 }
 
 func publishDockerCommand() *cli.Command {

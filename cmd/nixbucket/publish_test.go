@@ -293,6 +293,12 @@ func TestPublishBadInput(t *testing.T) {
 		{"index unreachable", nil, []string{"publish", "index", "--bucket", dead}, exitRemote, "cannot reach"},
 		{"index bad prefix", nil, []string{"publish", "index", "--bucket", srv.URL, "--prefix", "/"}, exitUsage, "prefix"},
 		{"index bad base URL", nil, []string{"publish", "index", "--bucket", srv.URL, "--base-url", "javascript:alert(1)"}, exitUsage, "base-url"},
+		{"index bad source URL", nil, []string{"publish", "index", "--bucket", srv.URL, "--source-url", "javascript:alert({version})"}, exitUsage, "--source-url"},
+		{"index source URL without version", nil, []string{"publish", "index", "--bucket", srv.URL, "--source-url", "https://git.example.org/me/app"}, exitUsage, "no {version}"},
+		{"blank version", nil, []string{"publish", "binary", "--bucket", srv.URL, "--version", "  ", "--target", tgt, bin}, exitUsage, "white space"},
+		{"version with a trailing newline", nil, []string{"publish", "binary", "--bucket", srv.URL, "--version", "v1.0.0\n", "--target", tgt, bin}, exitUsage, "white space"},
+		{"blank CI variables", map[string]string{"DRONE_TAG": " ", "DRONE_COMMIT": "\t", "CI_COMMIT_TAG": " "}, []string{"publish", "binary", "--bucket", srv.URL, "--target", tgt, bin}, exitUsage, "no version"},
+		{"blank target", nil, []string{"publish", "binary", "--bucket", srv.URL, "--version", "v1.0.0", "--target", " ", bin}, exitUsage, "white space"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {

@@ -3,6 +3,7 @@ package oci
 import (
 	"archive/tar"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -37,6 +39,10 @@ var ErrDenied = errors.New("registry denied access")
 
 // ErrUnreachable is returned (wrapped) when the registry cannot be reached.
 var ErrUnreachable = errors.New("registry unreachable")
+
+// ErrUntrusted is returned (wrapped) when the registry's TLS certificate
+// does not verify (self-signed, expired, for another name).
+var ErrUntrusted = errors.New("registry TLS certificate not trusted")
 
 // ErrNotFound is returned (wrapped) when a source image does not exist.
 var ErrNotFound = errors.New("image not found")
@@ -181,12 +187,25 @@ func addFile(tw *tar.Writer, f File) error {
 type RemoteOptions struct {
 	// Keychain gives the credentials; authn.DefaultKeychain if nil.
 	Keychain authn.Keychain
-	// Insecure allows plain HTTP (and unverified TLS) to the registry;
-	// loopback and private addresses use plain HTTP without it.
+	// Insecure allows plain HTTP to the registry and skips the
+	// verification of its TLS certificate (a self-signed one, say);
+	// loopback and private addresses use plain HTTP without it, but
+	// their TLS certificates are verified.
 	Insecure bool
-	// Transport, if set, replaces the default HTTP transport.
+	// Transport, if set, replaces the default HTTP transport (and then
+	// Insecure does not change its TLS settings).
 	Transport http.RoundTripper
 }
+
+// insecureTransport is go-containerregistry's default transport without
+// TLS certificate verification, for RemoteOptions.Insecure only.
+var insecureTransport = sync.OnceValue(func() http.RoundTripper {
+	t := remote.DefaultTransport.(*http.Transport).Clone()
+	// The user asked for it with --insecure: a registry with a
+	// self-signed certificate.
+	t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	return t
+})
 
 func (o RemoteOptions) ref(s string) (name.Reference, error) {
 	var nopts []name.Option
@@ -206,8 +225,11 @@ func (o RemoteOptions) remote(ctx context.Context) []remote.Option {
 		kc = authn.DefaultKeychain
 	}
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
-	if o.Transport != nil {
+	switch {
+	case o.Transport != nil:
 		opts = append(opts, remote.WithTransport(o.Transport))
+	case o.Insecure:
+		opts = append(opts, remote.WithTransport(insecureTransport()))
 	}
 	return opts
 }
@@ -218,7 +240,10 @@ func remoteErr(op string, ref name.Reference, err error) error {
 	var te *transport.Error
 	var ne net.Error
 	var oe *net.OpError
+	var ce *tls.CertificateVerificationError
 	switch {
+	case errors.As(err, &ce):
+		return fmt.Errorf("%s %s: %w: %v", op, ref, ErrUntrusted, ce.Err)
 	case errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden):
 		return fmt.Errorf("%s %s: %w (HTTP %d): check DOCKER_AUTH or ~/.docker/config.json", op, ref, ErrDenied, te.StatusCode)
 	case errors.As(err, &te) && te.StatusCode == http.StatusNotFound:

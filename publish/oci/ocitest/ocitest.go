@@ -1,15 +1,25 @@
 // Package ocitest runs a real OCI registry for tests: Debian's
 // docker-registry (distribution 2.8) on a free loopback port, with
-// htpasswd (bcrypt) authentication, and runs Debian's skopeo as an
-// independent client. A missing binary fails the test; it is never
+// htpasswd (bcrypt) authentication, over plain HTTP or over TLS with a
+// self-signed certificate made for the test, and runs Debian's skopeo as
+// an independent client. A missing binary fails the test; it is never
 // skipped.
 package ocitest
 
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,15 +37,28 @@ type Registry struct {
 	Host string
 	// User and Password are the one account htpasswd accepts.
 	User, Password string
+	// TLS is true for a registry started by StartTLS.
+	TLS bool
+	// CertDir, for a TLS registry, holds its self-signed certificate as
+	// ca.crt: skopeo's --cert-dir, to verify it.
+	CertDir string
 
-	log string
+	log   string
+	roots *x509.CertPool
 }
 
 // DockerAuth returns a docker config.json granting User on Host, as a CI
 // secret holds it.
 func (r *Registry) DockerAuth() string {
 	auth := base64.StdEncoding.EncodeToString([]byte(r.User + ":" + r.Password))
-	return fmt.Sprintf(`{"auths":{"http://%s":{"auth":%q}}}`, r.Host, auth)
+	return fmt.Sprintf(`{"auths":{"%s://%s":{"auth":%q}}}`, r.scheme(), r.Host, auth)
+}
+
+func (r *Registry) scheme() string {
+	if r.TLS {
+		return "https"
+	}
+	return "http"
 }
 
 // Creds returns user:password for skopeo's --creds.
@@ -50,19 +73,53 @@ func lookPath(t testing.TB, bin, pkg string) string {
 	return p
 }
 
-// Start starts a registry and stops it when the test ends.
+// Start starts a plain-HTTP registry and stops it when the test ends.
 func Start(t testing.TB) *Registry {
+	t.Helper()
+	return start(t, false)
+}
+
+// StartTLS starts a registry that serves TLS only, with a self-signed
+// certificate for 127.0.0.1 and localhost that no system trusts, and stops
+// it when the test ends.
+func StartTLS(t testing.TB) *Registry {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, useTLS bool) *Registry {
 	t.Helper()
 	bin := lookPath(t, "docker-registry", "docker-registry")
 	htpasswd := lookPath(t, "htpasswd", "apache2-utils")
 	dir := t.TempDir()
-	r := &Registry{User: "ci", Password: s3test.RandomHex(12), log: filepath.Join(dir, "registry.log")}
+	r := &Registry{User: "ci", Password: s3test.RandomHex(12), TLS: useTLS, log: filepath.Join(dir, "registry.log")}
 	out, err := exec.Command(htpasswd, "-Bbn", r.User, r.Password).Output()
 	if err != nil {
 		t.Fatalf("ocitest: htpasswd: %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), out, 0o600); err != nil {
 		t.Fatal(err)
+	}
+	tlsConf := ""
+	if useTLS {
+		r.CertDir = filepath.Join(dir, "certs")
+		certFile, keyFile := filepath.Join(r.CertDir, "ca.crt"), filepath.Join(dir, "registry.key")
+		certPEM, keyPEM, err := selfSigned()
+		if err != nil {
+			t.Fatalf("ocitest: making a certificate: %v", err)
+		}
+		if err := os.MkdirAll(r.CertDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r.roots = x509.NewCertPool()
+		r.roots.AppendCertsFromPEM(certPEM)
+		tlsConf = fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", certFile, keyFile)
 	}
 	for attempt := 0; ; attempt++ {
 		port, err := s3test.FreePort()
@@ -78,11 +135,11 @@ storage:
     rootdirectory: %s
 http:
   addr: %s
-auth:
+%sauth:
   htpasswd:
     realm: ocitest
     path: %s
-`, filepath.Join(dir, "data"), r.Host, filepath.Join(dir, "htpasswd"))
+`, filepath.Join(dir, "data"), r.Host, tlsConf, filepath.Join(dir, "htpasswd"))
 		cfgPath := filepath.Join(dir, "config.yml")
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -102,7 +159,7 @@ auth:
 			_ = cmd.Process.Kill()
 			<-exited
 		}
-		if waitReady(r.Host, exited) {
+		if r.waitReady(exited) {
 			t.Cleanup(stop)
 			return r
 		}
@@ -115,8 +172,11 @@ auth:
 }
 
 // waitReady waits for /v2/ to answer 401 (authentication required).
-func waitReady(host string, exited <-chan struct{}) bool {
+func (r *Registry) waitReady(exited <-chan struct{}) bool {
 	c := &http.Client{Timeout: time.Second}
+	if r.TLS {
+		c.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: r.roots}}
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -124,7 +184,7 @@ func waitReady(host string, exited <-chan struct{}) bool {
 			return false
 		default:
 		}
-		resp, err := c.Get("http://" + host + "/v2/")
+		resp, err := c.Get(r.scheme() + "://" + r.Host + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusUnauthorized {
@@ -134,6 +194,42 @@ func waitReady(host string, exited <-chan struct{}) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return false
+}
+
+// selfSigned returns a PEM certificate and PKCS #8 key, valid for a day,
+// for 127.0.0.1, ::1 and localhost, signed by itself.
+func selfSigned() (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "ocitest registry"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	pk, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), nil
 }
 
 // Skopeo runs skopeo with args and returns its stdout; a failure fails the
