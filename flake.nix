@@ -14,8 +14,10 @@
           pname = "nixbucket";
           inherit version;
           src = ./.;
-          # Update with the hash `nix build` prints after a go.mod change.
-          vendorHash = pkgs.lib.fakeHash;
+          # The NAR hash of `go mod vendor`'s output. After a go.mod or go.sum
+          # change, TestFlakeVendorHash (cmd/nixbucket/flake_test.go) fails and
+          # prints the new value (or: go mod vendor -o DIR && nix hash path DIR).
+          vendorHash = "sha256-IJhGunAZVvk29M3uyLsmAYhz/z/4L7z4V7ZXCxWG52Y=";
           subPackages = [ "cmd/nixbucket" ];
           env.CGO_ENABLED = 0;
           ldflags = [ "-s" "-w" "-X main.version=${version}" ];

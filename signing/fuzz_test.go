@@ -1,7 +1,9 @@
 package signing_test
 
 import (
+	"errors"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/nixbucket/nixbucket/signing"
@@ -83,6 +85,52 @@ func FuzzParseSignature(f *testing.F) {
 		s2, err := signing.ParseSignature(s.String())
 		if err != nil || s2.String() != s.String() || len(s.Sig) != 64 {
 			t.Fatalf("String does not round-trip: %q → %q, %v", s, s2, err)
+		}
+	})
+}
+
+// FuzzParsePublicKeys checks ParsePublicKeys against ParsePublicKey field
+// by field: it fails exactly when a field does, keeps the first key of each
+// name, and its keys print back to the fields they came from.
+func FuzzParsePublicKeys(f *testing.F) {
+	name, sk, pk := testKey()
+	for _, s := range []string{
+		"", name + ":" + pk, name + ":" + pk + " other-1:" + pk, "  \t" + name + ":" + pk + "\n\n",
+		name + ":" + pk + " " + name + ":" + sk, name + ":" + pk + " x", "a:AAAA b:" + pk,
+		"cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, list string) {
+		ks, err := signing.ParsePublicKeys(list)
+		first := map[string]string{}
+		var fieldErr error
+		for _, field := range strings.Fields(list) {
+			k, err := signing.ParsePublicKey(field)
+			if err != nil {
+				fieldErr = err
+				break
+			}
+			if _, ok := first[k.Name]; !ok {
+				first[k.Name] = k.String()
+			}
+		}
+		if (err == nil) != (fieldErr == nil) {
+			t.Fatalf("ParsePublicKeys error %v, a field's error %v", err, fieldErr)
+		}
+		if err != nil {
+			if !errors.Is(err, signing.ErrInvalidKey) {
+				t.Fatalf("error %v does not wrap ErrInvalidKey", err)
+			}
+			return
+		}
+		if len(ks) != len(first) {
+			t.Fatalf("%d keys, want %d", len(ks), len(first))
+		}
+		for n, k := range ks {
+			if k.Name != n || k.String() != first[n] || len(k.Key) != 32 {
+				t.Fatalf("key %q is %q, want %q", n, k, first[n])
+			}
 		}
 	})
 }

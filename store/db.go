@@ -70,6 +70,7 @@ func OpenDB(ctx context.Context, dbPath, storeDir string, opts ...Option) (*DB, 
 
 	d, err := openDB(ctx, dbPath, storeDir, false, o)
 	if err == nil {
+		o.logger.Debug("opened the Nix database read-only", "db", dbPath)
 		return d, nil
 	}
 	d, err2 := openDB(ctx, dbPath, storeDir, true, o)

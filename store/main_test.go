@@ -6,16 +6,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/store"
@@ -44,7 +40,7 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(tmp)
 	tmpDir = tmp
 	daemonSocket = filepath.Join(tmp, "socket")
-	stop, err := startDaemon(daemonSocket)
+	stop, err := nixtest.StartDaemon(daemonSocket)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting nix-daemon (apt-get install nix-bin):", err)
 		return 1
@@ -53,46 +49,10 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// startDaemon runs `nix-daemon` listening on socket, in a process group of
-// its own (it forks a worker per connection), and waits until it accepts.
-func startDaemon(socket string) (stop func(), err error) {
-	cmd := exec.Command("nix-daemon")
-	cmd.Env = append(os.Environ(), "NIX_DAEMON_SOCKET_PATH="+socket)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	log, err := os.Create(socket + ".log")
-	if err != nil {
-		return nil, err
-	}
-	defer log.Close()
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop = func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		<-exited
-	}
-	for range 600 {
-		select {
-		case err := <-exited:
-			return nil, fmt.Errorf("nix-daemon exited: %v", err)
-		default:
-		}
-		if c, err := net.Dial("unix", socket); err == nil {
-			_ = c.Close()
-			return stop, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	stop()
-	return nil, fmt.Errorf("nix-daemon did not listen on %s", socket)
-}
-
-// fixtureExpr builds the test's store paths. NONCE makes `unbuilt` and
-// `fresh` new derivations on every run, so that unbuilt's output is never
-// valid and fresh's build really registers a path.
+// fixtureExpr builds the test's store paths. NONCE makes `unbuilt`,
+// `fresh` and `signed` new derivations on every run, so that unbuilt's
+// output is never valid, fresh's build really registers a path and signed
+// has exactly the signatures this run gives it.
 const fixtureExpr = `
 let
   drv = name: script: extra: derivation ({ inherit name; system = builtins.currentSystem;
@@ -105,6 +65,7 @@ in rec {
   multi = drv "store-test-multi" "mkdir $out $dev; echo ${dep} > $out/d; echo $out > $dev/o" { outputs = [ "out" "dev" ]; };
   unbuilt = drv "store-test-unbuilt" "echo NONCE > $out" {};
   fresh = drv "store-test-fresh" "echo NONCE > $out" {};
+  signed = drv "store-test-signed" "mkdir $out; echo NONCE > $out/signed; ln -s ${dep} $out/dep" {};
 }
 `
 
@@ -120,6 +81,8 @@ type fixture struct {
 	topDrv  string   // a .drv whose outputs are built
 	multDrv string   // a .drv with two built outputs
 	unbuilt string   // a .drv whose output is not built
+	signed  string   // signed with two keys by nix store sign; refers to dep
+	sigs    []string // the two signatures, as nix path-info shows them
 	valid   []string // every valid path above
 }
 
@@ -146,7 +109,9 @@ func getFixture(t testing.TB) *fixture {
 		drvs := nixtest.Instantiate(t, f.file, "top", "multi", "unbuilt")
 		f.topDrv, f.multDrv, f.unbuilt = drvs[0], drvs[1], drvs[2]
 		f.note = strings.Trim(nixtest.Run(t, "nix-instantiate", "--eval", f.file, "-A", "note"), `"`)
-		f.valid = []string{f.note, f.dep, f.self, f.top, f.multi, f.dev, f.topDrv, f.multDrv, f.unbuilt}
+		f.signed = nixtest.Build(t, f.file, "signed")[0]
+		f.sigs = nixtest.Sign(t, f.signed, "store-test-b-1", "store-test-a-1")
+		f.valid = []string{f.note, f.dep, f.self, f.top, f.multi, f.dev, f.topDrv, f.multDrv, f.unbuilt, f.signed}
 		fix = f
 	})
 	if fix == nil {

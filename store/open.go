@@ -9,18 +9,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/nixbucket/nixbucket/narinfo"
 )
 
-// Default locations, as compiled into Debian's and upstream's Nix.
-const (
-	defaultStoreDir = "/nix/store"
-	defaultStateDir = "/nix/var/nix"
-)
+// defaultStateDir is the state directory compiled into Debian's and
+// upstream's Nix.
+const defaultStateDir = "/nix/var/nix"
 
 // Dir returns the store directory: $NIX_STORE_DIR, else $NIX_STORE, else
-// /nix/store (Nix's settings.nixStore, src/libstore/globals.cc).
+// /nix/store, cleaned (Nix's settings.nixStore, src/libstore/globals.cc). It
+// is narinfo.DefaultStoreDir, so narinfos and the store always agree.
 func Dir() string {
-	return envDir(defaultStoreDir, "NIX_STORE_DIR", "NIX_STORE")
+	return narinfo.DefaultStoreDir()
 }
 
 // StateDir returns Nix's state directory: $NIX_STATE_DIR, else /nix/var/nix.
@@ -93,7 +94,8 @@ func newOptions(opts []Option) options {
 //
 // The store directory is Dir. When neither a daemon nor a database is there,
 // the error wraps ErrNoStore and names what was looked for. Other store URLs
-// (ssh://, local?root=…) are not supported.
+// (ssh://, local?root=…) are not supported: the error wraps
+// ErrUnsupportedStore.
 func Open(ctx context.Context, opts ...Option) (Store, error) {
 	o := newOptions(opts)
 	dir := Dir()
@@ -125,7 +127,7 @@ func Open(ctx context.Context, opts ...Option) (Store, error) {
 	case strings.HasPrefix(remote, "unix://"):
 		return OpenDaemon(ctx, strings.TrimPrefix(remote, "unix://"), dir, opts...)
 	default:
-		return nil, fmt.Errorf("opening the store: NIX_REMOTE=%q is not supported (use local, daemon or unix://SOCKET)", remote)
+		return nil, fmt.Errorf("opening the store: %w: NIX_REMOTE=%q (use local, daemon or unix://SOCKET)", ErrUnsupportedStore, remote)
 	}
 }
 

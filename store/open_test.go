@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
+	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/store"
 )
 
@@ -23,6 +24,8 @@ func TestDirs(t *testing.T) {
 			"/nix/var/nix/daemon-socket/socket", "/nix/var/nix/db/db.sqlite"},
 		{"NIX_STORE", map[string]string{"NIX_STORE": "/y/store"}, "/y/store", "/nix/var/nix",
 			"/nix/var/nix/daemon-socket/socket", "/nix/var/nix/db/db.sqlite"},
+		{"NIX_STORE_DIR before NIX_STORE", map[string]string{"NIX_STORE_DIR": "/x//store/.", "NIX_STORE": "/y/store"}, "/x/store",
+			"/nix/var/nix", "/nix/var/nix/daemon-socket/socket", "/nix/var/nix/db/db.sqlite"},
 		{"NIX_STATE_DIR", map[string]string{"NIX_STATE_DIR": "/s"}, "/nix/store", "/s", "/s/daemon-socket/socket", "/s/db/db.sqlite"},
 		{"NIX_DAEMON_SOCKET_PATH", map[string]string{"NIX_STATE_DIR": "/s", "NIX_DAEMON_SOCKET_PATH": "/run/sock"},
 			"/nix/store", "/s", "/run/sock", "/s/db/db.sqlite"},
@@ -30,6 +33,9 @@ func TestDirs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, k := range []string{"NIX_STORE_DIR", "NIX_STORE", "NIX_STATE_DIR", "NIX_DAEMON_SOCKET_PATH"} {
 				t.Setenv(k, tc.env[k])
+			}
+			if store.Dir() != narinfo.DefaultStoreDir() {
+				t.Errorf("store.Dir() = %s, narinfo.DefaultStoreDir() = %s", store.Dir(), narinfo.DefaultStoreDir())
 			}
 			for _, c := range [][2]string{
 				{store.Dir(), tc.store}, {store.StateDir(), tc.state}, {store.DaemonSocketPath(), tc.sock}, {store.DBPath(), tc.db},
@@ -51,7 +57,7 @@ func TestOpen(t *testing.T) {
 	if err := os.WriteFile(notSocket, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	const db, daemon, noStore, otherErr = "db", "daemon", "no store", "other error"
+	const db, daemon, noStore, unsupported = "db", "daemon", "no store", "unsupported"
 	for _, tc := range []struct {
 		name, remote, state, socket string
 		want                        string
@@ -67,7 +73,8 @@ func TestOpen(t *testing.T) {
 		{"local, no store", "local", empty, "", noStore},
 		{"daemon, no store", "daemon", empty, "", noStore},
 		{"daemon, dead socket", "daemon", "", notSocket, noStore},
-		{"unsupported", "ssh://host", "", "", otherErr},
+		{"unsupported", "ssh://host", "", "", unsupported},
+		{"unsupported local?root=", "local?root=/tmp/x", "", "", unsupported},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("NIX_REMOTE", tc.remote)
@@ -83,9 +90,9 @@ func TestOpen(t *testing.T) {
 					t.Errorf("error %q does not say where it looked (%s)", err, empty)
 				}
 				return
-			case otherErr:
-				if err == nil || errors.Is(err, store.ErrNoStore) {
-					t.Fatalf("Open: err = %v, want an error other than ErrNoStore", err)
+			case unsupported:
+				if !errors.Is(err, store.ErrUnsupportedStore) || errors.Is(err, store.ErrNoStore) || !strings.Contains(err.Error(), tc.remote) {
+					t.Fatalf("Open: err = %v, want ErrUnsupportedStore naming %s", err, tc.remote)
 				}
 				return
 			}

@@ -15,6 +15,10 @@ var ErrNotValid = errors.New("path is not valid in the store")
 // daemon socket and no database.
 var ErrNoStore = errors.New("no Nix store found")
 
+// ErrUnsupportedStore is returned (wrapped) by Open when NIX_REMOTE names a
+// store it cannot read (ssh://, local?root=…, …).
+var ErrUnsupportedStore = errors.New("unsupported store")
+
 // PathInfo is what the store records about one valid store path.
 type PathInfo struct {
 	// Path is the full store path, e.g. /nix/store/<hash>-<name>.

@@ -64,6 +64,9 @@ func TestQueryPathInfo(t *testing.T) {
 		{"dev refers to out", slices.Equal(oracle[f.dev].References, []string{f.multi})},
 		{"outputs have a deriver", oracle[f.dev].Deriver == f.multDrv},
 		{"built outputs are ultimate", oracle[f.top].Ultimate},
+		{"signed has two signatures, sorted", len(f.sigs) == 2 && slices.IsSorted(f.sigs) &&
+			strings.HasPrefix(f.sigs[0], "store-test-a-1:") && slices.Equal(oracle[f.signed].Signatures, f.sigs)},
+		{"unsigned paths have no signature", len(oracle[f.top].Signatures) == 0},
 	} {
 		if !tc.ok {
 			t.Errorf("fixture: want %s", tc.name)

@@ -23,9 +23,11 @@ func keyCommand() *cli.Command {
 				Name:      "generate",
 				Usage:     "write a new secret key file (mode 0600) and print its public key",
 				UsageText: "nixbucket key generate --name NAME --secret-key-file FILE",
+				// The flags are checked by keyGenerate, not marked Required:
+				// urfave/cli would print the whole help on stdout.
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "name", Required: true, Usage: "key name, e.g. cache.example.org-1"},
-					&cli.StringFlag{Name: "secret-key-file", Required: true, Usage: "where to write the secret key; never overwritten"},
+					&cli.StringFlag{Name: "name", Usage: "key name, e.g. cache.example.org-1 (no ':' or white space)"},
+					&cli.StringFlag{Name: "secret-key-file", Usage: "where to write the secret key; never overwritten"},
 				},
 				Action: keyGenerate,
 			},
@@ -82,31 +84,52 @@ func keyFromEnv() (*signing.SecretKey, error) {
 
 func keyGenerate(c *cli.Context) error {
 	name, file := c.String("name"), c.String("secret-key-file")
+	switch {
+	case c.NArg() > 0:
+		return usageErrorf("key generate takes no arguments, got %q; give --name NAME --secret-key-file FILE", c.Args().First())
+	case !c.IsSet("name"):
+		return usageErrorf("key generate needs --name NAME (e.g. cache.example.org-1)")
+	case file == "":
+		return usageErrorf("key generate needs --secret-key-file FILE, where the secret key is written")
+	}
 	k, err := signing.GenerateSecretKey(name)
 	if err != nil {
 		return usageErrorf("generating key: %w", err)
 	}
+	// The file name is shown only in its safe form: it could be key text
+	// given in the wrong place.
+	shown := signing.SafeKeyPath(file)
 	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return withCode(exitFailure, fmt.Errorf("%s already exists; refusing to overwrite a key", file))
+		return withCode(exitFailure, fmt.Errorf("%s already exists; refusing to overwrite a key", shown))
 	}
 	if err != nil {
-		return withCode(exitFailure, fmt.Errorf("creating key file: %w", err))
+		return withCode(exitFailure, fmt.Errorf("creating key file %s: %w", shown, pathErrorCause(err)))
 	}
 	if _, err := f.WriteString(k.Encode()); err != nil {
 		f.Close()
 		os.Remove(file)
-		return fmt.Errorf("writing key file %s: %w", file, err)
+		return fmt.Errorf("writing key file %s: %w", shown, pathErrorCause(err))
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
 		os.Remove(file)
-		return fmt.Errorf("writing key file %s: %w", file, err)
+		return fmt.Errorf("writing key file %s: %w", shown, pathErrorCause(err))
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing key file %s: %w", file, err)
+		return fmt.Errorf("writing key file %s: %w", shown, pathErrorCause(err))
 	}
 	_, err = fmt.Fprintln(c.App.Writer, k.PublicKey())
+	return err
+}
+
+// pathErrorCause drops the path an *fs.PathError repeats ("open FILE: …"),
+// keeping the cause.
+func pathErrorCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
 	return err
 }
 
@@ -116,10 +139,13 @@ func nixconfCommand() *cli.Command {
 		Usage:     "print the nix.conf lines that make Nix substitute from the cache",
 		UsageText: "nixbucket key nixconf --cache-url URL --secret-key-file FILE",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "cache-url", Required: true, EnvVars: []string{"NIXBUCKET_CACHE"}, Usage: "the URL Nix reads the cache from (e.g. s3://… or https://…)"},
+			&cli.StringFlag{Name: "cache-url", EnvVars: []string{"NIXBUCKET_CACHE"}, Usage: "the URL Nix reads the cache from (e.g. s3://… or https://…)"},
 			secretKeyFileFlag(),
 		},
 		Action: func(c *cli.Context) error {
+			if c.String("cache-url") == "" {
+				return usageErrorf("key nixconf needs --cache-url URL (or NIXBUCKET_CACHE)")
+			}
 			k, err := loadSecretKey(c)
 			if err != nil {
 				return err
@@ -138,15 +164,17 @@ func nixconfCommand() *cli.Command {
 }
 
 // readerURL drops the parameters only a writer needs (the signing key file,
-// compression, upload tuning) from a store URL, so the line can be given to
-// readers; the rest is kept as written.
+// compression, upload tuning, what to write beside the NARs) from a store
+// URL, so the line can be given to readers; the rest (endpoint, region,
+// scheme, profile, priority, want-mass-query, store, …) is kept as written.
 func readerURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
 		return "", usageErrorf("bad cache URL %q: want s3://BUCKET?…, http(s)://… or file:///DIR", raw)
 	}
 	writerOnly := []string{"secret-key", "secret-keys", "compression", "parallel-compression", "compression-level",
-		"multipart-upload", "multipart-chunk-size", "multipart-threshold", "buffer-size"}
+		"multipart-upload", "multipart-chunk-size", "multipart-threshold", "buffer-size", "storage-class",
+		"narinfo-compression", "write-nar-listing", "ls-compression", "log-compression", "index-debug-info"}
 	base, query, _ := strings.Cut(raw, "?")
 	var keep []string
 	for _, kv := range strings.Split(query, "&") {

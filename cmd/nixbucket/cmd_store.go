@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 
 	"github.com/nix-community/go-nix/pkg/nixhash"
 	"github.com/urfave/cli/v2"
@@ -76,6 +77,9 @@ func pathInfo(c *cli.Context) error {
 	if c.NArg() == 0 {
 		return usageErrorf("path-info needs at least one store path")
 	}
+	if c.Bool("include-outputs") && !c.Bool("recursive") {
+		return usageErrorf("--include-outputs needs -r: the outputs and their closures are part of the closure")
+	}
 	ctx := c.Context
 	s, err := openStore(ctx)
 	if err != nil {
@@ -135,10 +139,15 @@ func exitCodeOf(err error) int {
 	return exitFailure
 }
 
-// openStore opens the local Nix store as Nix would find it.
+// openStore opens the local Nix store as Nix would find it, logging its
+// choice of back end at debug level (--verbose). An unsupported NIX_REMOTE
+// is a usage error; any other failure means no store: not found.
 func openStore(ctx context.Context) (store.Store, error) {
-	s, err := store.Open(ctx)
-	if err != nil {
+	s, err := store.Open(ctx, store.WithLogger(slog.Default()))
+	switch {
+	case errors.Is(err, store.ErrUnsupportedStore):
+		return nil, withCode(exitUsage, err)
+	case err != nil:
 		return nil, withCode(exitNotFound, err)
 	}
 	return s, nil

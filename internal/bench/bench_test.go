@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,41 @@ func dirSize(t *testing.T, dir string) int64 {
 
 type row struct{ what, nix, ours, ratio string }
 
+// narSize is the NAR size Nix records for path.
+func narSize(t *testing.T, path string) int64 {
+	t.Helper()
+	var infos []struct {
+		NarSize int64 `json:"narSize"`
+	}
+	if err := json.Unmarshal([]byte(nixtest.Run(t, "nix", "path-info", "--json", path)), &infos); err != nil || len(infos) != 1 {
+		t.Fatalf("nix path-info --json %s: %v", path, err)
+	}
+	return infos[0].NarSize
+}
+
+// setDiff compares two lists of paths as sets and describes the first
+// differences, or returns "" when they are equal.
+func setDiff(want, got []string) string {
+	w, g := slices.Sorted(slices.Values(want)), slices.Sorted(slices.Values(got))
+	w, g = slices.Compact(w), slices.Compact(g)
+	var missing, extra []string
+	for _, p := range w {
+		if _, ok := slices.BinarySearch(g, p); !ok {
+			missing = append(missing, p)
+		}
+	}
+	for _, p := range g {
+		if _, ok := slices.BinarySearch(w, p); !ok {
+			extra = append(extra, p)
+		}
+	}
+	if len(missing) == 0 && len(extra) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d missing (first %v), %d extra (first %v)", len(missing), slices.Clip(missing[:min(3, len(missing))]),
+		len(extra), slices.Clip(extra[:min(3, len(extra))]))
+}
+
 func TestBench(t *testing.T) {
 	bin := os.Getenv("NIXBUCKET_BIN")
 	if bin == "" {
@@ -102,6 +138,7 @@ func TestBench(t *testing.T) {
 		built[a] = nixtest.Build(t, corpus, a)[0]
 	}
 	var rows []row
+	mb := func(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 	add := func(what string, nix, ours time.Duration, extra string) {
 		r := row{what, nix.Round(time.Millisecond).String(), ours.Round(time.Millisecond).String(),
 			fmt.Sprintf("%.2fx", nix.Seconds()/ours.Seconds())}
@@ -112,13 +149,22 @@ func TestBench(t *testing.T) {
 		t.Logf("%-44s nix %-10s nixbucket %-10s %s", r.what, r.nix, r.ours, r.ratio)
 	}
 
-	// 1. NAR streaming: every path of medium, to /dev/null.
+	mbps := func(bytes int64, d time.Duration) float64 { return float64(bytes) / 1e6 / d.Seconds() }
+
+	// 1. NAR streaming. Every path of medium, one process per path (so
+	// process start-up weighs as much as streaming), then single large NARs
+	// (throughput): medium's largest path and big's 1 GiB file, to
+	// /dev/null.
 	medium := nixtest.Lines(t, "nix-store", "-qR", built["medium"])
-	var narBytes int64
+	var narBytes, largestBytes int64
+	largest := ""
 	for _, p := range medium {
 		var n int64
 		fmt.Sscanf(strings.TrimSpace(timed(t, nil, "sh", "-c", "nix-store --dump "+p+" | wc -c").out), "%d", &n)
 		narBytes += n
+		if n > largestBytes {
+			largest, largestBytes = p, n
+		}
 	}
 	dumpAll := func(cmd string) run {
 		return best(3, func() run {
@@ -126,16 +172,33 @@ func TestBench(t *testing.T) {
 		})
 	}
 	nixDump, ourDump := dumpAll("nix-store --dump"), dumpAll(bin+" nar")
-	add(fmt.Sprintf("nar: medium closure (%d paths)", len(medium)), nixDump.wall, ourDump.wall, "")
+	add(fmt.Sprintf("nar: medium, a process per path (%d)", len(medium)), nixDump.wall, ourDump.wall,
+		fmt.Sprintf("%.0f vs %.0f MB/s, start-up included", mbps(narBytes, nixDump.wall), mbps(narBytes, ourDump.wall)))
+	bigBytes := narSize(t, built["big"])
+	for _, one := range []struct {
+		what  string
+		path  string
+		bytes int64
+	}{
+		{fmt.Sprintf("nar: medium's largest path (%s)", mb(largestBytes)), largest, largestBytes},
+		{fmt.Sprintf("nar: big (one file, %s)", mb(bigBytes)), built["big"], bigBytes},
+	} {
+		dump := func(cmd string) run {
+			return best(3, func() run { return timed(t, nil, "sh", "-c", cmd+" "+one.path+" >/dev/null") })
+		}
+		nixR, ourR := dump("nix-store --dump"), dump(bin+" nar")
+		add(one.what, nixR.wall, ourR.wall, fmt.Sprintf("%.0f vs %.0f MB/s, RSS %d vs %d MiB",
+			mbps(one.bytes, nixR.wall), mbps(one.bytes, ourR.wall), nixR.maxRSS/1024, ourR.maxRSS/1024))
+	}
 
-	// 2. Closure query on the 2000-path DAG.
+	// 2. Closure query on the 2000-path DAG: the same set of paths, faster.
 	dag := built["dag"]
 	nixQ := best(5, func() run { return timed(t, nil, "nix", "path-info", "-r", dag) })
 	ourQ := best(5, func() run { return timed(t, nil, bin, "path-info", "-r", dag) })
-	if a, b := strings.Fields(nixQ.out), strings.Fields(ourQ.out); len(a) != len(b) {
-		t.Fatalf("path-info -r: nix lists %d paths, nixbucket %d", len(a), len(b))
+	if diff := setDiff(strings.Fields(nixQ.out), strings.Fields(ourQ.out)); diff != "" {
+		t.Fatalf("path-info -r of %s: nix and nixbucket list different paths: %s", dag, diff)
 	}
-	add("path-info -r: dag (2001 paths)", nixQ.wall, ourQ.wall, "")
+	add(fmt.Sprintf("path-info -r: dag (%d paths, same set)", len(strings.Fields(ourQ.out))), nixQ.wall, ourQ.wall, "")
 
 	// 3. Pushes: nix copy to file:// against nixbucket push to a real S3
 	// server on loopback (sharing the cores).
@@ -159,7 +222,6 @@ func TestBench(t *testing.T) {
 		}
 		return n
 	}
-	mb := func(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
 	r, size := nixCopy(built["medium"], "compression=zstd")
 	ours := push(srv.NewBucket(t), built["medium"], "--compression", "zstd")
@@ -187,6 +249,11 @@ func TestBench(t *testing.T) {
 	r, _ = nixCopy(built["big"], "compression=zstd")
 	ours = push(srv.NewBucket(t), built["big"], "--compression", "zstd")
 	add("push zstd: big (one 1 GiB file)", r.wall, ours.wall, fmt.Sprintf("peak RSS nix %d MiB, nixbucket %d MiB", r.maxRSS/1024, ours.maxRSS/1024))
+
+	r, size = nixCopy(built["big"], "compression=xz&parallel-compression=true")
+	ours = push(srv.NewBucket(t), built["big"], "--compression", "xz")
+	add("push xz: big (nix parallel-compression)", r.wall, ours.wall, fmt.Sprintf("peak RSS nix %d MiB, nixbucket %d MiB; size %s vs %s",
+		r.maxRSS/1024, ours.maxRSS/1024, mb(size), mb(fileBytes(ours))))
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%-44s %-10s %-10s %s\n", "what (same paths, one run)", "nix", "nixbucket", "speed-up (nix/nixbucket) and notes")

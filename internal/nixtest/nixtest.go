@@ -8,6 +8,7 @@ package nixtest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -109,4 +110,65 @@ func Derivation(name, script string, outputs ...string) string {
 	}
 	return `derivation { name = "` + name + `"; system = builtins.currentSystem; builder = "/bin/sh";` +
 		` PATH = "/usr/bin:/bin";` + outs + ` args = [ "-c" ''` + "\n" + script + "\n" + `'' ]; }`
+}
+
+// PathInfo is one entry of Nix 2.8's `nix path-info --json` list.
+type PathInfo struct {
+	Path             string   `json:"path"`
+	NarHash          string   `json:"narHash"`
+	NarSize          uint64   `json:"narSize"`
+	References       []string `json:"references"`
+	Deriver          string   `json:"deriver"`
+	Signatures       []string `json:"signatures"`
+	CA               string   `json:"ca"`
+	RegistrationTime int64    `json:"registrationTime"`
+	Ultimate         bool     `json:"ultimate"`
+}
+
+// PathInfos runs `nix path-info --json` on paths, each standing for itself:
+// .drv paths are passed with --derivation (which would otherwise turn an
+// output into its deriver), the others without. It returns the entries by
+// path.
+func PathInfos(t testing.TB, paths ...string) map[string]PathInfo {
+	t.Helper()
+	var drvs, others []string
+	for _, p := range paths {
+		if strings.HasSuffix(p, ".drv") {
+			drvs = append(drvs, p)
+		} else {
+			others = append(others, p)
+		}
+	}
+	m := make(map[string]PathInfo, len(paths))
+	for _, args := range [][]string{append([]string{"--derivation"}, drvs...), others} {
+		if len(args) == 0 || len(args) == 1 && args[0] == "--derivation" {
+			continue
+		}
+		out := Run(t, "nix", append([]string{"path-info", "--json"}, args...)...)
+		var list []PathInfo
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			t.Fatalf("parsing nix path-info --json: %v", err)
+		}
+		for _, i := range list {
+			m[i.Path] = i
+		}
+	}
+	return m
+}
+
+// Sign has Nix sign path in the store (`nix store sign --key-file`) with a
+// new key per name, made by nix-store --generate-binary-cache-key, and
+// returns the path's signatures as `nix path-info --json` then reports them.
+// Sign a path of the test's own (a derivation with a nonce): signatures
+// accumulate in the store.
+func Sign(t testing.TB, path string, names ...string) []string {
+	t.Helper()
+	Require(t)
+	dir := t.TempDir()
+	for i, name := range names {
+		sk, pk := filepath.Join(dir, fmt.Sprint(i, ".sec")), filepath.Join(dir, fmt.Sprint(i, ".pub"))
+		Run(t, "nix-store", "--generate-binary-cache-key", name, sk, pk)
+		Run(t, "nix", "store", "sign", "--key-file", sk, path)
+	}
+	return PathInfos(t, path)[path].Signatures
 }
