@@ -3,9 +3,11 @@ package compression_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/nixbucket/nixbucket/compression"
@@ -188,6 +190,71 @@ func TestManyStreams(t *testing.T) {
 	for range streams {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestLevels checks that the level reaches the codec: with a 1 MiB
+// dictionary (xz level 1) a block repeated 2 MiB apart finds no match, with
+// the default 8 MiB one it does; zstd's best speed beats its fastest on
+// text. Every output decodes with the reference tools.
+func TestLevels(t *testing.T) {
+	block := sample(2<<20, 42)
+	for i := range block {
+		block[i] |= 0x80 // random-looking, so only the repeat compresses
+	}
+	repeated := bytes.Repeat(block, 3)
+	sizes := map[string]int{}
+	for _, tc := range []struct {
+		algo  string
+		level int
+		data  []byte
+	}{
+		{compression.XZ, 1, repeated},
+		{compression.XZ, 0, repeated},
+		{compression.XZ, 9, repeated},
+		{compression.Zstd, 1, sample(8<<20, 3)},
+		{compression.Zstd, 19, sample(8<<20, 3)},
+	} {
+		z := compress(t, tc.algo, tc.data, compression.Options{Level: tc.level, ChunkSize: 8 << 20})
+		tool := map[string][]string{compression.XZ: {"xz", "-dc"}, compression.Zstd: {"zstd", "-dcq"}}[tc.algo]
+		cmd := exec.Command(tool[0], tool[1:]...)
+		cmd.Stdin = bytes.NewReader(z)
+		out, err := cmd.Output()
+		if err != nil || !bytes.Equal(out, tc.data) {
+			t.Fatalf("%s level %d: %s does not decode it: %v", tc.algo, tc.level, tool[0], err)
+		}
+		sizes[fmt.Sprintf("%s-%d", tc.algo, tc.level)] = len(z)
+	}
+	t.Logf("compressed sizes: %v", sizes)
+	if sizes["xz-1"] < 2*sizes["xz-0"] {
+		t.Errorf("xz level 1 (%d bytes) is not far larger than the default (%d): the level did not change the dictionary", sizes["xz-1"], sizes["xz-0"])
+	}
+	if sizes["xz-9"] > sizes["xz-0"]*11/10 {
+		t.Errorf("xz level 9 gave %d bytes, the default %d", sizes["xz-9"], sizes["xz-0"])
+	}
+	if sizes["zstd-19"] >= sizes["zstd-1"] {
+		t.Errorf("zstd level 19 gave %d bytes, level 1 %d: the level did not reach the encoder", sizes["zstd-19"], sizes["zstd-1"])
+	}
+}
+
+func TestNixLevel(t *testing.T) {
+	for _, tc := range []struct {
+		algo  string
+		level int
+		want  int
+		ok    bool
+	}{
+		{"xz", -1, 0, true}, {"xz", 0, 1, true}, {"xz", 6, 6, true}, {"xz", 9, 9, true}, {"xz", 10, 0, false},
+		{"zstd", -1, 0, true}, {"zstd", 0, 0, true}, {"zstd", 19, 19, true}, {"zstd", 22, 22, true}, {"zstd", 23, 0, false},
+		{"none", 5, 0, true}, {"xz", -2, 0, false}, {"bzip2", 1, 0, false},
+	} {
+		got, err := compression.NixLevel(tc.algo, tc.level)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("NixLevel(%s, %d) = %d, %v; want %d, ok %v", tc.algo, tc.level, got, err, tc.want, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), tc.algo) {
+			t.Errorf("NixLevel(%s, %d) error %q does not name the algorithm", tc.algo, tc.level, err)
 		}
 	}
 }

@@ -26,18 +26,32 @@
 // older than Grace is first condemned, recorded in gc/condemned/<time>.json;
 // a later run deletes it only when it was condemned at least Grace ago,
 // is still unreachable, and has not been written since it was condemned
-// (a re-upload by a racing push revives it). A narinfo reachable from one
+// (a re-upload by a racing push revives it). Condemnation times are whole
+// seconds, rounded down, so that this holds on servers whose LastModified
+// has whole seconds only (AWS, versitygw). A narinfo reachable from one
 // that survives survives too, and so does its NAR. Deletion order keeps
 // Nix's closure invariant at every instant: narinfos first, referrers
-// before their references, then NARs and listings, in batched
-// DeleteObjects. Unfinished multipart uploads older than Grace are
-// aborted (S3 servers that list uploads by prefix; MinIO lists them only
-// by exact key, so there the abandoned uploads of killed pushes are not
-// found).
+// before their references, then NARs and listings, in DeleteObjects
+// batches of at most 1000 keys, the lock checked before each. Unfinished
+// multipart uploads older than Grace are aborted (S3 servers that list
+// uploads by prefix; MinIO lists them only by exact key, so there the
+// abandoned uploads of killed pushes are not found).
+//
+// Time: every comparison with "now" (grace, retention, condemnation) uses
+// the server's clock, which stamps LastModified: read once from a Date
+// header (lock.Clock) and advanced by the local clock's passing, raised to
+// the newest LastModified listed. A gc machine whose clock is hours off
+// therefore neither deletes young objects nor takes live locks for stale.
 //
 // Concurrency: gc holds the exclusive lock of package gc/lock from before
-// its LIST to after its last delete; pushes hold a shared one, so a push
-// never skips a narinfo that gc is about to delete. Grace protects pushes
-// by clients that take no lock (nix copy), except in the window between
-// gc's LIST and its delete.
+// its LIST to after its last delete, and checks it before every delete
+// batch; pushes hold a shared one and check it before every narinfo they
+// write, so a push never skips a narinfo that gc is about to delete, and
+// a push or gc that lost its lock (`nixbucket unlock --all`, a stall past
+// the stale timeout) stops. Grace protects pushes by clients that take no
+// lock (nix copy, push --no-lock), except in the window between gc's LIST
+// and its delete.
+//
+// Inspect is a dry run that also returns what it read; package stats
+// reports from it, so its "reclaimable" is this planner's decision.
 package gc

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -43,8 +44,14 @@ type Options struct {
 	Grace time.Duration
 	// DryRun reports what would be done and changes nothing.
 	DryRun bool
-	// Now is the clock; default time.Now. Tests move it forward.
+	// Now, if set, is the time gc runs at instead of the server's clock
+	// (tests simulate weeks with it). By default gc reads the server's
+	// clock (lock.Clock), which stamps the objects' LastModified, so a
+	// local clock hours ahead does not make young objects look old.
 	Now func() time.Time
+	// Clock is the local clock; nil means time.Now. Only its passing is
+	// used, to advance the server's time read once; tests skew it.
+	Clock func() time.Time
 	// Jobs bounds the GETs in flight; 0 means 32.
 	Jobs int
 	// Lock, if set, is how the exclusive lock is taken (not in a dry run).
@@ -133,87 +140,251 @@ type run struct {
 	log  *slog.Logger
 	now  time.Time
 	rep  *Report
+	lock *lock.Lock // held, or nil
 
 	objects   map[string]s3cache.ObjectInfo
 	index     roots.Index
 	records   []string // condemned record keys
 	storeDir  string
 	manifests []*roots.Manifest
+	kept      []string                    // the manifests' keys
 	infos     map[string]*narinfo.NarInfo // by hash part
+	uploads   int                         // unfinished multipart uploads listed; -1 if none can be
+	gets      atomic.Int64
+
+	// problems are why gc must delete nothing (fail closed); Run stops
+	// at the first phase that finds any, Inspect carries on.
+	mu       sync.Mutex
+	problems []string
+}
+
+// Plan is what a dry run found (Inspect): the figures and actions of its
+// report and what they were computed from. Package stats reports on a
+// bucket from it, so that its "reclaimable" is gc's own plan.
+type Plan struct {
+	// Report is the dry run's report.
+	Report *Report
+	// Problems say why Run would delete nothing (it fails closed); empty
+	// when it would run. The report is then computed without what could
+	// not be read.
+	Problems []string
+	// Now is the time the plan is for (the server's clock, or Options.Now).
+	Now time.Time
+	// Objects is the listing, by key.
+	Objects map[string]s3cache.ObjectInfo
+	// Roots are the root names and manifest keys listed.
+	Roots roots.Index
+	// Manifests are the kept manifests read, by key.
+	Manifests map[string]*roots.Manifest
+	// NarInfos is what is known of each narinfo, by key: StorePath, URL,
+	// NarSize, FileSize and References, from a kept manifest entry whose
+	// recorded MD5 is the listed ETag, else from the narinfo itself.
+	NarInfos map[string]*narinfo.NarInfo
+	// NarInfoGets is the number of narinfos read with a GET.
+	NarInfoGets int
+	// Gets is the number of GET requests made (manifests, narinfos,
+	// nix-cache-info, condemnation records).
+	Gets int
+	// Uploads is the number of unfinished multipart uploads listed; -1
+	// when the bucket has none to list.
+	Uploads int
+}
+
+func (o *Options) defaults() {
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	switch {
+	case o.Grace == 0:
+		o.Grace = DefaultGrace
+	case o.Grace < 0:
+		o.Grace = 0
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = 32
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func newRun(b s3cache.Bucket, opts Options) *run {
+	opts.defaults()
+	return &run{b: b, opts: opts, log: opts.Logger, rep: &Report{DryRun: opts.DryRun, Actions: []Action{}}}
 }
 
 // Run collects garbage in b (see the package documentation).
 func Run(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error) {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	switch {
-	case opts.Grace == 0:
-		opts.Grace = DefaultGrace
-	case opts.Grace < 0:
-		opts.Grace = 0
-	}
-	if opts.Jobs <= 0 {
-		opts.Jobs = 32
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	r := &run{b: b, opts: opts, log: opts.Logger, rep: &Report{DryRun: opts.DryRun, Actions: []Action{}}}
-	var held *lock.Lock
-	if opts.Lock != nil && !opts.DryRun {
-		l, err := lock.Acquire(ctx, b, lock.Exclusive, *opts.Lock)
+	r := newRun(b, opts)
+	if r.opts.Lock != nil && !r.opts.DryRun {
+		lo := *r.opts.Lock
+		if lo.Clock == nil {
+			lo.Clock = r.opts.Clock
+		}
+		l, err := lock.Acquire(ctx, b, lock.Exclusive, lo)
 		if err != nil {
 			return nil, err
 		}
 		defer l.Release()
-		held = l
+		r.lock = l
 	}
-	r.now = opts.Now()
+	p, err := r.plan(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	if r.opts.DryRun {
+		r.report(p)
+		return r.rep, nil
+	}
+	if err := r.sweep(ctx, p); err != nil {
+		return r.rep, err
+	}
+	return r.rep, nil
+}
+
+// Inspect plans as a dry run of Run with opts does, without a lock, and
+// returns the plan even when Run would fail closed (Plan.Problems says
+// why). It changes nothing.
+func Inspect(ctx context.Context, b s3cache.Bucket, opts Options) (*Plan, error) {
+	opts.DryRun, opts.Lock = true, nil
+	r := newRun(b, opts)
+	p, err := r.plan(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	r.report(p)
+	out := &Plan{
+		Report: r.rep, Problems: r.problems, Now: r.now, Objects: r.objects, Roots: r.index,
+		Manifests: map[string]*roots.Manifest{}, NarInfos: make(map[string]*narinfo.NarInfo, len(r.infos)),
+		NarInfoGets: r.rep.NarInfoGets, Gets: int(r.gets.Load()), Uploads: r.uploads,
+	}
+	for i, m := range r.manifests {
+		if m != nil {
+			out.Manifests[r.kept[i]] = m
+		}
+	}
+	for h, ni := range r.infos {
+		out.NarInfos[h+".narinfo"] = ni
+	}
+	return out, nil
+}
+
+// problem records a reason to delete nothing.
+func (r *run) problem(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.problems = append(r.problems, fmt.Sprintf(format, args...))
+}
+
+// failClosed returns the error of the problems found, if any, unless
+// tolerant (Inspect).
+func (r *run) failClosed(tolerant bool) error {
+	if tolerant || len(r.problems) == 0 {
+		return nil
+	}
+	slices.Sort(r.problems)
+	return fmt.Errorf("%s: %w", strings.Join(r.problems, "; "), ErrFailClosed)
+}
+
+// planned is what a run will do, in order.
+type planned struct {
+	expired   []Action
+	batches   [][]Action // deletions, each batch one DeleteObjects request
+	condemned map[string]time.Time
+	uploads   []s3cache.Upload
+}
+
+// plan reads the bucket and decides; with tolerant, problems do not stop it.
+func (r *run) plan(ctx context.Context, tolerant bool) (*planned, error) {
+	switch {
+	case r.opts.Now != nil:
+		r.now = r.opts.Now().UTC()
+	case r.lock != nil:
+		r.now = r.lock.Now()
+	default:
+		c, err := lock.NewClock(ctx, r.b, r.opts.Clock)
+		if err != nil {
+			return nil, err
+		}
+		r.now = c.Now()
+	}
 	if err := r.list(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.failClosed(tolerant); err != nil {
 		return nil, err
 	}
 	expired, err := r.retain(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if err := r.failClosed(tolerant); err != nil {
+		return nil, err
+	}
 	if err := r.readNarInfos(ctx); err != nil {
 		return nil, err
 	}
-	if old := r.oldNarInfos(); len(r.manifests) == 0 && old > 0 {
-		return nil, fmt.Errorf("the cache has %d narinfos older than the grace and no root to keep: gc would delete them all; push with --root NAME first, or use `nixbucket erase`: %w", old, ErrFailClosed)
+	if old := r.oldNarInfos(); r.keptRead() == 0 && old > 0 {
+		r.problem("the cache has %d narinfos older than the grace and no root to keep: gc would delete them all; push with --root NAME first, or use `nixbucket erase`", old)
+	}
+	if err := r.failClosed(tolerant); err != nil {
+		return nil, err
 	}
 	live := r.mark()
 	since, err := r.readCondemned(ctx)
 	if err != nil {
 		return nil, err
 	}
-	del, condemned := r.plan(live, since)
+	if err := r.failClosed(tolerant); err != nil {
+		return nil, err
+	}
+	del, condemned := r.decide(live, since)
 	uploads, err := r.staleUploads(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if opts.DryRun {
-		r.report(expired, del, condemned, uploads)
-		return r.rep, nil
-	}
-	if held != nil {
-		if err := held.Check(ctx); err != nil {
-			return nil, fmt.Errorf("before deleting: %w", err)
+	p := &planned{expired: expired, condemned: condemned, uploads: uploads}
+	p.batches = append(p.batches, chunks(expired)...)
+	var infos, rest []Action
+	for _, a := range del {
+		if narinfoRE.MatchString(a.Key) {
+			infos = append(infos, a)
+		} else {
+			rest = append(rest, a)
 		}
 	}
-	if err := r.sweep(ctx, expired, del, condemned, uploads); err != nil {
-		return r.rep, err
+	for _, layer := range r.layers(infos) {
+		p.batches = append(p.batches, chunks(layer)...)
 	}
-	return r.rep, nil
+	p.batches = append(p.batches, chunks(rest)...)
+	return p, nil
+}
+
+// DeleteBatch is the most keys one DeleteObjects request deletes (S3's
+// limit).
+const DeleteBatch = 1000
+
+// chunks splits actions into batches of at most DeleteBatch.
+func chunks(as []Action) [][]Action {
+	var out [][]Action
+	for len(as) > 0 {
+		n := min(len(as), DeleteBatch)
+		out = append(out, as[:n])
+		as = as[n:]
+	}
+	return out
 }
 
 // list lists the bucket once.
 func (r *run) list(ctx context.Context) error {
 	r.objects = map[string]s3cache.ObjectInfo{}
 	var bad []string
+	var newest time.Time
 	err := r.b.List(ctx, "", func(o s3cache.ObjectInfo) error {
 		r.objects[o.Key] = o
+		if o.LastModified.After(newest) {
+			newest = o.LastModified
+		}
 		r.rep.Objects++
 		r.rep.Bytes += o.Size
 		switch {
@@ -230,7 +401,12 @@ func (r *run) list(ctx context.Context) error {
 		return fmt.Errorf("listing the cache: %w", err)
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("unknown keys under %s: %s; move or delete them: %w", roots.Prefix, strings.Join(bad, "; "), ErrFailClosed)
+		r.problem("unknown keys under %s: %s; move or delete them", roots.Prefix, strings.Join(bad, "; "))
+	}
+	// The server's Date header has whole seconds; an object it stamped
+	// later is a closer lower bound of its time.
+	if r.opts.Now == nil && newest.After(r.now) {
+		r.now = newest.UTC()
 	}
 	r.index.Sort()
 	r.storeDir = narinfo.DefaultStoreDir()
@@ -239,7 +415,7 @@ func (r *run) list(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if dir := cacheInfoValue(string(text), "StoreDir"); dir != "" {
+		if dir := narinfo.CacheInfoValue(string(text), "StoreDir"); dir != "" {
 			r.storeDir = dir
 		}
 	}
@@ -249,17 +425,8 @@ func (r *run) list(ctx context.Context) error {
 // CacheInfoKey is the key of the cache's nix-cache-info.
 const CacheInfoKey = "nix-cache-info"
 
-func cacheInfoValue(text, key string) string {
-	for line := range strings.Lines(text) {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
 func (r *run) get(ctx context.Context, key string) ([]byte, error) {
+	r.gets.Add(1)
 	data, err := s3cache.ReadSmall(ctx, r.b, key, 1<<28)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", key, err)
@@ -267,8 +434,8 @@ func (r *run) get(ctx context.Context, key string) ([]byte, error) {
 	return data, nil
 }
 
-// retain applies the retention policy, reads the kept manifests (failing
-// closed) and returns the expired ones as actions.
+// retain applies the retention policy, reads the kept manifests (an
+// unreadable one is a problem) and returns the expired ones as actions.
 func (r *run) retain(ctx context.Context) ([]Action, error) {
 	var expired []Action
 	var kept []string
@@ -288,16 +455,24 @@ func (r *run) retain(ctx context.Context) ([]Action, error) {
 		}
 	}
 	r.rep.Kept = len(kept)
+	r.kept = kept
 	r.manifests = make([]*roots.Manifest, len(kept))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.opts.Jobs)
 	for i, key := range kept {
 		g.Go(func() error {
+			r.gets.Add(1)
 			m, err := roots.Read(gctx, r.b, key)
-			if err != nil {
-				return fmt.Errorf("%w; fix or remove it (nixbucket roots rm): %w", err, ErrFailClosed)
+			switch {
+			case err == nil:
+				r.manifests[i] = m
+			case errors.Is(err, s3cache.ErrNotFound):
+				r.problem("root manifest %s vanished while gc ran (roots rm beside gc?); run gc again", key)
+			case errors.Is(err, roots.ErrInvalidManifest):
+				r.problem("%v; fix or remove it (nixbucket roots rm)", err)
+			default:
+				return err
 			}
-			r.manifests[i] = m
 			return nil
 		})
 	}
@@ -305,6 +480,17 @@ func (r *run) retain(ctx context.Context) ([]Action, error) {
 		return nil, err
 	}
 	return expired, nil
+}
+
+// keptRead is the number of kept manifests read.
+func (r *run) keptRead() int {
+	n := 0
+	for _, m := range r.manifests {
+		if m != nil {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *run) policy() string {
@@ -318,18 +504,22 @@ func (r *run) policy() string {
 	return strings.Join(p, ", ")
 }
 
-// readNarInfos learns every narinfo's NAR URL and references, failing
-// closed: from a kept manifest entry when the listed ETag is the MD5 the
-// push recorded (the very text it wrote), else with a GET.
+// readNarInfos learns every narinfo's NAR URL and references: from a
+// kept manifest entry when the listed ETag is the MD5 the push recorded
+// (the very text it wrote), else with a GET. A narinfo that does not
+// parse is a problem.
 func (r *run) readNarInfos(ctx context.Context) error {
 	r.infos = map[string]*narinfo.NarInfo{}
 	for _, m := range r.manifests {
+		if m == nil {
+			continue
+		}
 		for _, e := range m.Paths {
 			o, ok := r.objects[e.NarInfo]
 			if !ok || e.NarInfoMD5 == "" || e.NAR == "" || !strings.EqualFold(o.ETag, e.NarInfoMD5) {
 				continue
 			}
-			r.infos[e.NarInfo[:32]] = &narinfo.NarInfo{StorePath: e.Path, URL: e.NAR, References: e.References}
+			r.infos[e.NarInfo[:32]] = &narinfo.NarInfo{StorePath: e.Path, URL: e.NAR, NarSize: e.NarSize, FileSize: e.FileSize, References: e.References}
 		}
 	}
 	var keys []string
@@ -357,7 +547,8 @@ func (r *run) readNarInfos(ctx context.Context) error {
 			}
 			ni, err := narinfo.ParseString(string(data), narinfo.WithStoreDir(r.storeDir))
 			if err != nil {
-				return fmt.Errorf("parsing %s: %w; fix or delete it (nixbucket verify lists such faults): %w", key, err, ErrFailClosed)
+				r.problem("parsing %s: %v; fix or delete it (nixbucket verify lists such faults)", key, err)
+				return nil
 			}
 			mu.Lock()
 			r.infos[key[:32]] = ni
@@ -385,6 +576,9 @@ func (r *run) mark() map[string]bool {
 	x := r.newReach()
 	live, add := x.set, x.add
 	for _, m := range r.manifests {
+		if m == nil {
+			continue
+		}
 		for _, e := range m.Paths {
 			h := e.NarInfo[:32]
 			add(h)
@@ -452,8 +646,8 @@ func refHashes(refs []string) []string {
 // young reports whether o was written less than Grace ago.
 func (r *run) young(o s3cache.ObjectInfo) bool { return r.now.Sub(o.LastModified) < r.opts.Grace }
 
-// readCondemned reads the condemnation records, failing closed; it
-// returns when each key was first condemned.
+// readCondemned reads the condemnation records (one that does not parse
+// is a problem); it returns when each key was first condemned.
 func (r *run) readCondemned(ctx context.Context) (map[string]time.Time, error) {
 	since := map[string]time.Time{}
 	for _, key := range r.records {
@@ -466,7 +660,8 @@ func (r *run) readCondemned(ctx context.Context) (map[string]time.Time, error) {
 		}
 		var rec condemnedRecord
 		if err := json.Unmarshal(data, &rec); err != nil {
-			return nil, fmt.Errorf("parsing %s: %w; delete it to restart the grace period: %w", key, err, ErrFailClosed)
+			r.problem("parsing %s: %v; delete it to restart the grace period", key, err)
+			continue
 		}
 		for k, t := range rec.Keys {
 			if s, ok := since[k]; !ok || t.Before(s) {
@@ -477,10 +672,12 @@ func (r *run) readCondemned(ctx context.Context) (map[string]time.Time, error) {
 	return since, nil
 }
 
-// plan decides, for every unreachable collectable object, whether it is
-// deleted now or condemned (kept for now). since is updated to the
-// condemnation times to record.
-func (r *run) plan(live map[string]bool, since map[string]time.Time) (del []Action, condemned map[string]time.Time) {
+// decide decides, for every unreachable collectable object, whether it is
+// deleted now or condemned (kept for now), and returns the condemnation
+// times to record. Condemnation times are whole seconds, rounded down: an
+// object rewritten after its condemnation has a later LastModified even on
+// servers that keep whole seconds only (AWS), so it is revived, not deleted.
+func (r *run) decide(live map[string]bool, since map[string]time.Time) (del []Action, condemned map[string]time.Time) {
 	// Survivors: live narinfos, plus any narinfo not deleted this run, and
 	// everything they reach.
 	deletable := func(key string) bool {
@@ -535,7 +732,7 @@ func (r *run) plan(live map[string]bool, since map[string]time.Time) (del []Acti
 		}
 		s, ok := since[key]
 		if !ok || !o.LastModified.Before(s) {
-			s = r.now // new, or rewritten since condemned: the clock restarts
+			s = r.now.Truncate(time.Second) // new, or rewritten since condemned: the clock restarts
 		}
 		condemned[key] = s
 	}
@@ -546,10 +743,12 @@ func (r *run) plan(live map[string]bool, since map[string]time.Time) (del []Acti
 func (r *run) staleUploads(ctx context.Context) ([]s3cache.Upload, error) {
 	mp, ok := r.b.(s3cache.Multiparter)
 	if !ok {
+		r.uploads = -1
 		return nil, nil
 	}
 	var out []s3cache.Upload
 	err := mp.ListMultipartUploads(ctx, "", func(u s3cache.Upload) error {
+		r.uploads++
 		if r.now.Sub(u.Initiated) >= r.opts.Grace {
 			out = append(out, u)
 		}
@@ -562,47 +761,42 @@ func (r *run) staleUploads(ctx context.Context) ([]s3cache.Upload, error) {
 }
 
 // report fills the report's actions without doing them.
-func (r *run) report(expired, del []Action, condemned map[string]time.Time, uploads []s3cache.Upload) {
-	r.rep.Actions = append(r.rep.Actions, expired...)
-	r.rep.Actions = append(r.rep.Actions, r.ordered(del)...)
-	for _, a := range r.rep.Actions {
+func (r *run) report(p *planned) {
+	for _, b := range p.batches {
+		r.done(b)
+	}
+	r.condemnActions(p.condemned)
+	for _, u := range p.uploads {
+		r.abortAction(u)
+	}
+}
+
+// done records deleted actions.
+func (r *run) done(as []Action) {
+	for _, a := range as {
+		r.rep.Actions = append(r.rep.Actions, a)
 		r.rep.Deleted++
 		r.rep.FreedBytes += a.Size
 	}
+}
+
+func (r *run) condemnActions(condemned map[string]time.Time) {
 	keys := make([]string, 0, len(condemned))
 	for k := range condemned {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		reason := "unreachable; deletable from " + condemned[k].Add(r.opts.Grace).Format(time.RFC3339)
-		r.rep.Actions = append(r.rep.Actions, Action{Op: OpCondemn, Key: k, Size: r.objects[k].Size, Reason: reason})
+		r.rep.Actions = append(r.rep.Actions, Action{Op: OpCondemn, Key: k, Size: r.objects[k].Size,
+			Reason: "unreachable; deletable from " + condemned[k].Add(r.opts.Grace).Format(time.RFC3339)})
 	}
 	r.rep.Condemned = len(condemned)
-	for _, u := range uploads {
-		r.rep.Actions = append(r.rep.Actions, Action{Op: OpAbort, Key: u.Key,
-			Reason: "unfinished multipart upload " + u.UploadID + " started " + u.Initiated.Format(time.RFC3339)})
-		r.rep.Aborted++
-	}
 }
 
-// ordered puts deletions in a safe order: narinfos, each after every
-// narinfo referring to it, then the other objects.
-func (r *run) ordered(del []Action) []Action {
-	var infos, rest []Action
-	for _, a := range del {
-		if narinfoRE.MatchString(a.Key) {
-			infos = append(infos, a)
-		} else {
-			rest = append(rest, a)
-		}
-	}
-	layers := r.layers(infos)
-	out := make([]Action, 0, len(del))
-	for _, l := range layers {
-		out = append(out, l...)
-	}
-	return append(out, rest...)
+func (r *run) abortAction(u s3cache.Upload) {
+	r.rep.Aborted++
+	r.rep.Actions = append(r.rep.Actions, Action{Op: OpAbort, Key: u.Key,
+		Reason: "unfinished multipart upload " + u.UploadID + " started " + u.Initiated.Format(time.RFC3339)})
 }
 
 // layers splits narinfo deletions into batches; every referrer of a
@@ -648,42 +842,27 @@ func (r *run) layers(infos []Action) [][]Action {
 	return out
 }
 
-// sweep deletes, records the condemned and aborts stale uploads.
-func (r *run) sweep(ctx context.Context, expired, del []Action, condemned map[string]time.Time, uploads []s3cache.Upload) error {
-	done := func(as []Action) {
-		for _, a := range as {
-			r.rep.Actions = append(r.rep.Actions, a)
-			r.rep.Deleted++
-			r.rep.FreedBytes += a.Size
-		}
-	}
-	if err := r.deleteBatch(ctx, expired); err != nil {
-		return err
-	}
-	done(expired)
-	var infos, rest []Action
-	for _, a := range del {
-		if narinfoRE.MatchString(a.Key) {
-			infos = append(infos, a)
-		} else {
-			rest = append(rest, a)
-		}
-	}
-	for _, layer := range r.layers(infos) {
-		if err := r.deleteBatch(ctx, layer); err != nil {
+// sweep deletes batch by batch (checking the lock before each), records
+// the condemned and aborts stale uploads.
+func (r *run) sweep(ctx context.Context, p *planned) error {
+	for _, b := range p.batches {
+		if err := r.checkLock(ctx, "deleting"); err != nil {
 			return err
 		}
-		done(layer)
+		keys := make([]string, len(b))
+		for i, a := range b {
+			keys[i] = a.Key
+		}
+		if err := r.b.Delete(ctx, keys...); err != nil {
+			return fmt.Errorf("deleting %d objects: %w", len(keys), err)
+		}
+		r.done(b)
 	}
-	if err := r.deleteBatch(ctx, rest); err != nil {
-		return err
-	}
-	done(rest)
 	// Record the condemned, then drop the old records.
-	rec := condemnedRecord{Created: r.now.UTC(), Keys: condemned}
-	if len(condemned) > 0 {
+	if len(p.condemned) > 0 {
+		rec := condemnedRecord{Created: r.now, Keys: p.condemned}
 		data, _ := json.MarshalIndent(rec, "", " ")
-		key := CondemnedPrefix + r.now.UTC().Format("20060102T150405.000000000Z") + ".json"
+		key := CondemnedPrefix + r.now.Format("20060102T150405.000000000Z") + ".json"
 		if err := r.b.Put(ctx, key, bytes.NewReader(data), int64(len(data)), s3cache.PutOptions{ContentType: "application/json"}); err != nil {
 			return fmt.Errorf("recording condemned objects: %w", err)
 		}
@@ -694,41 +873,30 @@ func (r *run) sweep(ctx context.Context, expired, del []Action, condemned map[st
 			return fmt.Errorf("deleting old condemnation records: %w", err)
 		}
 	}
-	keys := make([]string, 0, len(condemned))
-	for k := range condemned {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		r.rep.Actions = append(r.rep.Actions, Action{Op: OpCondemn, Key: k, Size: r.objects[k].Size,
-			Reason: "unreachable; deletable from " + condemned[k].Add(r.opts.Grace).Format(time.RFC3339)})
-	}
-	r.rep.Condemned = len(condemned)
-	if mp, ok := r.b.(s3cache.Multiparter); ok {
-		for _, u := range uploads {
+	r.condemnActions(p.condemned)
+	if mp, ok := r.b.(s3cache.Multiparter); ok && len(p.uploads) > 0 {
+		if err := r.checkLock(ctx, "aborting uploads"); err != nil {
+			return err
+		}
+		for _, u := range p.uploads {
 			err := mp.AbortMultipartUpload(ctx, u.Key, u.UploadID)
 			if err != nil && !errors.Is(err, s3cache.ErrNotFound) {
 				return fmt.Errorf("aborting upload of %s: %w", u.Key, err)
 			}
-			r.rep.Aborted++
-			r.rep.Actions = append(r.rep.Actions, Action{Op: OpAbort, Key: u.Key,
-				Reason: "unfinished multipart upload " + u.UploadID + " started " + u.Initiated.Format(time.RFC3339)})
+			r.abortAction(u)
 		}
 	}
 	r.log.Debug("gc done", "deleted", r.rep.Deleted, "freed", r.rep.FreedBytes, "condemned", r.rep.Condemned)
 	return nil
 }
 
-func (r *run) deleteBatch(ctx context.Context, as []Action) error {
-	if len(as) == 0 {
+// checkLock makes sure the exclusive lock is still held before what.
+func (r *run) checkLock(ctx context.Context, what string) error {
+	if r.lock == nil {
 		return nil
 	}
-	keys := make([]string, len(as))
-	for i, a := range as {
-		keys[i] = a.Key
-	}
-	if err := r.b.Delete(ctx, keys...); err != nil {
-		return fmt.Errorf("deleting %d objects: %w", len(keys), err)
+	if err := r.lock.Check(ctx); err != nil {
+		return fmt.Errorf("stopping before %s (%d objects deleted so far): %w", what, r.rep.Deleted, err)
 	}
 	return nil
 }

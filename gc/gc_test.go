@@ -35,9 +35,15 @@ type fixture struct {
 
 func buildFixture(t *testing.T) *fixture {
 	t.Helper()
+	return buildFixtureOf(t, 8, "gcA", "gcB")
+}
+
+// buildFixtureOf builds the fixture from samples with DAGs of n paths.
+func buildFixtureOf(t *testing.T, n int, saltA, saltB string) *fixture {
+	t.Helper()
 	nixtest.Require(t)
-	fa := nixtest.Sample(t, 8, "gcA")
-	fb := nixtest.Sample(t, 8, "gcB")
+	fa := nixtest.Sample(t, n, saltA)
+	fb := nixtest.Sample(t, n, saltB)
 	a := nixtest.Build(t, fa, "app", "dag", "lib")
 	b := nixtest.Build(t, fb, "app", "dag")
 	st, err := store.Open(context.Background())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -19,163 +20,265 @@ import (
 // CacheInfoKey is the key of the cache's nix-cache-info file.
 const CacheInfoKey = "nix-cache-info"
 
-// EnsureCacheInfo writes nix-cache-info when it is missing (StoreDir,
-// WantMassQuery: 1, Priority), and checks an existing one's StoreDir, as
-// Nix does when it opens a binary cache.
-func EnsureCacheInfo(ctx context.Context, b s3cache.Bucket, storeDir string, priority int) error {
+// DefaultPriority is the Priority of a new nix-cache-info unless the store
+// URL's priority= says otherwise (cache.nixos.org's is 40 too).
+const DefaultPriority = 40
+
+// CacheInfo is the content of nix-cache-info: what Nix reads when it opens
+// a binary cache.
+type CacheInfo struct {
+	// StoreDir is the store directory of the cache's paths.
+	StoreDir string
+	// WantMassQuery tells Nix that querying many paths is cheap.
+	WantMassQuery bool
+	// Priority orders substituters; lower is preferred.
+	Priority int
+}
+
+// String renders ci as nix-cache-info.
+func (ci CacheInfo) String() string {
+	mass := 0
+	if ci.WantMassQuery {
+		mass = 1
+	}
+	return fmt.Sprintf("StoreDir: %s\nWantMassQuery: %d\nPriority: %d\n", ci.StoreDir, mass, ci.Priority)
+}
+
+// ParseCacheInfo reads a nix-cache-info text as Nix does: unknown lines are
+// ignored, and a missing or malformed field is left zero.
+func ParseCacheInfo(text string) CacheInfo {
+	ci := CacheInfo{
+		StoreDir:      narinfo.CacheInfoValue(text, "StoreDir"),
+		WantMassQuery: narinfo.CacheInfoValue(text, "WantMassQuery") == "1",
+	}
+	ci.Priority, _ = strconv.Atoi(narinfo.CacheInfoValue(text, "Priority"))
+	return ci
+}
+
+// Ensure writes ci as nix-cache-info when the cache has none, and checks an
+// existing one's StoreDir against ci's, as Nix does when it opens a binary
+// cache. It returns the cache's nix-cache-info: ci when it was written,
+// else the existing one, which it leaves as it is.
+func (ci CacheInfo) Ensure(ctx context.Context, b s3cache.Bucket) (CacheInfo, error) {
 	body, err := s3cache.ReadSmall(ctx, b, CacheInfoKey, 1<<16)
 	if errors.Is(err, s3cache.ErrNotFound) {
-		text := fmt.Sprintf("StoreDir: %s\nWantMassQuery: 1\nPriority: %d\n", storeDir, priority)
-		if err := b.Put(ctx, CacheInfoKey, strings.NewReader(text), int64(len(text)), s3cache.PutOptions{ContentType: "text/x-nix-cache-info"}); err != nil {
-			return fmt.Errorf("writing %s: %w", CacheInfoKey, err)
-		}
-		return nil
+		return ci, ci.Write(ctx, b)
 	}
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", CacheInfoKey, err)
+		return CacheInfo{}, fmt.Errorf("reading %s: %w", CacheInfoKey, err)
 	}
-	if dir := narinfo.CacheInfoValue(string(body), "StoreDir"); dir != "" && storeDir != "" && dir != storeDir {
-		return fmt.Errorf("the cache is for store %s, these paths are in %s", dir, storeDir)
+	have := ParseCacheInfo(string(body))
+	if have.StoreDir != "" && ci.StoreDir != "" && have.StoreDir != ci.StoreDir {
+		return have, fmt.Errorf("the cache is for store %s, these paths are in %s", have.StoreDir, ci.StoreDir)
+	}
+	return have, nil
+}
+
+// Write writes ci as nix-cache-info, replacing any.
+func (ci CacheInfo) Write(ctx context.Context, b s3cache.Bucket) error {
+	text := ci.String()
+	if err := b.Put(ctx, CacheInfoKey, strings.NewReader(text), int64(len(text)), s3cache.PutOptions{ContentType: "text/x-nix-cache-info"}); err != nil {
+		return fmt.Errorf("writing %s: %w", CacheInfoKey, err)
 	}
 	return nil
+}
+
+// EnsureCacheInfo is CacheInfo.Ensure of a cache for storeDir with
+// WantMassQuery: 1 and the given priority.
+func EnsureCacheInfo(ctx context.Context, b s3cache.Bucket, storeDir string, priority int) error {
+	_, err := CacheInfo{StoreDir: storeDir, WantMassQuery: true, Priority: priority}.Ensure(ctx, b)
+	return err
 }
 
 var narinfoKey = regexp.MustCompile(`^[0-9a-df-np-sv-z]{32}\.narinfo$`)
 
 // findPresent returns the hash parts of the paths whose narinfo the cache
-// has. Few paths: one HEAD each, in parallel. Many: one paginated LIST of the
-// bucket (1000 keys a request), abandoned for HEADs if the listing grows
-// past what the HEADs would cost. Never a local cache that a deletion would
-// make stale.
+// has, with whichever of two ways costs fewer requests: one HEAD a path
+// (in parallel), or one paginated LIST of the bucket (1000 keys a
+// request). The size of the bucket is not known in advance, so the
+// listing goes on only while it has cost fewer requests than the HEADs
+// would, and is abandoned for them after: never more than about twice
+// the cheaper way. pre, if not nil, is a listing started earlier
+// (StartListing); the same rule applies to what it has already cost.
+// Never a local cache that a deletion would make stale.
 func findPresent(ctx context.Context, b s3cache.Bucket, paths []string, jobs int, log *slog.Logger, pre *Listing) (map[string]bool, error) {
 	want := make(map[string]bool, len(paths))
 	for _, p := range paths {
 		want[store.HashPart(p)] = true
 	}
-	if have, ok := pre.result(ctx); ok {
+	l := pre
+	if l == nil {
+		l = startListing(ctx, b, len(paths)-1, true)
+		defer l.Stop()
+	}
+	l.decide(len(paths))
+	if have, ok := l.result(ctx); ok {
 		present := make(map[string]bool)
 		for h := range want {
 			if have[h] {
 				present[h] = true
 			}
 		}
-		log.Debug("used the listing made while the closure was computed", "paths", len(paths), "present", len(present))
+		log.Debug("listed the cache", "paths", len(paths), "present", len(present), "requests", l.Requests(), "early", pre != nil)
 		return present, nil
 	}
-	present, err := listPresent(ctx, b, want, max(1, len(paths)/2)*listPage)
-	if err == nil {
-		log.Debug("listed cache", "paths", len(paths), "present", len(present))
-		return present, nil
-	}
-	if !errors.Is(err, errListTooLong) {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	log.Debug("cache listing longer than HEADs would cost; using HEADs", "paths", len(paths))
+	log.Debug("checking the paths with HEADs", "paths", len(paths), "listRequests", l.Requests(), "listing", l.err)
 	return headPresent(ctx, b, paths, jobs)
 }
 
-// Listing is a listing of the cache's narinfos started early, so that it
-// overlaps the closure computation (StartListing).
+// Listing is a listing of the cache's narinfos, started before the number
+// of paths to check is known (StartListing) so that it overlaps the
+// closure computation, or by the presence check itself. It makes at most
+// a budget of LIST requests, counted as made; a listing over budget stops
+// before its next request and is of no use.
 type Listing struct {
-	done     chan struct{}
-	have     map[string]bool
-	complete bool
+	cancel context.CancelFunc
+	done   chan struct{}
+	have   map[string]bool // hash parts with a narinfo; read after done
+	err    error           // nil when the listing is complete; read after done
+
+	mu       sync.Mutex
+	requests int           // LIST requests made so far
+	budget   int           // LIST requests allowed in all
+	decided  bool          // whether budget is final
+	wake     chan struct{} // closed when budget becomes final
 }
 
-// prefetchPages bounds an early listing: a larger bucket is left to the
-// LIST-or-HEAD choice made once the number of paths is known.
-const prefetchPages = 20
+// prefetchRequests bounds the LIST requests of an early listing before the
+// number of paths is known; it then waits for the presence check to say
+// whether it may go on.
+const prefetchRequests = 20
 
-// StartListing lists the bucket's narinfos in the background, up to
-// prefetchPages pages. Push uses the result when the listing completed;
-// otherwise it checks presence as if there were none.
+// StartListing starts listing the bucket's narinfos in the background, up
+// to prefetchRequests requests, and then as many as the presence check of
+// Push allows once it knows how many paths there are (see findPresent).
+// Push uses the listing if it completes. The listing stops when ctx is
+// cancelled or Stop is called; a caller that ends up not pushing must do
+// one of the two.
 func StartListing(ctx context.Context, b s3cache.Bucket) *Listing {
-	l := &Listing{done: make(chan struct{}), have: make(map[string]bool)}
+	return startListing(ctx, b, prefetchRequests, false)
+}
+
+func startListing(ctx context.Context, b s3cache.Bucket, budget int, decided bool) *Listing {
+	ctx, cancel := context.WithCancel(ctx)
+	l := &Listing{cancel: cancel, done: make(chan struct{}), have: make(map[string]bool), budget: budget, decided: decided, wake: make(chan struct{})}
+	if decided {
+		close(l.wake)
+	}
 	go func() {
 		defer close(l.done)
-		n := 0
-		err := listNarinfos(ctx, b, func(o s3cache.ObjectInfo) error {
-			if n++; n > prefetchPages*listPage {
-				return errListTooLong
-			}
+		l.err = listNarinfos(ctx, b, func() bool { return l.allow(ctx) }, func(o s3cache.ObjectInfo) {
 			l.have[o.Key[:32]] = true
-			return nil
 		})
-		l.complete = err == nil
 	}()
 	return l
+}
+
+// Stop ends the listing; its result is then incomplete unless it had
+// already completed.
+func (l *Listing) Stop() { l.cancel() }
+
+// Requests returns the number of LIST requests the listing has made.
+func (l *Listing) Requests() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.requests
+}
+
+// allow reports whether the listing may make one more request, and counts
+// it. While the budget is not final and is spent, it waits until it is.
+func (l *Listing) allow(ctx context.Context) bool {
+	l.mu.Lock()
+	for {
+		if l.requests < l.budget {
+			l.requests++
+			l.mu.Unlock()
+			return true
+		}
+		if l.decided {
+			l.mu.Unlock()
+			return false
+		}
+		wake := l.wake
+		l.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return false
+		}
+		l.mu.Lock()
+	}
+}
+
+// decide makes the budget final once the number of paths n is known:
+// HEADs would cost n requests, so the listing may make requests while it
+// has cost fewer than n in all, counting those it made before. Only the
+// first call counts.
+func (l *Listing) decide(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.decided {
+		return
+	}
+	l.decided = true
+	l.budget = n - 1
+	close(l.wake)
 }
 
 // result waits for the listing and returns the set of hash parts with a
 // narinfo, and whether the listing is complete and usable.
 func (l *Listing) result(ctx context.Context) (map[string]bool, bool) {
-	if l == nil {
-		return nil, false
-	}
 	select {
 	case <-l.done:
-		return l.have, l.complete
+		return l.have, l.err == nil
 	case <-ctx.Done():
 		return nil, false
 	}
 }
 
-// listPage is the number of keys one LIST request returns.
-const listPage = 1000
+var (
+	// errListTooLong stops a listing that would cost more than its budget.
+	errListTooLong = errors.New("listing would cost more requests than HEADs")
+	// errPastNARs stops the first half of a narinfo listing at nar/.
+	errPastNARs = errors.New("reached nar/")
+)
 
-var errListTooLong = errors.New("listing too long")
-
-// listPresent lists the bucket and collects the wanted narinfos, giving up
-// with errListTooLong after maxKeys keys.
-func listPresent(ctx context.Context, b s3cache.Bucket, want map[string]bool, maxKeys int) (map[string]bool, error) {
-	present := make(map[string]bool)
-	n := 0
-	err := listNarinfos(ctx, b, func(o s3cache.ObjectInfo) error {
-		if n++; n > maxKeys {
+// listNarinfos calls fn for every narinfo object of the bucket, asking
+// allow before each LIST request; it fails with errListTooLong when allow
+// says no. Narinfos lie at the top level; the NARs, about as many, all
+// sort under nar/. A bucket that can start a listing after a key (S3's
+// StartAfter) lists the keys before nar/ and then those after it, so the
+// NARs cost no requests.
+func listNarinfos(ctx context.Context, b s3cache.Bucket, allow func() bool, fn func(s3cache.ObjectInfo)) error {
+	_, skipNARs := b.(s3cache.RangeLister)
+	list := func(startAfter string, stopAtNARs bool) error {
+		if !allow() {
 			return errListTooLong
 		}
-		if h := o.Key[:32]; want[h] {
-			present[h] = true
-		}
-		return nil
-	})
-	if err != nil {
-		if errors.Is(err, errListTooLong) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("listing the cache: %w", err)
+		return s3cache.ListPages(ctx, b, "", startAfter, func(p s3cache.Page) error {
+			for _, o := range p.Objects {
+				if stopAtNARs && strings.HasPrefix(o.Key, "nar/") {
+					return errPastNARs
+				}
+				if narinfoKey.MatchString(o.Key) {
+					fn(o)
+				}
+			}
+			if p.More && !allow() {
+				return errListTooLong
+			}
+			return nil
+		})
 	}
-	return present, nil
-}
-
-// errPastNARs stops the first half of a narinfo listing at nar/.
-var errPastNARs = errors.New("reached nar/")
-
-// listNarinfos calls fn for every narinfo object of the bucket. Narinfos
-// lie at the top level; the NARs, about as many, all sort under nar/. A
-// bucket that can start a listing after a key (S3's StartAfter) lists the
-// keys before nar/ and then those after it, so the NARs cost no requests.
-func listNarinfos(ctx context.Context, b s3cache.Bucket, fn func(s3cache.ObjectInfo) error) error {
-	each := func(o s3cache.ObjectInfo) error {
-		if narinfoKey.MatchString(o.Key) {
-			return fn(o)
-		}
-		return nil
-	}
-	if _, ok := b.(s3cache.RangeLister); !ok {
-		return b.List(ctx, "", each)
-	}
-	err := b.List(ctx, "", func(o s3cache.ObjectInfo) error {
-		if strings.HasPrefix(o.Key, "nar/") {
-			return errPastNARs
-		}
-		return each(o)
-	})
+	err := list("", skipNARs)
 	if !errors.Is(err, errPastNARs) {
 		return err
 	}
 	// "\x7f" sorts after every character of a NAR key.
-	return s3cache.ListAfter(ctx, b, "", "nar/\x7f", each)
+	return list("nar/\x7f", false)
 }
 
 // headPresent checks each path's narinfo with one HEAD, jobs at a time.

@@ -2,16 +2,22 @@ package push_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
+	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/nixbucket/nixbucket/closure"
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/serve"
@@ -19,156 +25,232 @@ import (
 	"github.com/nixbucket/nixbucket/store"
 )
 
-// countingBucket counts the requests made through it.
-type countingBucket struct {
-	s3cache.Bucket
-	stats, gets, puts, lists, deletes atomic.Int64
+// hugeExpr is a derivation whose NAR (40 MiB: random runs between
+// compressible text) spans three 16 MiB xz chunks, so that an xz push
+// compresses it as several streams in parallel. No salt: it is built once
+// per machine.
+var hugeExpr = nixtest.Derivation("nixbucket-e2e-huge", `mkdir $out
+head -c 8388608 /dev/urandom > $out/a-random
+yes 'a line of text that compresses well, as much of a store path does' | head -c 12582912 > $out/b-text
+head -c 8388608 /dev/urandom > $out/c-random
+seq 1 2000000 | head -c 12582912 > $out/d-numbers`)
+
+// e2eSample is the closure every end-to-end push uploads.
+type e2eSample struct {
+	g     *closure.Graph
+	roots []string // the outputs and the .drv, as given to push --include-outputs
+	huge  string   // the 40 MiB path
 }
 
-func (c *countingBucket) Stat(ctx context.Context, key string) (s3cache.ObjectInfo, error) {
-	c.stats.Add(1)
-	return c.Bucket.Stat(ctx, key)
-}
-
-func (c *countingBucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	c.gets.Add(1)
-	return c.Bucket.Get(ctx, key)
-}
-
-func (c *countingBucket) Put(ctx context.Context, key string, r io.Reader, size int64, o s3cache.PutOptions) error {
-	c.puts.Add(1)
-	return c.Bucket.Put(ctx, key, r, size, o)
-}
-
-func (c *countingBucket) List(ctx context.Context, prefix string, fn func(s3cache.ObjectInfo) error) error {
-	c.lists.Add(1)
-	return c.Bucket.List(ctx, prefix, fn)
-}
-
-func (c *countingBucket) Delete(ctx context.Context, keys ...string) error {
-	c.deletes.Add(1)
-	return c.Bucket.Delete(ctx, keys...)
-}
-
-// sampleClosures builds the sample and returns two graphs: the full one (a
-// 2000-path DAG, a multi-output derivation, 12 MiB of random data, and a
-// .drv with --include-outputs) and a small mixed one.
-func sampleClosures(t *testing.T) (full, small *closure.Graph) {
+// sampleClosure builds the sample: a 2000-path DAG, a multi-output
+// derivation, 12 MiB and 40 MiB of data, small paths, and a .drv pushed
+// with --include-outputs.
+func sampleClosure(t *testing.T) *e2eSample {
 	t.Helper()
 	f := nixtest.Sample(t, 2000, "push")
 	outs := nixtest.Build(t, f, "all", "app", "blob", "multi.dev")
+	huge := nixtest.Build(t, nixtest.WriteExpr(t, hugeExpr))[0]
 	drvs := nixtest.Instantiate(t, f, "app")
 	ctx := context.Background()
 	s, err := store.Open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	full, err = closure.Compute(ctx, s, append(slices.Clone(outs), drvs...), closure.Options{IncludeOutputs: true})
+	defer s.Close()
+	roots := append(append(slices.Clone(outs), huge), drvs...)
+	g, err := closure.Compute(ctx, s, roots, closure.Options{IncludeOutputs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	smallRoots := slices.DeleteFunc(slices.Clone(outs), func(p string) bool { return strings.HasSuffix(p, "-all") })
-	small, err = closure.Compute(ctx, s, smallRoots, closure.Options{})
-	if err != nil {
-		t.Fatal(err)
+	if g.Len() < 2010 || g.Info(huge).NarSize < 40<<20 {
+		t.Fatalf("closure of %d paths (huge %d bytes) is too small", g.Len(), g.Info(huge).NarSize)
 	}
-	if full.Len() < 2000 || small.Len() < 6 {
-		t.Fatalf("closures of %d and %d paths are too small", full.Len(), small.Len())
-	}
-	return full, small
+	return &e2eSample{g: g, roots: roots, huge: huge}
 }
 
-// TestPushSubstitute pushes to each real S3 server with each compression,
-// then has real Nix substitute everything through serve with signatures
+// TestPushSubstitute pushes the sample to each real S3 server with each
+// compression, half through the library and half through the CLI, then
+// has real Nix substitute all of it through serve with signatures
 // required; a second push uploads nothing; Nix refuses the paths when it
-// trusts another key.
+// trusts another key. An xz push keeps the 40 MiB NAR as several xz
+// streams (compressed in parallel), which Nix 2.8 reads.
 func TestPushSubstitute(t *testing.T) {
 	nixtest.Require(t)
-	full, small := sampleClosures(t)
-	key, err := signing.GenerateSecretKey("nixbucket-test-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := signing.GenerateSecretKey("nixbucket-test-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	for _, kind := range s3test.Servers() {
+	sample := sampleClosure(t)
+	key := newKey(t, "nixbucket-test-1")
+	other := newKey(t, "nixbucket-test-1")
+	for si, kind := range s3test.Servers() {
 		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
 			srv := s3test.Start(t, kind)
-			for _, algo := range []string{"xz", "zstd", "none"} {
-				t.Run(algo, func(t *testing.T) {
-					g := small
-					if algo == "xz" {
-						g = full
-					}
-					// Through a proxy that counts the HTTP requests.
-					proxy := s3test.NewFaultProxy(t, srv.Endpoint)
-					u, err := s3cache.ParseURL("s3://" + srv.NewBucket(t) + "?endpoint=" + proxy.URL + "&region=" + s3test.Region)
-					if err != nil {
-						t.Fatal(err)
-					}
-					sb, err := s3cache.OpenS3(ctx, u, srv.Options())
-					if err != nil {
-						t.Fatal(err)
-					}
-					b := &countingBucket{Bucket: sb}
-					res, err := push.Push(ctx, b, g, push.Options{Compression: algo, Key: key})
-					if err != nil {
-						t.Fatal(err)
-					}
-					t.Logf("pushed %d paths, %d NAR bytes as %d in %.1fs", res.Pushed, res.NarBytes, res.FileBytes, res.Seconds)
-					if res.Pushed != g.Len() || res.Skipped != 0 || res.NarBytes != g.NarSize() {
-						t.Fatalf("first push: %+v, want %d pushed of %d NAR bytes", res, g.Len(), g.NarSize())
-					}
-					if algo != "none" && res.FileBytes >= res.NarBytes {
-						t.Errorf("%s: %d NAR bytes uploaded as %d", algo, res.NarBytes, res.FileBytes)
-					}
-					puts := b.puts.Load()
-					if want := int64(2*g.Len() + 1); puts != want {
-						t.Errorf("first push made %d PUTs, want %d (a NAR and a narinfo a path, and nix-cache-info)", puts, want)
-					}
-
-					before := proxy.Requests()
-					res, err = push.Push(ctx, b, g, push.Options{Compression: algo, Key: key})
-					if err != nil {
-						t.Fatal(err)
-					}
-					if res.Pushed != 0 || res.Skipped != g.Len() {
-						t.Fatalf("second push: %+v, want everything skipped", res)
-					}
-					if n := b.puts.Load() - puts; n != 0 {
-						t.Errorf("second push made %d PUTs, want 0", n)
-					}
-					// One GET of nix-cache-info, then a LIST of the bucket's
-					// 2n+1 keys, 1000 a request.
-					if n, want := proxy.Requests()-before, 1+(2*g.Len()+1+999)/1000; n != want {
-						t.Errorf("second push made %d HTTP requests, want %d", n, want)
-					}
-
-					web := httptest.NewServer(serve.Handler(b, nil))
-					defer web.Close()
-					paths := g.Paths()
-					root, err := nixtest.Substitute(t, web.URL, key.PublicKey().String(), paths)
-					if err != nil {
-						t.Fatalf("nix could not substitute what was pushed: %v", err)
-					}
-					nixtest.AssertInStore(t, root, paths)
-
-					app := ""
-					for _, p := range paths {
-						if strings.HasSuffix(p, "-multi") || strings.HasSuffix(p, "-app") {
-							app = p
-						}
-					}
-					_, err = nixtest.Substitute(t, web.URL, other.PublicKey().String(), []string{app})
-					if err == nil || !strings.Contains(err.Error(), "signature") {
-						t.Fatalf("nix substituted %s signed by another key with the same name: %v", app, err)
-					}
+			for ai, algo := range []string{"xz", "zstd", "none"} {
+				// The library on versitygw/xz and minio/zstd; the CLI else.
+				cli := ai != si
+				how := "lib"
+				if cli {
+					how = "cli"
+				}
+				t.Run(algo+"-"+how, func(t *testing.T) {
+					t.Parallel()
+					pushSubstitute(t, srv, sample, algo, cli, key, other)
 				})
 			}
 		})
 	}
+}
+
+func pushSubstitute(t *testing.T, srv *s3test.Server, sample *e2eSample, algo string, cli bool, key, other *signing.SecretKey) {
+	ctx := context.Background()
+	g := sample.g
+	// Through a proxy that counts the HTTP requests.
+	proxy := s3test.NewFaultProxy(t, srv.Endpoint)
+	bucket := srv.NewBucket(t)
+	rawURL := "s3://" + bucket + "?endpoint=" + proxy.URL + "&region=" + s3test.Region
+	u, err := s3cache.ParseURL(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s3cache.OpenS3(ctx, u, srv.Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushOnce := func() *push.Result {
+		t.Helper()
+		if !cli {
+			res, err := push.Push(ctx, b, g, push.Options{Compression: algo, Key: key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		args := append([]string{"push", "--cache", rawURL, "--include-outputs", "--compression", algo, "--json"}, sample.roots...)
+		r := runCLI(t, cliEnv(t, srv, key), args...)
+		if r.code != 0 {
+			t.Fatalf("nixbucket push: exit %d: %s", r.code, r.stderr)
+		}
+		var res push.Result
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+			t.Fatalf("push --json printed %q: %v", r.stdout, err)
+		}
+		return &res
+	}
+
+	res := pushOnce()
+	t.Logf("pushed %d paths, %d NAR bytes as %d in %.1fs", res.Pushed, res.NarBytes, res.FileBytes, res.Seconds)
+	if res.Paths != g.Len() || res.Pushed != g.Len() || res.Skipped != 0 || res.NarBytes != g.NarSize() {
+		t.Fatalf("first push: %+v, want %d pushed of %d NAR bytes", res, g.Len(), g.NarSize())
+	}
+	if algo != "none" && res.FileBytes >= res.NarBytes {
+		t.Errorf("%s: %d NAR bytes uploaded as %d", algo, res.NarBytes, res.FileBytes)
+	}
+	narPuts := proxy.Count(isNarPut) + proxy.Count(isCreateMultipart)
+	narinfoPuts := proxy.Count(isNarInfoPut)
+	if narPuts != g.Len() || narinfoPuts != g.Len() {
+		t.Errorf("first push uploaded %d NARs and %d narinfos, want %d of each", narPuts, narinfoPuts, g.Len())
+	}
+
+	before := proxy.Requests()
+	headsBefore := proxy.Count(s3test.IsMethod(http.MethodHead))
+	putsBefore := proxy.Count(s3test.IsMethod(http.MethodPut)) + proxy.Count(s3test.IsMethod(http.MethodPost))
+	res = pushOnce()
+	if res.Pushed != 0 || res.Skipped != g.Len() {
+		t.Fatalf("second push: %+v, want everything skipped", res)
+	}
+	if n := proxy.Count(s3test.IsMethod(http.MethodPut)) + proxy.Count(s3test.IsMethod(http.MethodPost)) - putsBefore; n != 0 {
+		t.Errorf("second push made %d PUT or POST requests, want 0", n)
+	}
+	// A GET of nix-cache-info (and for the CLI a HEAD of it, which checks
+	// the bucket first), then a LIST of the bucket's n+1 keys before and
+	// after nar/ (1000 a request, the NARs skipped); no HEAD of a narinfo.
+	n := proxy.Requests() - before
+	lists := (g.Len() + 1 + 999) / 1000
+	want := 1 + lists
+	if cli {
+		want++
+	}
+	if n < want || n > want+1 {
+		t.Errorf("second push made %d HTTP requests, want %d or %d", n, want, want+1)
+	}
+	wantHeads := 0
+	if cli {
+		wantHeads = 1 // nix-cache-info, when the CLI opens the bucket
+	}
+	if heads := proxy.Count(s3test.IsMethod(http.MethodHead)) - headsBefore; heads != wantHeads {
+		t.Errorf("second push made %d HEAD requests, want %d (no narinfo's)", heads, wantHeads)
+	}
+
+	web := httptest.NewServer(serve.Handler(b, nil))
+	defer web.Close()
+	paths := g.Paths()
+	root, err := nixtest.Substitute(t, web.URL, key.PublicKey().String(), paths)
+	if err != nil {
+		t.Fatalf("nix could not substitute what was pushed: %v", err)
+	}
+	nixtest.AssertInStore(t, root, paths)
+
+	if algo == "xz" {
+		if streams := xzStreams(t, b, sample.huge); streams < 3 {
+			t.Errorf("the %d-byte NAR of %s is %d xz stream(s), want one per 16 MiB chunk (3)", g.Info(sample.huge).NarSize, sample.huge, streams)
+		} else {
+			t.Logf("the NAR of %s is %d xz streams", sample.huge, streams)
+		}
+	}
+
+	app := ""
+	for _, p := range paths {
+		if strings.HasSuffix(p, "-app") {
+			app = p
+		}
+	}
+	_, err = nixtest.Substitute(t, web.URL, other.PublicKey().String(), []string{app})
+	if err == nil || !strings.Contains(err.Error(), "signature") {
+		t.Fatalf("nix substituted %s signed by another key with the same name: %v", app, err)
+	}
+}
+
+// xzStreams downloads the NAR of path from b and counts its xz streams
+// with xz-utils (`xz --robot --list`).
+func xzStreams(t *testing.T, b s3cache.Bucket, path string) int {
+	t.Helper()
+	ctx := context.Background()
+	text, err := s3cache.ReadSmall(ctx, b, push.NarInfoKey(path), 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ni, err := narinfo.ParseString(string(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ni.Compression != "xz" || !strings.HasSuffix(ni.URL, ".nar.xz") {
+		t.Fatalf("narinfo of %s: compression %s, URL %s", path, ni.Compression, ni.URL)
+	}
+	rc, err := b.Get(ctx, ni.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	file := filepath.Join(t.TempDir(), "nar.xz")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	out, err := exec.Command("xz", "--robot", "--list", file).Output()
+	if err != nil {
+		t.Fatalf("xz --robot --list: %v (run `make test` to install xz-utils)", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if fields := strings.Split(line, "\t"); len(fields) > 2 && fields[0] == "file" {
+			n, err := strconv.Atoi(fields[1])
+			if err != nil {
+				t.Fatalf("xz --robot --list: %q", line)
+			}
+			return n
+		}
+	}
+	t.Fatalf("xz --robot --list printed no file line: %q", out)
+	return 0
 }

@@ -32,6 +32,9 @@ const NarContentType = "application/x-nix-nar"
 type Options struct {
 	// Compression is xz (the default), zstd or none.
 	Compression string
+	// CompressionLevel is the codec's level as compression.Options.Level
+	// takes it; 0 means the codec's default.
+	CompressionLevel int
 	// Key signs every narinfo written; nil writes unsigned narinfos.
 	Key *signing.SecretKey
 	// Jobs bounds the NARs uploaded at once; 0 means 8.
@@ -57,7 +60,10 @@ type Options struct {
 	// narinfos refer to. Presence is checked first without the lock (with
 	// Listing, if given); when anything is to be written (or a root
 	// recorded), the lock is taken and presence checked again under it. A
-	// push with nothing to write takes no lock.
+	// push with nothing to write takes no lock. The lock is checked
+	// (lock.Lock.Check) before each narinfo is written and before the root
+	// manifest: a push that lost it stops with an error wrapping
+	// lock.ErrLost.
 	Lock *lock.Options
 	// Root, if set, records a root manifest (package gc/roots) after a
 	// successful push.
@@ -127,6 +133,7 @@ func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options)
 			return nil, err
 		}
 		defer l.Release()
+		p.lock = l
 		// Check again under the lock: a gc may have deleted paths since
 		// the first check, which must then be uploaded again.
 		p.opts.Listing = nil
@@ -147,6 +154,15 @@ func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options)
 		c.Total.Store(int64(len(missing)))
 		c.TotalBytes.Store(int64(res.NarBytes))
 	}
+	// A root manifest records the NAR of every path: those the cache had
+	// are read from their narinfos while the others upload.
+	var readPresent chan error
+	if opts.Root != nil && !opts.DryRun {
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		readPresent = make(chan error, 1)
+		go func() { readPresent <- p.readPresent(rctx, order, present) }()
+	}
 	if !opts.DryRun && len(missing) > 0 {
 		fileBytes, err := p.upload(ctx, missing)
 		res.FileBytes = fileBytes
@@ -154,7 +170,13 @@ func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options)
 			return res, err
 		}
 	}
-	if opts.Root != nil && !opts.DryRun {
+	if readPresent != nil {
+		if err := <-readPresent; err != nil {
+			return res, err
+		}
+		if err := p.checkLock(ctx, "recording root "+opts.Root.Name); err != nil {
+			return res, err
+		}
 		key, err := p.recordRoot(ctx, opts.Root)
 		if err != nil {
 			return res, err
@@ -193,7 +215,24 @@ type pusher struct {
 	priority int
 	log      *slog.Logger
 	counters *Counters
+	lock     *lock.Lock                  // the shared lock held, or nil
 	written  map[string]*narinfo.NarInfo // by path, after upload
+	had      map[string]presentInfo      // by path: narinfos the cache had (readPresent)
+}
+
+// checkLock makes sure, before what, that the shared lock is still held:
+// a push whose lock was removed (`nixbucket unlock --all`) or went stale
+// may be running beside a gc, which could have deleted a path this push
+// found present; writing on would publish a narinfo whose closure is
+// incomplete. What was written so far is consistent.
+func (p *pusher) checkLock(ctx context.Context, what string) error {
+	if p.lock == nil {
+		return nil
+	}
+	if err := p.lock.Check(ctx); err != nil {
+		return fmt.Errorf("push stopped before %s: %w; what was written is consistent, run the push again", what, err)
+	}
+	return nil
 }
 
 func newPusher(b s3cache.Bucket, g *closure.Graph, opts Options) (*pusher, error) {
@@ -302,6 +341,9 @@ func (p *pusher) upload(ctx context.Context, missing []string) (uint64, error) {
 			mu.Lock()
 			ni := infos[m]
 			mu.Unlock()
+			if err := p.checkLock(ctx, "writing "+NarInfoKey(m)); err != nil {
+				return err
+			}
 			if err := p.writeNarInfo(ctx, ni); err != nil {
 				return err
 			}
@@ -455,7 +497,7 @@ var errUploadStopped = errors.New("upload stopped")
 // compressNAR writes the compressed NAR of info to w, failing (before the
 // compressor's end is written) if the NAR differs from the store's record.
 func (p *pusher) compressNAR(ctx context.Context, w io.Writer, info *store.PathInfo) error {
-	cw, err := compression.NewWriter(&countingWriter{w: w, n: &p.counters.FileBytes}, p.algo, compression.Options{SizeHint: int64(info.NarSize)})
+	cw, err := compression.NewWriter(&countingWriter{w: w, n: &p.counters.FileBytes}, p.algo, compression.Options{SizeHint: int64(info.NarSize), Level: p.opts.CompressionLevel})
 	if err != nil {
 		return err
 	}

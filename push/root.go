@@ -4,13 +4,20 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"path"
+	"sync"
 	"time"
 
 	"github.com/nix-community/go-nix/pkg/nixbase32"
+	"github.com/nix-community/go-nix/pkg/nixhash"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/nixbucket/nixbucket/gc/roots"
+	"github.com/nixbucket/nixbucket/narinfo"
+	"github.com/nixbucket/nixbucket/s3cache"
+	"github.com/nixbucket/nixbucket/store"
 )
 
 // RootOptions name the root manifest a push records.
@@ -24,25 +31,84 @@ type RootOptions struct {
 	Now func() time.Time
 }
 
-// recordRoot writes the manifest of the pushed closure.
+// presentInfo is a narinfo the cache already had, as read.
+type presentInfo struct {
+	ni  *narinfo.NarInfo
+	md5 string // hex MD5 of its text: its ETag
+}
+
+// narinfoMax bounds the size of a narinfo read.
+const narinfoMax = 1 << 20
+
+// readPresent reads the narinfos of the paths of order the cache already
+// had (present, by hash part), metaJobs at a time, so that the root
+// manifest records the NAR of every path: the narinfo's own URL, whatever
+// tool wrote it (nix copy keys NARs by FileHash, not NarHash).
+func (p *pusher) readPresent(ctx context.Context, order []string, present map[string]bool) error {
+	var mu sync.Mutex
+	p.had = make(map[string]presentInfo)
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.metaJobs)
+	for _, sp := range order {
+		if !present[store.HashPart(sp)] {
+			continue
+		}
+		g.Go(func() error {
+			key := NarInfoKey(sp)
+			data, err := s3cache.ReadSmall(ctx, p.b, key, narinfoMax)
+			if errors.Is(err, s3cache.ErrNotFound) {
+				return fmt.Errorf("%s was in the cache when the push began but is gone now (a gc beside a push without the lock?); run the push again", key)
+			}
+			if err != nil {
+				return fmt.Errorf("reading %s for the root manifest: %w", key, err)
+			}
+			ni, err := narinfo.ParseString(string(data), narinfo.WithStoreDir(p.storeDir))
+			if err != nil {
+				return fmt.Errorf("reading %s for the root manifest: %w", key, err)
+			}
+			if ni.StorePath != sp {
+				return fmt.Errorf("reading %s for the root manifest: it describes %s, not %s", key, ni.StorePath, sp)
+			}
+			sum := md5.Sum(data)
+			mu.Lock()
+			p.had[sp] = presentInfo{ni: ni, md5: hex.EncodeToString(sum[:])}
+			mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// recordRoot writes the manifest of the pushed closure. Every entry names
+// the path's NAR and the MD5 of its narinfo, from the narinfo this push
+// wrote or the one the cache had; the entry's NarHash, NarSize and
+// References are the narinfo's, which is what readers of the cache see.
 func (p *pusher) recordRoot(ctx context.Context, ro *RootOptions) (string, error) {
 	now := time.Now
 	if ro.Now != nil {
 		now = ro.Now
 	}
 	m := &roots.Manifest{Name: ro.Name, Created: now(), StoreDir: p.storeDir, TopLevel: ro.TopLevel}
-	for _, path := range p.g.Paths() {
-		info := p.g.Info(path)
+	for _, sp := range p.g.Paths() {
+		info := p.g.Info(sp)
 		e := roots.Entry{
-			Path:       path,
-			NarInfo:    NarInfoKey(path),
+			Path:       sp,
+			NarInfo:    NarInfoKey(sp),
 			NarHash:    "sha256:" + nixbase32.EncodeToString(info.NarHash.Digest()),
 			NarSize:    info.NarSize,
 			References: baseNames(info.References),
 		}
-		if ni := p.written[path]; ni != nil {
+		if ni := p.written[sp]; ni != nil {
 			sum := md5.Sum([]byte(ni.String())) // the text writeNarInfo wrote
 			e.NAR, e.FileSize, e.NarInfoMD5 = ni.URL, ni.FileSize, hex.EncodeToString(sum[:])
+		} else if h, ok := p.had[sp]; ok {
+			e.NAR, e.FileSize, e.NarInfoMD5 = h.ni.URL, h.ni.FileSize, h.md5
+			e.NarHash, e.NarSize, e.References = h.ni.NarHash.Format(nixhash.NixBase32, true), h.ni.NarSize, h.ni.References
+			if e.References == nil {
+				e.References = []string{}
+			}
+		} else {
+			return "", fmt.Errorf("recording root %s: %s was neither pushed nor read from the cache", ro.Name, sp)
 		}
 		m.Paths = append(m.Paths, e)
 	}
@@ -53,6 +119,6 @@ func (p *pusher) recordRoot(ctx context.Context, ro *RootOptions) (string, error
 	if err != nil {
 		return "", fmt.Errorf("recording root %s: %w", ro.Name, err)
 	}
-	p.log.Debug("recorded root", "key", key, "paths", len(m.Paths))
+	p.log.Debug("recorded root", "key", key, "paths", len(m.Paths), "read", len(p.had))
 	return key, nil
 }

@@ -134,6 +134,54 @@ type RangeLister interface {
 	ListAfter(ctx context.Context, prefix, startAfter string, fn func(ObjectInfo) error) error
 }
 
+// Page is what one LIST request returns.
+type Page struct {
+	// Objects are the page's objects, in ascending key order.
+	Objects []ObjectInfo
+	// More is true when the listing has more pages, each a request.
+	More bool
+}
+
+// PageLister is implemented by buckets whose listing costs one request a
+// page (S3), so that a caller can count the requests and stop before
+// making one more.
+type PageLister interface {
+	// ListPages calls fn with each page of the keys under prefix that are
+	// greater than startAfter ("" for all), in ascending order. It makes
+	// the next request only after fn returns, and stops and returns fn's
+	// error (unwrapped) if fn returns one.
+	ListPages(ctx context.Context, prefix, startAfter string, fn func(Page) error) error
+}
+
+// ListPageSize is the number of keys of a full S3 LIST page, and of the
+// pages ListPages cuts from buckets that are not PageListers.
+const ListPageSize = 1000
+
+// ListPages lists the keys of b under prefix that are greater than
+// startAfter, page by page: one page a request when b is a PageLister,
+// else pages of ListPageSize keys cut from ListAfter (a local listing,
+// where pages cost nothing).
+func ListPages(ctx context.Context, b Bucket, prefix, startAfter string, fn func(Page) error) error {
+	if p, ok := b.(PageLister); ok {
+		return p.ListPages(ctx, prefix, startAfter, fn)
+	}
+	var cur []ObjectInfo
+	err := ListAfter(ctx, b, prefix, startAfter, func(o ObjectInfo) error {
+		if len(cur) == ListPageSize {
+			if err := fn(Page{Objects: cur, More: true}); err != nil {
+				return err
+			}
+			cur = nil
+		}
+		cur = append(cur, o)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return fn(Page{Objects: cur})
+}
+
 // ListAfter lists the keys of b under prefix that are greater than
 // startAfter: on the server when b is a RangeLister, else by filtering List.
 func ListAfter(ctx context.Context, b Bucket, prefix, startAfter string, fn func(ObjectInfo) error) error {

@@ -14,9 +14,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -89,12 +92,18 @@ type S3Bucket struct {
 	unsigned bool // send UNSIGNED-PAYLOAD on PUTs (the signed Content-MD5 covers the body)
 	pool     bufPool
 	logger   *slog.Logger
+	// exists is set once a request showed that the bucket exists; probe
+	// serialises the GETs that find out (Stat).
+	exists atomic.Bool
+	probe  sync.Mutex
 }
 
 var (
 	_ Bucket      = (*S3Bucket)(nil)
 	_ InfoGetter  = (*S3Bucket)(nil)
 	_ Multiparter = (*S3Bucket)(nil)
+	_ PageLister  = (*S3Bucket)(nil)
+	_ RangeLister = (*S3Bucket)(nil)
 )
 
 // OpenS3 returns the S3 bucket u names. The endpoint, region, profile and
@@ -285,12 +294,32 @@ func (b *S3Bucket) wrap(op, key string, err error) error {
 	return fmt.Errorf("%s %s in bucket %q at %s: %w", op, key, b.bucket, b.where, err)
 }
 
-// Stat implements Bucket with HeadObject.
+// Stat implements Bucket with HeadObject. A HEAD response has no body, so
+// a missing bucket (or, on versitygw, an unknown access key) answers 404
+// as a missing key does: until the bucket is known to exist, a key that
+// seems missing is asked for again with a GET, whose error says which.
 func (b *S3Bucket) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &key})
 	if err != nil {
-		return ObjectInfo{}, b.wrap("stating", key, err)
+		err = b.wrap("stating", key, err)
+		if errors.Is(err, ErrNotFound) && !b.exists.Load() {
+			// One GET at a time: once one says NoSuchKey, the others'
+			// 404s are missing keys too.
+			b.probe.Lock()
+			defer b.probe.Unlock()
+			if b.exists.Load() {
+				return ObjectInfo{}, err
+			}
+			rc, info, gerr := b.GetWithInfo(ctx, key)
+			if gerr == nil {
+				rc.Close() // created meanwhile
+				return info, nil
+			}
+			return ObjectInfo{}, gerr
+		}
+		return ObjectInfo{}, err
 	}
+	b.exists.Store(true)
 	return ObjectInfo{
 		Key:          key,
 		Size:         aws.ToInt64(out.ContentLength),
@@ -310,8 +339,13 @@ func (b *S3Bucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 func (b *S3Bucket) GetWithInfo(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error) {
 	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &key})
 	if err != nil {
-		return nil, ObjectInfo{}, b.wrap("getting", key, err)
+		err = b.wrap("getting", key, err)
+		if errors.Is(err, ErrNotFound) {
+			b.exists.Store(true) // NoSuchKey: the bucket is there
+		}
+		return nil, ObjectInfo{}, err
 	}
+	b.exists.Store(true)
 	return out.Body, ObjectInfo{
 		Key:          key,
 		Size:         aws.ToInt64(out.ContentLength),
@@ -496,6 +530,18 @@ func (b *S3Bucket) List(ctx context.Context, prefix string, fn func(ObjectInfo) 
 
 // ListAfter implements RangeLister with ListObjectsV2's StartAfter.
 func (b *S3Bucket) ListAfter(ctx context.Context, prefix, startAfter string, fn func(ObjectInfo) error) error {
+	return b.ListPages(ctx, prefix, startAfter, func(p Page) error {
+		for _, o := range p.Objects {
+			if err := fn(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ListPages implements PageLister: one ListObjectsV2 request a page.
+func (b *S3Bucket) ListPages(ctx context.Context, prefix, startAfter string, fn func(Page) error) error {
 	in := &s3.ListObjectsV2Input{
 		Bucket:  &b.bucket,
 		Prefix:  &prefix,
@@ -510,16 +556,17 @@ func (b *S3Bucket) ListAfter(ctx context.Context, prefix, startAfter string, fn 
 		if err != nil {
 			return b.wrap("listing", prefix, err)
 		}
-		for _, o := range page.Contents {
-			err := fn(ObjectInfo{
+		objs := make([]ObjectInfo, len(page.Contents))
+		for i, o := range page.Contents {
+			objs[i] = ObjectInfo{
 				Key:          aws.ToString(o.Key),
 				Size:         aws.ToInt64(o.Size),
 				LastModified: aws.ToTime(o.LastModified),
 				ETag:         strings.Trim(aws.ToString(o.ETag), `"`),
-			})
-			if err != nil {
-				return err
 			}
+		}
+		if err := fn(Page{Objects: objs, More: p.HasMorePages()}); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -605,4 +652,30 @@ func (b *S3Bucket) AbortMultipartUpload(ctx context.Context, key, uploadID strin
 		return b.wrap("aborting multipart upload of", key, err)
 	}
 	return nil
+}
+
+// ServerTime returns the server's clock, from the Date header of a
+// HeadBucket response (whole seconds, truncated: at most a second behind).
+// Object times (LastModified) come from this clock, so code comparing them
+// with "now" (gc's grace, lock staleness) reads it rather than trusting
+// the local clock.
+func (b *S3Bucket) ServerTime(ctx context.Context) (time.Time, error) {
+	out, err := b.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &b.bucket})
+	if err != nil {
+		werr := b.wrap("reading the clock of", b.bucket, err)
+		if errors.Is(werr, ErrNotFound) { // a HEAD's 404 has no body to say more
+			return time.Time{}, &bucketError{msg: fmt.Sprintf("reading the clock of bucket %q: it does not exist at %s", b.bucket, b.where),
+				sentinel: ErrNoSuchBucket, cause: err}
+		}
+		return time.Time{}, werr
+	}
+	raw, ok := awsmiddleware.GetRawResponse(out.ResultMetadata).(*smithyhttp.Response)
+	if !ok || raw.Header.Get("Date") == "" {
+		return time.Time{}, fmt.Errorf("reading the clock of bucket %q at %s: no Date header in the response", b.bucket, b.where)
+	}
+	t, err := http.ParseTime(raw.Header.Get("Date"))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading the clock of bucket %q at %s: %w", b.bucket, b.where, err)
+	}
+	return t.UTC(), nil
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/nixbucket/nixbucket/signing"
 )
 
 // Store URL schemes.
@@ -77,18 +79,18 @@ type URL struct {
 	// (compression-level=).
 	CompressionLevel int
 	// ParallelCompression asks for multi-threaded compression
-	// (parallel-compression=).
+	// (parallel-compression=). nixbucket always compresses large NARs on
+	// every core, so it changes nothing.
 	ParallelCompression bool
-	// NarinfoCompression is the Content-Encoding of uploaded narinfos:
-	// "none", "zstd" or "gzip" (narinfo-compression=, default none).
-	NarinfoCompression string
-	// WriteNARListing asks for <hash>.ls listings (write-nar-listing=).
-	WriteNARListing bool
-	// Priority, if not nil, is written to nix-cache-info (priority=).
+	// Priority, if not nil, is written to a new nix-cache-info
+	// (priority=).
 	Priority *int
-	// WantMassQuery, if not nil, is written to nix-cache-info
+	// WantMassQuery, if not nil, is written to a new nix-cache-info
 	// (want-mass-query=).
 	WantMassQuery *bool
+	// StoreDir is the store directory the cache is for, as Nix's store=
+	// ("" when not given: the local store's).
+	StoreDir string
 
 	// Ignored holds the Nix parameters accepted for compatibility that
 	// have no effect here (see IgnoredParams), with their values.
@@ -127,10 +129,11 @@ var params = map[string]param{
 	"compression":          {set: setOneOf(func(u *URL) *string { return &u.Compression }, "xz", "zstd", "none")},
 	"compression-level":    {set: setCompressionLevel},
 	"parallel-compression": {set: setBool(func(u *URL) *bool { return &u.ParallelCompression })},
-	"narinfo-compression":  {set: setOneOf(func(u *URL) *string { return &u.NarinfoCompression }, "none", "zstd", "gzip")},
-	"write-nar-listing":    {set: setBool(func(u *URL) *bool { return &u.WriteNARListing })},
+	"narinfo-compression":  {set: setNarinfoCompression},
+	"write-nar-listing":    {set: setWriteNARListing},
 	"priority":             {set: setPriority},
 	"want-mass-query":      {set: setWantMassQuery},
+	"store":                {set: setStoreDir},
 }
 
 func init() {
@@ -167,7 +170,9 @@ func init() {
 //
 // It accepts the parameters of Nix's S3 and file stores
 // (src/libstore/s3-binary-cache-store.hh, binary-cache-store.hh); those in
-// IgnoredParams are accepted and have no effect. An unknown parameter, a
+// IgnoredParams are accepted and have no effect. narinfo-compression other
+// than none and write-nar-listing=true are refused, since nixbucket writes
+// neither compressed narinfos nor .ls listings. An unknown parameter, a
 // repeated one or a bad value is an error naming it.
 func ParseURL(raw string) (*URL, error) {
 	pu, err := url.Parse(raw)
@@ -180,7 +185,7 @@ func ParseURL(raw string) (*URL, error) {
 	if pu.Opaque != "" || pu.User != nil || pu.Fragment != "" || pu.RawFragment != "" {
 		return nil, bad("want s3://BUCKET?PARAMS or file:///DIR?PARAMS")
 	}
-	u := &URL{Scheme: pu.Scheme, CompressionLevel: -1, Compression: DefaultCompression, NarinfoCompression: "none"}
+	u := &URL{Scheme: pu.Scheme, CompressionLevel: -1, Compression: DefaultCompression}
 	switch pu.Scheme {
 	case SchemeS3:
 		if err := checkBucketName(pu.Host); err != nil {
@@ -406,6 +411,39 @@ func setCompressionLevel(u *URL, v string) error {
 	return nil
 }
 
+// setNarinfoCompression accepts only none: the narinfos nixbucket writes
+// are read as they are by gc, verify, stats and serve.
+func setNarinfoCompression(_ *URL, v string) error {
+	switch v {
+	case "none", "":
+		return nil
+	case "zstd", "gzip", "xz", "br":
+		return fmt.Errorf("nixbucket writes narinfos uncompressed (its gc, verify and serve read them as they are); drop the parameter or use none")
+	}
+	return errors.New("want none")
+}
+
+// setWriteNARListing accepts only false: nixbucket writes no <hash>.ls
+// listings.
+func setWriteNARListing(_ *URL, v string) error {
+	b, err := parseBool(v)
+	if err != nil {
+		return err
+	}
+	if b {
+		return errors.New("nixbucket does not write .ls NAR listings; drop the parameter or set it to false")
+	}
+	return nil
+}
+
+func setStoreDir(u *URL, v string) error {
+	if !strings.HasPrefix(v, "/") || path.Clean(v) != v || v == "/" || strings.ContainsAny(v, "\x00\n") {
+		return errors.New("want an absolute, clean store directory such as /nix/store")
+	}
+	u.StoreDir = v
+	return nil
+}
+
 func setPriority(u *URL, v string) error {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 || n > 1<<30 {
@@ -458,7 +496,7 @@ func (u *URL) String() string {
 		base = (&url.URL{Scheme: u.Scheme, Path: u.Dir}).String()
 	}
 	if u.SecretKeyFile != "" {
-		add("secret-key", u.SecretKeyFile)
+		add("secret-key", signing.SafeKeyPath(u.SecretKeyFile)) // key text given by mistake is not shown
 	}
 	if u.Compression != DefaultCompression && u.Compression != "" {
 		add("compression", u.Compression)
@@ -469,17 +507,14 @@ func (u *URL) String() string {
 	if u.ParallelCompression {
 		add("parallel-compression", "true")
 	}
-	if u.NarinfoCompression != "none" && u.NarinfoCompression != "" {
-		add("narinfo-compression", u.NarinfoCompression)
-	}
-	if u.WriteNARListing {
-		add("write-nar-listing", "true")
-	}
 	if u.Priority != nil {
 		add("priority", strconv.Itoa(*u.Priority))
 	}
 	if u.WantMassQuery != nil {
 		add("want-mass-query", strconv.FormatBool(*u.WantMassQuery))
+	}
+	if u.StoreDir != "" {
+		add("store", u.StoreDir)
 	}
 	for k, v := range u.Ignored {
 		add(k, v)

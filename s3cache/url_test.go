@@ -17,7 +17,7 @@ func boolp(b bool) *bool { return &b }
 func s3URL(bucket string, f func(*s3cache.URL)) *s3cache.URL {
 	u := &s3cache.URL{
 		Scheme: "s3", Bucket: bucket, Region: "us-east-1", AddressingStyle: "auto",
-		PartSize: 5 << 20, Compression: "xz", CompressionLevel: -1, NarinfoCompression: "none",
+		PartSize: 5 << 20, Compression: "xz", CompressionLevel: -1,
 	}
 	if f != nil {
 		f(u)
@@ -56,8 +56,8 @@ func TestParseURL(t *testing.T) {
 		{
 			raw: "s3://my.bucket?profile=ci&compression=zstd&compression-level=19&parallel-compression=true&" +
 				"multipart-upload=true&multipart-chunk-size=16777216&multipart-threshold=104857600&" +
-				"addressing-style=virtual&priority=30&want-mass-query=1&write-nar-listing=true&" +
-				"narinfo-compression=zstd&storage-class=STANDARD_IA&index-debug-info=false",
+				"addressing-style=virtual&priority=30&want-mass-query=1&write-nar-listing=false&" +
+				"narinfo-compression=none&storage-class=STANDARD_IA&index-debug-info=false&store=/nix/store",
 			want: s3URL("my.bucket", func(u *s3cache.URL) {
 				u.Profile = "ci"
 				u.Compression = "zstd"
@@ -67,14 +67,13 @@ func TestParseURL(t *testing.T) {
 				u.AddressingStyle = "virtual"
 				u.Priority = intp(30)
 				u.WantMassQuery = boolp(true)
-				u.WriteNARListing = true
-				u.NarinfoCompression = "zstd"
+				u.StoreDir = "/nix/store"
 				u.StorageClass = "STANDARD_IA"
 				u.Ignored = map[string]string{"multipart-upload": "true", "multipart-threshold": "104857600", "index-debug-info": "false"}
 			}),
 			str: "s3://my.bucket?addressing-style=virtual&compression-level=19&compression=zstd&index-debug-info=false&" +
-				"multipart-chunk-size=16777216&multipart-threshold=104857600&multipart-upload=true&narinfo-compression=zstd&" +
-				"parallel-compression=true&priority=30&profile=ci&storage-class=STANDARD_IA&want-mass-query=true&write-nar-listing=true",
+				"multipart-chunk-size=16777216&multipart-threshold=104857600&multipart-upload=true&" +
+				"parallel-compression=true&priority=30&profile=ci&storage-class=STANDARD_IA&store=/nix/store&want-mass-query=true",
 		},
 		{
 			raw:  "s3://nix?buffer-size=6291456",
@@ -88,13 +87,19 @@ func TestParseURL(t *testing.T) {
 		},
 		{
 			raw:  "file:///var/cache/nix?compression=none&secret-key=key.sec",
-			want: &s3cache.URL{Scheme: "file", Dir: "/var/cache/nix", Compression: "none", CompressionLevel: -1, NarinfoCompression: "none", SecretKeyFile: "key.sec"},
+			want: &s3cache.URL{Scheme: "file", Dir: "/var/cache/nix", Compression: "none", CompressionLevel: -1, SecretKeyFile: "key.sec"},
 			str:  "file:///var/cache/nix?compression=none&secret-key=key.sec",
 		},
 		{
 			raw:  "file:///tmp/a%20b/../c/",
-			want: &s3cache.URL{Scheme: "file", Dir: "/tmp/c", Compression: "xz", CompressionLevel: -1, NarinfoCompression: "none"},
+			want: &s3cache.URL{Scheme: "file", Dir: "/tmp/c", Compression: "xz", CompressionLevel: -1},
 			str:  "file:///tmp/c",
+		},
+		{
+			raw: "file:///c?priority=0&want-mass-query=no&store=/gnu/store&compression-level=0",
+			want: &s3cache.URL{Scheme: "file", Dir: "/c", Compression: "xz", CompressionLevel: 0,
+				Priority: intp(0), WantMassQuery: boolp(false), StoreDir: "/gnu/store"},
+			str: "file:///c?compression-level=0&priority=0&store=/gnu/store&want-mass-query=false",
 		},
 	} {
 		t.Run(tc.raw, func(t *testing.T) {
@@ -147,6 +152,19 @@ func TestParseURLErrors(t *testing.T) {
 		{"file:relative", []string{"want s3://BUCKET?PARAMS or file:///DIR?PARAMS"}},
 		{"s3://nix?secret-key=", []string{"empty value"}},
 		{"s3://nix?a=%zz", []string{"parsing parameters"}},
+		{"s3://nix?write-nar-listing=true", []string{`write-nar-listing="true"`, "does not write .ls", "false"}},
+		{"file:///d?write-nar-listing=1", []string{"write-nar-listing", "does not write .ls"}},
+		{"s3://nix?write-nar-listing=perhaps", []string{"write-nar-listing", "want true or false"}},
+		{"s3://nix?narinfo-compression=zstd", []string{`narinfo-compression="zstd"`, "uncompressed", "none"}},
+		{"s3://nix?narinfo-compression=gzip", []string{"narinfo-compression", "uncompressed"}},
+		{"s3://nix?narinfo-compression=lz4", []string{"narinfo-compression", "want none"}},
+		{"s3://nix?compression-level=23", []string{"compression-level", "0 to 22"}},
+		{"s3://nix?compression-level=fast", []string{"compression-level"}},
+		{"s3://nix?want-mass-query=2", []string{"want-mass-query", "want true or false"}},
+		{"s3://nix?priority=high", []string{"priority", "non-negative integer"}},
+		{"s3://nix?store=nix/store", []string{"store", "absolute"}},
+		{"s3://nix?store=/nix/store/", []string{"store", "clean"}},
+		{"s3://nix?store=/", []string{"store"}},
 	} {
 		t.Run(tc.raw, func(t *testing.T) {
 			u, err := s3cache.ParseURL(tc.raw)

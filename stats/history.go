@@ -29,7 +29,7 @@ type Point struct {
 	NarBytes int64 `json:"narBytes"`
 	// Roots is the number of root names.
 	Roots int `json:"roots"`
-	// Reclaimable is the estimate of what gc could free, in bytes.
+	// Reclaimable is what gc's plan would free, in bytes (Report.Reclaimable).
 	Reclaimable int64 `json:"reclaimableBytes"`
 }
 

@@ -61,10 +61,10 @@ th:first-child,td:first-child{text-align:left}svg{border:1px solid #ccc;backgrou
 <h2>Health</h2>
 <table>
 <tr><td>compression (stored / NarSize, {{.R.KnownPaths}} paths known)</td><td>{{pct .R.Ratio}}</td></tr>
-<tr><td>NARs no manifest accounts for</td><td>{{.R.Unaccounted.Objects}} ({{bytes .R.Unaccounted.Bytes}})</td></tr>
-<tr><td>manifest paths whose NAR is missing</td><td>{{.R.MissingNARs}}</td></tr>
+<tr><td>NARs no narinfo refers to</td><td>{{.R.Unaccounted.Objects}} ({{bytes .R.Unaccounted.Bytes}})</td></tr>
+<tr><td>narinfos whose NAR is missing</td><td>{{.R.MissingNARs}}</td></tr>
 <tr><td>unfinished multipart uploads</td><td>{{.R.Uploads}}</td></tr>
-<tr><td>gc could reclaim (estimate)</td><td>{{.R.Reclaimable.Objects}} ({{bytes .R.Reclaimable.Bytes}})</td></tr>
+<tr><td>gc would reclaim (gc's own plan, every manifest kept){{if .R.GCRefuses}}: gc refuses to run, see the notes{{end}}</td><td>{{.R.Reclaimable.Objects}} ({{bytes .R.Reclaimable.Bytes}}), of which {{.R.ReclaimableNow.Objects}} ({{bytes .R.ReclaimableNow.Bytes}}) by the next run</td></tr>
 </table>
 {{range .R.Notes}}<p class="note">{{.}}</p>{{end}}
 </body></html>

@@ -1,25 +1,20 @@
-// Package stats measures a binary cache bucket from its listing: objects
-// and bytes by kind, store paths, compression, root closure sizes, NARs
-// nothing accounts for, unfinished uploads, and what gc could reclaim,
-// with a growth history kept in the bucket (stats/history.jsonl) and an
-// HTML page with a chart of it.
+// Package stats measures a binary cache bucket: objects and bytes by kind,
+// store paths, compression, root closure sizes, NARs no narinfo refers to,
+// narinfos whose NAR is missing, unfinished uploads, and what gc would
+// reclaim, with a growth history kept in the bucket (stats/history.jsonl)
+// and an HTML page with a chart of it.
 //
-// Requests: one LIST of the bucket (a request per 1000 keys), one LIST of
-// multipart uploads, and one GET per root manifest — never a GET per
-// narinfo or NAR. What needs a narinfo's body is taken from the root
-// manifests instead (package gc/roots): NarSize, and which NAR belongs to
-// which narinfo. nixbucket keys NARs by NarHash (nar/<nix32 NarHash>.nar.*),
-// which a manifest records for every path, so a NAR can be matched to a
-// manifest entry without a GET; NARs written by other tools (nix copy keys
-// them by FileHash) match only if a manifest names their key. Hence
-// "unaccounted NARs" are those no manifest explains: orphans left by killed
-// pushes, NARs of narinfos pushed without --root, or foreign NARs; telling
-// them apart needs a GET per narinfo (nixbucket verify does that).
-// Likewise the compression ratio covers the paths whose NarSize and NAR
-// object are known from manifests, and "reclaimable" is gc's estimate
-// with every manifest kept: old narinfos outside all manifest closures,
-// and old NARs and listings no manifest path accounts for (gc, which
-// reads every narinfo, may keep more: references of young narinfos).
+// The figures come from gc's own dry run (gc.Inspect), so "reclaimable" is
+// exactly what gc's planner decides, and every figure is exact. Requests:
+// one LIST of the bucket (a request per 1000 keys), one LIST of multipart
+// uploads, a HEAD for the server's clock, a GET of nix-cache-info and of
+// each root manifest, and a GET of each narinfo that no manifest vouches
+// for. A manifest vouches for a narinfo when its entry records the MD5 of
+// the narinfo's text and the listed ETag is that MD5: then the entry's
+// NAR key, NarSize and references are the narinfo's own. Every nixbucket
+// push with --root records that for its whole closure, so a cache pushed
+// with roots needs no GET per narinfo; narinfos pushed without a root, by
+// other tools, or rewritten since are read.
 package stats
 
 import (
@@ -27,12 +22,8 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"slices"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/nixbucket/nixbucket/gc"
 	"github.com/nixbucket/nixbucket/gc/roots"
@@ -97,7 +88,8 @@ type RootStats struct {
 	// Paths and NarSize are the newest manifest's closure.
 	Paths   int    `json:"paths"`
 	NarSize uint64 `json:"narSize"`
-	// StoredBytes is the size of the closure's NAR objects found.
+	// StoredBytes is the size of the closure's NAR objects (each counted
+	// once), as its narinfos name them.
 	StoredBytes int64 `json:"storedBytes"`
 	// Missing counts closure paths whose narinfo is not in the bucket.
 	Missing int `json:"missing"`
@@ -106,7 +98,7 @@ type RootStats struct {
 // Report is what Collect measured; its JSON form is what `stats --json`
 // prints.
 type Report struct {
-	// Time is when the bucket was measured.
+	// Time is when the bucket was measured (the server's clock).
 	Time time.Time `json:"time"`
 	// Total counts every object.
 	Total Count `json:"total"`
@@ -116,38 +108,52 @@ type Report struct {
 	Paths int `json:"storePaths"`
 	// Roots describes each root, by name.
 	Roots []RootStats `json:"roots"`
-	// KnownPaths is the number of narinfos that manifests describe and
-	// whose NAR object was found; KnownNarSize is their NarSize and
-	// KnownStored the size of their NAR objects.
+	// KnownPaths is the number of narinfos whose NAR object is in the
+	// bucket; KnownNarSize is their NarSize and KnownStored the size of
+	// their NAR objects.
 	KnownPaths   int    `json:"knownPaths"`
 	KnownNarSize uint64 `json:"knownNarSize"`
 	KnownStored  int64  `json:"knownStoredBytes"`
 	// Ratio is KnownStored / KnownNarSize (0 if unknown).
 	Ratio float64 `json:"compressionRatio"`
-	// Unaccounted are the NARs no manifest path explains.
+	// Unaccounted are the NARs no narinfo refers to (left by killed
+	// pushes, or by narinfos deleted since).
 	Unaccounted Count `json:"unaccountedNars"`
-	// MissingNARs counts manifest paths whose narinfo exists but whose NAR
-	// was not found by their recorded key or NarHash.
+	// MissingNARs counts the narinfos whose NAR is not in the bucket.
 	MissingNARs int `json:"missingNars"`
 	// Uploads counts unfinished multipart uploads; -1 if the bucket has none to list.
 	Uploads int `json:"unfinishedUploads"`
-	// Reclaimable is what gc could delete, estimated (see the package doc).
+	// Reclaimable is what gc's planner (gc --dry-run with the same grace,
+	// keeping every manifest) finds unreachable and older than the grace:
+	// what its next runs would delete (condemned first, deleted a grace
+	// later). Zero when gc would refuse to run (see Notes).
 	Reclaimable Count `json:"reclaimable"`
+	// ReclaimableNow is the part of Reclaimable that a gc run now would
+	// delete: condemned at least a grace ago.
+	ReclaimableNow Count `json:"reclaimableNow"`
+	// GCRefuses reports that gc would delete nothing (it fails closed);
+	// Notes say why.
+	GCRefuses bool `json:"gcRefuses"`
 	// Lists and Gets count the requests Collect made (a LIST request
-	// returns up to 1000 keys; Lists counts listings, not pages).
-	Lists int `json:"lists"`
-	Gets  int `json:"gets"`
+	// returns up to 1000 keys; Lists counts listings, not pages);
+	// NarInfoGets is the part of Gets that read narinfos no manifest
+	// vouches for.
+	Lists       int `json:"lists"`
+	Gets        int `json:"gets"`
+	NarInfoGets int `json:"narinfoGets"`
 	// Notes explain what the figures cannot know.
 	Notes []string `json:"notes"`
 }
 
 // Options tune Collect.
 type Options struct {
-	// Now is the clock; default time.Now.
+	// Now, if set, is the time to measure at instead of the server's
+	// clock (tests).
 	Now func() time.Time
-	// Grace is gc's grace for the reclaimable estimate; 0 means gc.DefaultGrace.
+	// Grace is gc's grace for the reclaimable figures, as gc.Options.Grace:
+	// 0 means gc.DefaultGrace, negative means none.
 	Grace time.Duration
-	// Jobs bounds the manifest GETs in flight; 0 means 16.
+	// Jobs bounds the GETs in flight; 0 means 16.
 	Jobs int
 	// Logger receives warnings; nil discards them.
 	Logger *slog.Logger
@@ -155,201 +161,99 @@ type Options struct {
 
 // Collect measures b (see the package documentation).
 func Collect(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error) {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Grace <= 0 {
-		opts.Grace = gc.DefaultGrace
-	}
 	if opts.Jobs <= 0 {
 		opts.Jobs = 16
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+	p, err := gc.Inspect(ctx, b, gc.Options{Grace: opts.Grace, Now: opts.Now, Jobs: opts.Jobs, Logger: opts.Logger})
+	if err != nil {
+		return nil, err
 	}
-	now := opts.Now()
-	r := &Report{Time: now.UTC(), ByKind: map[string]Count{}, Roots: []RootStats{}, Notes: []string{}}
-	objects := map[string]s3cache.ObjectInfo{}
-	narsByHash := map[string]string{} // nix32 part of nar/<hash>.nar* → key
-	var index roots.Index
-	var badRoots []string
-	r.Lists++
-	err := b.List(ctx, "", func(o s3cache.ObjectInfo) error {
-		objects[o.Key] = o
+	r := &Report{Time: p.Now, ByKind: map[string]Count{}, Roots: []RootStats{}, Notes: []string{},
+		Uploads: p.Uploads, Lists: 1, Gets: p.Gets, NarInfoGets: p.NarInfoGets}
+	if p.Uploads >= 0 {
+		r.Lists++
+	}
+	for _, k := range Kinds {
+		r.ByKind[k] = Count{}
+	}
+	referenced := map[string]bool{}
+	for key, o := range p.Objects {
 		r.Total.add(o.Size)
-		k := KindOf(o.Key)
+		k := KindOf(key)
 		c := r.ByKind[k]
 		c.add(o.Size)
 		r.ByKind[k] = c
-		switch k {
-		case KindNarInfo:
-			r.Paths++
-		case KindNAR:
-			name := strings.TrimPrefix(o.Key, "nar/")
-			if i := strings.Index(name, ".nar"); i > 0 {
-				narsByHash[name[:i]] = o.Key
-			}
-		case KindRoot:
-			if err := index.Add(o); err != nil {
-				badRoots = append(badRoots, o.Key)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing the cache: %w", err)
-	}
-	index.Sort()
-	for _, k := range Kinds {
-		if _, ok := r.ByKind[k]; !ok {
-			r.ByKind[k] = Count{}
-		}
-	}
-	if len(badRoots) > 0 {
-		r.Notes = append(r.Notes, fmt.Sprintf("%d keys under roots/ are not manifests (gc refuses to run): %s", len(badRoots), strings.Join(badRoots, ", ")))
-	}
-
-	// Read every manifest.
-	var refs []roots.Ref
-	for _, root := range index.Roots {
-		refs = append(refs, root.Manifests...)
-	}
-	manifests := make([]*roots.Manifest, len(refs))
-	var mu sync.Mutex
-	var unreadable []string
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(opts.Jobs)
-	for i, ref := range refs {
-		g.Go(func() error {
-			m, err := roots.Read(gctx, b, ref.Key)
-			mu.Lock()
-			defer mu.Unlock()
-			r.Gets++
-			if err != nil {
-				unreadable = append(unreadable, err.Error())
-				return nil
-			}
-			manifests[i] = m
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	if len(unreadable) > 0 {
-		slices.Sort(unreadable)
-		r.Notes = append(r.Notes, fmt.Sprintf("%d root manifests are unreadable (gc refuses to run): %s", len(unreadable), strings.Join(unreadable, "; ")))
-	}
-
-	// Account for narinfos and NARs with the manifests.
-	type known struct {
-		narSize uint64
-		nar     string
-	}
-	paths := map[string]known{} // narinfo key → what a manifest says
-	accounted := map[string]bool{}
-	narOf := func(e roots.Entry) string {
-		if e.NAR != "" {
-			if _, ok := objects[e.NAR]; ok {
-				return e.NAR
-			}
-		}
-		return narsByHash[strings.TrimPrefix(e.NarHash, "sha256:")]
-	}
-	for _, m := range manifests {
-		if m == nil {
+		if k != KindNarInfo {
 			continue
 		}
-		for _, e := range m.Paths {
-			k := paths[e.NarInfo]
-			k.narSize = e.NarSize
-			if n := narOf(e); n != "" {
-				k.nar = n
-			}
-			paths[e.NarInfo] = k
+		r.Paths++
+		ni := p.NarInfos[key]
+		if ni == nil {
+			continue // unreadable (a note says so) or gone since the listing
 		}
-	}
-	for key, k := range paths {
-		if _, ok := objects[key]; !ok {
-			continue
-		}
-		if k.nar == "" {
+		nar, ok := p.Objects[ni.URL]
+		if !ok {
 			r.MissingNARs++
 			continue
 		}
-		accounted[k.nar] = true
+		referenced[ni.URL] = true
 		r.KnownPaths++
-		r.KnownNarSize += k.narSize
-		r.KnownStored += objects[k.nar].Size
+		r.KnownNarSize += ni.NarSize
+		r.KnownStored += nar.Size
+	}
+	for key, o := range p.Objects {
+		if KindOf(key) == KindNAR && !referenced[key] {
+			r.Unaccounted.add(o.Size)
+		}
 	}
 	if r.KnownNarSize > 0 {
 		r.Ratio = float64(r.KnownStored) / float64(r.KnownNarSize)
 	}
-	young := func(o s3cache.ObjectInfo) bool { return now.Sub(o.LastModified) < opts.Grace }
-	for key, o := range objects {
-		switch KindOf(key) {
-		case KindNAR:
-			if !accounted[key] {
-				r.Unaccounted.add(o.Size)
-				if !young(o) {
-					r.Reclaimable.add(o.Size)
-				}
-			}
-		case KindNarInfo:
-			if _, ok := paths[key]; !ok && !young(o) {
-				r.Reclaimable.add(o.Size)
-			}
-		case KindListing:
-			if _, ok := paths[key[:32]+".narinfo"]; !ok && !young(o) {
-				r.Reclaimable.add(o.Size)
+	if unknown := r.Paths - len(p.NarInfos); unknown > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d narinfos could not be read; their NARs count as unaccounted", unknown))
+	}
+	if len(p.Problems) > 0 {
+		r.GCRefuses = true
+		r.Notes = append(r.Notes, "gc would delete nothing: "+strings.Join(p.Problems, "; "))
+	} else {
+		for _, a := range p.Report.Actions {
+			switch a.Op {
+			case gc.OpDelete, gc.OpExpire:
+				r.ReclaimableNow.add(a.Size)
+				r.Reclaimable.add(a.Size)
+			case gc.OpCondemn:
+				r.Reclaimable.add(a.Size)
 			}
 		}
 	}
-	for _, root := range index.Roots {
+	for _, root := range p.Roots.Roots {
 		rs := RootStats{Name: root.Name, Pinned: root.Pinned, Manifests: len(root.Manifests)}
 		if len(root.Manifests) > 0 {
 			rs.Newest = root.Manifests[0].Time
-		}
-		if m := newest(manifests, refs, root); m != nil {
-			rs.Paths = len(m.Paths)
-			rs.NarSize = m.NarSize()
-			for _, e := range m.Paths {
-				if _, ok := objects[e.NarInfo]; !ok {
-					rs.Missing++
-				}
-				if n := narOf(e); n != "" {
-					rs.StoredBytes += objects[n].Size
+			if m := p.Manifests[root.Manifests[0].Key]; m != nil {
+				rs.Paths = len(m.Paths)
+				rs.NarSize = m.NarSize()
+				nars := map[string]bool{}
+				for _, e := range m.Paths {
+					if _, ok := p.Objects[e.NarInfo]; !ok {
+						rs.Missing++
+						continue
+					}
+					ni := p.NarInfos[e.NarInfo]
+					if ni == nil {
+						continue
+					}
+					if o, ok := p.Objects[ni.URL]; ok && !nars[ni.URL] {
+						nars[ni.URL] = true
+						rs.StoredBytes += o.Size
+					}
 				}
 			}
 		}
 		r.Roots = append(r.Roots, rs)
 	}
-
-	if mp, ok := b.(s3cache.Multiparter); ok {
-		r.Lists++
-		err := mp.ListMultipartUploads(ctx, "", func(s3cache.Upload) error { r.Uploads++; return nil })
-		if err != nil {
-			return nil, fmt.Errorf("listing multipart uploads: %w", err)
-		}
+	if p.Uploads >= 0 {
 		r.Notes = append(r.Notes, "unfinished uploads are listed by prefix; MinIO lists them only by exact key, so there they show as 0")
-	} else {
-		r.Uploads = -1
-	}
-	if len(index.Roots) == 0 && r.Paths > 0 {
-		r.Notes = append(r.Notes, "no root manifests: NarSize, compression and NAR accounting need them (push --root NAME); every old object counts as reclaimable, though gc refuses to run without roots")
 	}
 	return r, nil
-}
-
-// newest returns the parsed newest manifest of root.
-func newest(ms []*roots.Manifest, refs []roots.Ref, root *roots.Root) *roots.Manifest {
-	if len(root.Manifests) == 0 {
-		return nil
-	}
-	for i, ref := range refs {
-		if ref.Key == root.Manifests[0].Key {
-			return ms[i]
-		}
-	}
-	return nil
 }

@@ -16,9 +16,11 @@ func initCommand() *cli.Command {
 		Name:      "init",
 		Usage:     "create the bucket if it does not exist and write nix-cache-info",
 		UsageText: "nixbucket init --cache URL [--priority N]",
+		Description: "The URL's priority= and want-mass-query= (or --priority) set nix-cache-info's fields; " +
+			"an existing nix-cache-info is rewritten only when they ask for other values than it has.",
 		Flags: []cli.Flag{
 			cacheFlag(),
-			&cli.IntFlag{Name: "priority", Value: 40, Usage: "the cache's Priority in nix-cache-info (lower is preferred)"},
+			&cli.IntFlag{Name: "priority", Value: push.DefaultPriority, Usage: "the cache's Priority in nix-cache-info (lower is preferred; default: the URL's priority=, else 40)"},
 		},
 		Action: func(c *cli.Context) error {
 			ctx := c.Context
@@ -32,12 +34,34 @@ func initCommand() *cli.Command {
 					return withCode(remoteCode(err), fmt.Errorf("creating bucket %s: %w", u.Bucket, err))
 				}
 			}
+			if c.Int("priority") < 0 {
+				return usageErrorf("--priority must not be negative, got %d", c.Int("priority"))
+			}
+			if u.StoreDir != "" && u.StoreDir != store.Dir() {
+				return usageErrorf("the cache URL says store=%s, but the local store is %s", u.StoreDir, store.Dir())
+			}
 			b, err := openBucket(ctx, u)
 			if err != nil {
 				return err
 			}
-			if err := push.EnsureCacheInfo(ctx, b, store.Dir(), c.Int("priority")); err != nil {
+			want := push.CacheInfo{StoreDir: store.Dir(), WantMassQuery: true, Priority: push.DefaultPriority}
+			if info := cacheInfo(u); info != nil {
+				want = *info
+			}
+			if c.IsSet("priority") {
+				want.Priority = c.Int("priority")
+			}
+			have, err := want.Ensure(ctx, b)
+			if err != nil {
 				return withCode(remoteCode(err), err)
+			}
+			asked := c.IsSet("priority") || u.Priority != nil || u.WantMassQuery != nil
+			if asked && have != want {
+				if err := want.Write(ctx, b); err != nil {
+					return withCode(remoteCode(err), err)
+				}
+				_, err = fmt.Fprintf(c.App.Writer, "cache %s is ready; nix-cache-info updated (WantMassQuery %v, Priority %d)\n", u, want.WantMassQuery, want.Priority)
+				return err
 			}
 			_, err = fmt.Fprintf(c.App.Writer, "cache %s is ready\n", u)
 			return err

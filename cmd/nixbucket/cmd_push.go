@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/nixbucket/nixbucket/compression"
 	"github.com/nixbucket/nixbucket/gc/lock"
 	"github.com/nixbucket/nixbucket/gc/roots"
 	"github.com/nixbucket/nixbucket/push"
@@ -63,6 +64,7 @@ func pushFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
 		&cli.BoolFlag{Name: "no-lock", Usage: "do not take the shared cache lock (gc may then run beside this push; only its grace period protects it)"},
 		&cli.DurationFlag{Name: "lock-wait", Value: 2 * lock.DefaultStaleAfter, Usage: "how long to wait for a running gc to finish"},
+		&cli.DurationFlag{Name: "progress-interval", Value: 5 * time.Second, Usage: "how often progress is logged when stderr is not a terminal"},
 	}
 }
 
@@ -95,10 +97,14 @@ func pushAction(c *cli.Context) error {
 // pushSetup is a push's checked settings, shared by push and toolchain
 // refresh: the cache, the compression, the signing key and the root name.
 type pushSetup struct {
-	url  *s3cache.URL
-	algo string
-	key  *signing.SecretKey
-	root string // "" records no root
+	url   *s3cache.URL
+	algo  string
+	level int // compression.Options.Level
+	key   *signing.SecretKey
+	root  string // "" records no root
+	// info, when the URL sets priority= or want-mass-query=, is the
+	// nix-cache-info to write if the cache has none.
+	info *push.CacheInfo
 }
 
 // newPushSetup checks the flags every pushing command has (--cache,
@@ -121,6 +127,13 @@ func newPushSetup(c *cli.Context) (*pushSetup, error) {
 	if err := checkCompression(algo); err != nil {
 		return nil, err
 	}
+	level, err := compression.NixLevel(algo, u.CompressionLevel)
+	if err != nil {
+		return nil, usageErrorf("parameter compression-level of %s: %w", u, err)
+	}
+	if u.StoreDir != "" && u.StoreDir != store.Dir() {
+		return nil, usageErrorf("the cache URL says store=%s, but the local store is %s; push from a store in %s, or drop store=", u.StoreDir, store.Dir(), u.StoreDir)
+	}
 	root := c.String("root")
 	if root != "" {
 		if err := roots.CheckName(root); err != nil {
@@ -131,7 +144,24 @@ func newPushSetup(c *cli.Context) (*pushSetup, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pushSetup{url: u, algo: algo, key: key, root: root}, nil
+	return &pushSetup{url: u, algo: algo, level: level, key: key, root: root, info: cacheInfo(u)}, nil
+}
+
+// cacheInfo is the nix-cache-info that u asks for with priority= or
+// want-mass-query=, or nil when it asks for neither (Push then writes
+// the defaults: WantMassQuery 1, Priority 40).
+func cacheInfo(u *s3cache.URL) *push.CacheInfo {
+	if u.Priority == nil && u.WantMassQuery == nil {
+		return nil
+	}
+	info := &push.CacheInfo{StoreDir: store.Dir(), WantMassQuery: true, Priority: push.DefaultPriority}
+	if u.Priority != nil {
+		info.Priority = *u.Priority
+	}
+	if u.WantMassQuery != nil {
+		info.WantMassQuery = *u.WantMassQuery
+	}
+	return info
 }
 
 // pushClosure pushes args (store paths or links to them) to b as push
@@ -166,22 +196,28 @@ func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, args []string,
 	if ps.key == nil {
 		slog.Warn("pushing unsigned narinfos: Nix will not substitute them with require-sigs; give --secret-key-file or NIXBUCKET_SECRET_KEY")
 	}
+	if ps.info != nil && !c.Bool("dry-run") {
+		if _, err := ps.info.Ensure(ctx, b); err != nil {
+			return withCode(remoteCode(err), err)
+		}
+	}
 	limitMemory()
 	counters := new(push.Counters)
-	stopProgress := showProgress(ctx, c.App.ErrWriter, counters, c.Bool("json") || c.Bool("dry-run"))
+	stopProgress := showProgress(ctx, c.App.ErrWriter, counters, c.Bool("json") || c.Bool("dry-run"), c.Duration("progress-interval"))
 	res, err := push.Push(ctx, b, g, push.Options{
-		Compression: ps.algo,
-		Key:         ps.key,
-		Jobs:        c.Int("jobs"),
-		PartSize:    ps.url.PartSize,
-		DryRun:      c.Bool("dry-run"),
-		Counters:    counters,
-		Logger:      slog.Default(),
-		Root:        root,
-		Listing:     listing,
-		Lock:        pushLock(c),
+		Compression:      ps.algo,
+		CompressionLevel: ps.level,
+		Key:              ps.key,
+		Jobs:             c.Int("jobs"),
+		PartSize:         ps.url.PartSize,
+		DryRun:           c.Bool("dry-run"),
+		Counters:         counters,
+		Logger:           slog.Default(),
+		Root:             root,
+		Listing:          listing,
+		Lock:             pushLock(c),
 	})
-	stopProgress()
+	stopProgress(err == nil)
 	if err != nil {
 		return withCode(remoteCode(err), err)
 	}
@@ -299,27 +335,40 @@ func printPushResult(w io.Writer, res *push.Result, asJSON, dryRun bool, algo st
 	return err
 }
 
-// showProgress draws a bar on a terminal, or logs a line every few seconds
-// otherwise, until the returned function is called.
-func showProgress(ctx context.Context, w io.Writer, c *push.Counters, quiet bool) func() {
-	done := make(chan struct{})
+// showProgress draws a bar on a terminal until the returned function is
+// called. Otherwise it logs a line as soon as the work is known, then one
+// every interval; a push that ends before its first line logs it at the
+// end if it succeeded (the returned function's argument).
+func showProgress(ctx context.Context, w io.Writer, c *push.Counters, quiet bool, interval time.Duration) func(ok bool) {
+	done := make(chan bool, 1)
 	stopped := make(chan struct{})
 	f, isFile := w.(*os.File)
 	tty := isFile && term.IsTerminal(int(f.Fd()))
+	if interval <= 0 {
+		interval = 5 * time.Second
+	}
+	logged := false
+	logLine := func() {
+		logged = true
+		slog.Info("pushing", "paths", fmt.Sprintf("%d/%d", c.Done.Load(), c.Total.Load()),
+			"nar", humanize.IBytes(uint64(c.NarBytes.Load()))+"/"+humanize.IBytes(uint64(c.TotalBytes.Load())),
+			"uploaded", humanize.IBytes(uint64(c.FileBytes.Load())))
+	}
 	go func() {
 		defer close(stopped)
 		var bar *progressbar.ProgressBar
-		tick := time.NewTicker(5 * time.Second)
-		if tty {
-			tick.Reset(150 * time.Millisecond)
-		}
+		// Poll until the work is known, then tick at the interval.
+		tick := time.NewTicker(min(interval, 150*time.Millisecond))
 		defer tick.Stop()
 		for {
 			select {
-			case <-done:
+			case ok := <-done:
 				if bar != nil {
 					bar.Set64(c.NarBytes.Load())
 					bar.Finish()
+				}
+				if ok && !tty && !quiet && !logged && c.Total.Load() > 0 {
+					logLine()
 				}
 				return
 			case <-ctx.Done():
@@ -327,7 +376,7 @@ func showProgress(ctx context.Context, w io.Writer, c *push.Counters, quiet bool
 			case <-tick.C:
 			}
 			total := c.TotalBytes.Load()
-			if quiet || total == 0 {
+			if quiet || c.Total.Load() == 0 {
 				continue
 			}
 			if tty {
@@ -345,13 +394,14 @@ func showProgress(ctx context.Context, w io.Writer, c *push.Counters, quiet bool
 				bar.Set64(c.NarBytes.Load())
 				continue
 			}
-			slog.Info("pushing", "paths", fmt.Sprintf("%d/%d", c.Done.Load(), c.Total.Load()),
-				"nar", humanize.IBytes(uint64(c.NarBytes.Load()))+"/"+humanize.IBytes(uint64(total)),
-				"uploaded", humanize.IBytes(uint64(c.FileBytes.Load())))
+			if !logged {
+				tick.Reset(interval)
+			}
+			logLine()
 		}
 	}()
-	return func() {
-		close(done)
+	return func(ok bool) {
+		done <- ok
 		<-stopped
 	}
 }

@@ -16,11 +16,12 @@ import (
 func statsCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "stats",
-		Usage:     "measure the cache from its listing: objects and bytes by kind, roots, compression, unaccounted NARs, growth",
+		Usage:     "measure the cache from its listing: objects and bytes by kind, roots, compression, orphan NARs, what gc would reclaim, growth",
 		UsageText: "nixbucket stats --cache URL [--json] [--record] [--html FILE] [--grace DURATION]",
-		Description: "One LIST of the bucket, one of unfinished uploads, and a GET per root manifest; never a GET per " +
-			"narinfo or NAR (NarSize and NAR ownership come from the root manifests). --record appends the figures " +
-			"to stats/history.jsonl in the bucket; --html writes a self-contained page with a growth chart.",
+		Description: "One LIST of the bucket, one of unfinished uploads, a GET per root manifest, and a GET of each " +
+			"narinfo no root manifest vouches for (none for a cache pushed with --root). The figures are gc's own dry run: " +
+			"\"gc would reclaim\" is what gc's planner decides with the same --grace, keeping every manifest. --record " +
+			"appends the figures to stats/history.jsonl in the bucket; --html writes a self-contained page with a growth chart.",
 		Flags: []cli.Flag{
 			cacheFlag(),
 			&cli.BoolFlag{Name: "json", Usage: "print the figures as JSON on stdout"},
@@ -45,7 +46,11 @@ func statsAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := stats.Collect(ctx, b, stats.Options{Grace: grace, Logger: slog.Default()})
+	optGrace := grace
+	if optGrace == 0 {
+		optGrace = -1 // explicit 0: no grace, as gc
+	}
+	r, err := stats.Collect(ctx, b, stats.Options{Grace: optGrace, Logger: slog.Default()})
 	if err != nil {
 		return withCode(remoteCode(err), err)
 	}
@@ -76,7 +81,8 @@ func statsAction(c *cli.Context) error {
 	if c.Bool("json") {
 		return json.NewEncoder(w).Encode(r)
 	}
-	fmt.Fprintf(w, "%d objects, %s; %d store paths (%d LIST, %d GET requests)\n", r.Total.Objects, humanize.IBytes(uint64(r.Total.Bytes)), r.Paths, r.Lists, r.Gets)
+	fmt.Fprintf(w, "%d objects, %s; %d store paths (%d LIST, %d GET requests, %d of them narinfos no manifest vouches for)\n",
+		r.Total.Objects, humanize.IBytes(uint64(r.Total.Bytes)), r.Paths, r.Lists, r.Gets, r.NarInfoGets)
 	for _, k := range stats.Kinds {
 		fmt.Fprintf(w, "  %-8s %8d  %s\n", k, r.ByKind[k].Objects, humanize.IBytes(uint64(r.ByKind[k].Bytes)))
 	}
@@ -89,12 +95,17 @@ func statsAction(c *cli.Context) error {
 			root.Newest.Format(time.RFC3339), root.Paths, humanize.IBytes(root.NarSize), humanize.IBytes(uint64(root.StoredBytes)), pin)
 	}
 	if r.KnownNarSize > 0 {
-		fmt.Fprintf(w, "compression: %s stored for %s of NAR (%.1f%%, %d paths known from manifests)\n",
+		fmt.Fprintf(w, "compression: %s stored for %s of NAR (%.1f%%, %d paths with their NAR)\n",
 			humanize.IBytes(uint64(r.KnownStored)), humanize.IBytes(r.KnownNarSize), 100*r.Ratio, r.KnownPaths)
 	}
-	fmt.Fprintf(w, "unaccounted NARs: %d (%s); manifest paths missing their NAR: %d; unfinished uploads: %d\n",
+	fmt.Fprintf(w, "NARs no narinfo refers to: %d (%s); narinfos whose NAR is missing: %d; unfinished uploads: %d\n",
 		r.Unaccounted.Objects, humanize.IBytes(uint64(r.Unaccounted.Bytes)), r.MissingNARs, r.Uploads)
-	fmt.Fprintf(w, "gc could reclaim about %d objects (%s)\n", r.Reclaimable.Objects, humanize.IBytes(uint64(r.Reclaimable.Bytes)))
+	if r.GCRefuses {
+		fmt.Fprintf(w, "gc would reclaim nothing: it refuses to run (see the note)\n")
+	} else {
+		fmt.Fprintf(w, "gc would reclaim (gc's own plan, --grace %s, every manifest kept): %d objects (%s), %d of them (%s) in its next run, the rest once condemned for the grace\n",
+			grace, r.Reclaimable.Objects, humanize.IBytes(uint64(r.Reclaimable.Bytes)), r.ReclaimableNow.Objects, humanize.IBytes(uint64(r.ReclaimableNow.Bytes)))
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}

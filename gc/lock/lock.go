@@ -4,17 +4,30 @@
 //
 // A lock is an object locks/<kind>-<id>.json, kind "shared" (a push) or
 // "exclusive" (a gc). Its body is JSON naming the host, pid and command,
-// for people; the protocol itself reads only keys and LastModified, so a
-// check costs one LIST. To acquire: list the locks; if a live one
-// conflicts (an exclusive conflicts with any lock, a shared one with an
-// exclusive), wait and retry; else write our lock, wait Settle, list
-// again, and back out (delete ours, wait, retry) on any conflict. Two
-// writers that both proceed would each have listed after both writes, and
-// so have seen each other: at least one backs out. The holder rewrites its
-// object every Refresh; a lock whose LastModified is older than
-// StaleAfter is stale, ignored by Acquire and removed by RemoveStale
-// (`nixbucket unlock`). Shared locks do not wait for each other, so a
-// steady stream of pushes can keep a gc waiting; its Wait bounds that.
+// for people, and the process space (boot and PID namespace) of the
+// holder. The protocol reads keys and LastModified, so a check costs one
+// LIST. To acquire: list the locks; if a live one conflicts (an exclusive
+// conflicts with any lock, a shared one with an exclusive), wait and
+// retry; else write our lock, wait Settle, list again, and back out
+// (delete ours, wait, retry) on any conflict. Two writers that both
+// proceed would each have listed after both writes, and so have seen each
+// other: at least one backs out.
+//
+// The holder rewrites its object every Refresh (unless it finds it
+// removed: then the lock is lost, and Check says so). A lock is stale when
+// its LastModified is older than StaleAfter by the server's clock (Clock:
+// never the local one, which may be hours off), or when its holder ran in
+// our process space and that process is gone (restic's rule, for pushes
+// killed on a CI machine). Stale locks are ignored by Acquire and removed
+// by RemoveStale (`nixbucket unlock`). Shared locks do not wait for each
+// other, so a steady stream of pushes can keep a gc waiting; its Wait
+// bounds that.
+//
+// A holder calls Check before each destructive or dependent step (gc
+// before each delete batch, push before each narinfo it writes). Check is
+// cheap: a competitor that finds our lock gone still waits Settle before
+// it acts, so a confirmation less than Settle/2 old is reused, and at
+// most one HEAD is made per Settle/2.
 package lock
 
 import (
@@ -68,7 +81,9 @@ type Options struct {
 	// at once.
 	Wait time.Duration
 	// Settle is the pause between writing the lock and re-checking;
-	// default DefaultSettle.
+	// default DefaultSettle. Check reuses confirmations younger than
+	// Settle/2, which is safe when every process sharing the bucket uses
+	// the same Settle (the CLI always uses the default).
 	Settle time.Duration
 	// Refresh is the interval between rewrites of a held lock; default
 	// DefaultRefresh.
@@ -78,6 +93,9 @@ type Options struct {
 	StaleAfter time.Duration
 	// Logger receives waiting and refresh messages; nil discards them.
 	Logger *slog.Logger
+	// Clock is the local clock; nil means time.Now. Only its passing is
+	// used (times come from the server's clock); tests inject a skewed one.
+	Clock func() time.Time
 }
 
 func (o *Options) defaults() {
@@ -93,6 +111,9 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
 }
 
 // Info describes a lock object.
@@ -106,8 +127,11 @@ type Info struct {
 	PID  int    `json:"pid"`
 	// Command is what holds the lock ("push", "gc").
 	Command string `json:"command,omitempty"`
-	// Created is when the lock was first written (the holder's clock).
+	// Created is when the lock was first written (the server's clock).
 	Created time.Time `json:"created"`
+	// Space is the holder's process space (kernel boot id and PID
+	// namespace): a holder in ours whose PID is gone is dead.
+	Space string `json:"space,omitempty"`
 	// Key is the object's key.
 	Key string `json:"-"`
 	// LastModified is when the object was last written (the server's clock).
@@ -166,7 +190,7 @@ func Read(ctx context.Context, b s3cache.Bucket, i Info) (Info, error) {
 	if err := json.Unmarshal(data, &body); err != nil {
 		return i, fmt.Errorf("parsing lock %s: %w", i.Key, err)
 	}
-	i.Host, i.PID, i.Command, i.Created = body.Host, body.PID, body.Command, body.Created
+	i.Host, i.PID, i.Command, i.Created, i.Space = body.Host, body.PID, body.Command, body.Created, body.Space
 	return i, nil
 }
 
@@ -187,17 +211,22 @@ func Describe(ctx context.Context, b s3cache.Bucket, i Info) string {
 
 // Lock is a held lock; Release it when done.
 type Lock struct {
-	b    s3cache.Bucket
-	info Info
-	body []byte
-	opts Options
+	b     s3cache.Bucket
+	info  Info
+	body  []byte
+	opts  Options
+	clock *Clock
 
 	stop chan struct{}
 	done chan struct{}
 
+	checkMu sync.Mutex // one Check's HEAD at a time
+
 	mu        sync.Mutex
-	refreshed time.Time // local time of the last successful write
+	written   time.Time // local time the last successful write started
+	confirmed time.Time // local time the last confirmation (write or HEAD) started
 	err       error     // last refresh error
+	lost      error     // set once the lock is known lost
 }
 
 // Acquire takes a lock of kind (Shared or Exclusive) in b, waiting up to
@@ -209,9 +238,14 @@ func Acquire(ctx context.Context, b s3cache.Bucket, kind string, opts Options) (
 		return nil, fmt.Errorf("acquiring lock: unknown kind %q", kind)
 	}
 	opts.defaults()
+	clock, err := NewClock(ctx, b, opts.Clock)
+	if err != nil {
+		return nil, fmt.Errorf("acquiring %s lock: %w", kind, err)
+	}
 	host, _ := os.Hostname()
-	l := &Lock{b: b, opts: opts, info: Info{
-		Kind: kind, ID: randomID(), Host: host, PID: os.Getpid(), Command: opts.Command, Created: time.Now().UTC(),
+	l := &Lock{b: b, opts: opts, clock: clock, info: Info{
+		Kind: kind, ID: randomID(), Host: host, PID: os.Getpid(), Command: opts.Command,
+		Created: clock.Now().Truncate(time.Second), Space: processSpace(),
 	}}
 	l.info.Key = Prefix + kind + "-" + l.info.ID + ".json"
 	body, err := json.MarshalIndent(l.info, "", "  ")
@@ -220,10 +254,11 @@ func Acquire(ctx context.Context, b s3cache.Bucket, kind string, opts Options) (
 	}
 	l.body = append(body, '\n')
 
+	j := &judge{b: b, clock: clock, staleAfter: opts.StaleAfter, space: l.info.Space, dead: map[string]bool{}}
 	deadline := time.Now().Add(opts.Wait)
 	waitLogged := false
 	for attempt := 0; ; attempt++ {
-		blocker, err := l.conflict(ctx)
+		blocker, err := l.conflict(ctx, j)
 		if err != nil {
 			return nil, err
 		}
@@ -235,7 +270,7 @@ func Acquire(ctx context.Context, b s3cache.Bucket, kind string, opts Options) (
 				l.remove()
 				return nil, err
 			}
-			blocker, err = l.conflict(ctx)
+			blocker, err = l.conflict(ctx, j)
 			if err != nil {
 				l.remove()
 				return nil, err
@@ -264,16 +299,46 @@ func Acquire(ctx context.Context, b s3cache.Bucket, kind string, opts Options) (
 	}
 }
 
+// judge decides which locks are stale: by age on the server's clock, or
+// because their holder ran in our process space and is gone.
+type judge struct {
+	b          s3cache.Bucket
+	clock      *Clock
+	staleAfter time.Duration
+	space      string
+	dead       map[string]bool // lock keys whose holder is gone
+}
+
+// stale reports whether lock o may be ignored. Reading a body it cannot
+// read, it assumes the holder alive; a lock that vanished is stale.
+func (j *judge) stale(ctx context.Context, o Info) bool {
+	if o.Stale(j.clock.Now(), j.staleAfter) {
+		return true
+	}
+	if j.space == "" {
+		return false
+	}
+	if j.dead[o.Key] {
+		return true
+	}
+	full, err := Read(ctx, j.b, o)
+	dead := errors.Is(err, s3cache.ErrNotFound) ||
+		err == nil && full.Space == j.space && full.PID != os.Getpid() && processGone(full.PID)
+	if dead && err == nil {
+		j.dead[o.Key] = true // a dead holder stays dead; a live one may die
+	}
+	return dead
+}
+
 // conflict lists the locks and returns a live one that conflicts with l,
 // or nil.
-func (l *Lock) conflict(ctx context.Context) (*Info, error) {
+func (l *Lock) conflict(ctx context.Context, j *judge) (*Info, error) {
 	locks, err := List(ctx, l.b)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
 	for _, o := range locks {
-		if o.Key == l.info.Key || o.Stale(now, l.opts.StaleAfter) || !conflicts(l.info.Kind, o.Kind) {
+		if o.Key == l.info.Key || !conflicts(l.info.Kind, o.Kind) || j.stale(ctx, o) {
 			continue
 		}
 		return &o, nil
@@ -282,12 +347,13 @@ func (l *Lock) conflict(ctx context.Context) (*Info, error) {
 }
 
 func (l *Lock) write(ctx context.Context) error {
+	start := l.opts.Clock()
 	err := l.b.Put(ctx, l.info.Key, strings.NewReader(string(l.body)), int64(len(l.body)), s3cache.PutOptions{ContentType: "application/json"})
 	if err != nil {
 		return fmt.Errorf("writing lock %s: %w", l.info.Key, err)
 	}
 	l.mu.Lock()
-	l.refreshed = time.Now()
+	l.written, l.confirmed = start, start
 	l.mu.Unlock()
 	return nil
 }
@@ -316,38 +382,86 @@ func (l *Lock) start() {
 				return
 			case <-t.C:
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), l.opts.Refresh)
-			err := l.write(ctx)
-			cancel()
-			if err != nil {
+			if err := l.refresh(); err != nil {
 				l.opts.Logger.Warn("refreshing the cache lock", "key", l.info.Key, "err", err)
-				l.mu.Lock()
-				l.err = err
-				l.mu.Unlock()
+				if errors.Is(err, ErrLost) {
+					return
+				}
 			}
 		}
 	}()
 }
 
+// refresh rewrites the lock object, unless it was removed: a removed lock
+// is lost for good (rewriting it would hide that from Check, while a gc
+// may already be running).
+func (l *Lock) refresh() error {
+	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Refresh)
+	defer cancel()
+	_, err := l.b.Stat(ctx, l.info.Key)
+	if errors.Is(err, s3cache.ErrNotFound) {
+		return l.setLost(fmt.Errorf("lock %s was removed (nixbucket unlock?): %w", l.info.Key, ErrLost))
+	}
+	if err == nil {
+		err = l.write(ctx)
+	}
+	if err != nil {
+		l.mu.Lock()
+		l.err = err
+		l.mu.Unlock()
+	}
+	return err
+}
+
+func (l *Lock) setLost(err error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lost == nil {
+		l.lost = err
+	}
+	return l.lost
+}
+
 // Key is the lock object's key.
 func (l *Lock) Key() string { return l.info.Key }
 
+// Now is the server's time now, from the clock read when the lock was
+// acquired (see Clock).
+func (l *Lock) Now() time.Time { return l.clock.Now() }
+
 // Check returns an error wrapping ErrLost unless the lock object is still
 // in the bucket and was written less than StaleAfter/2 ago, so that no
-// other process may yet take it for stale. Call it before destructive work.
+// other process may yet take it for stale. Call it before each destructive
+// or dependent step. A confirmation (a write, or a HEAD of the object)
+// started less than Settle/2 ago is reused: a competitor that finds the
+// lock gone waits Settle before it acts. Once lost, a lock stays lost.
 func (l *Lock) Check(ctx context.Context) error {
+	l.checkMu.Lock()
+	defer l.checkMu.Unlock()
 	l.mu.Lock()
-	age, err := time.Since(l.refreshed), l.err
+	lost, written, confirmed, rerr := l.lost, l.written, l.confirmed, l.err
 	l.mu.Unlock()
-	if age > l.opts.StaleAfter/2 {
-		return fmt.Errorf("lock %s last refreshed %v ago (%v): %w", l.info.Key, age.Round(time.Second), err, ErrLost)
+	if lost != nil {
+		return lost
+	}
+	now := l.opts.Clock()
+	if age := now.Sub(written); age > l.opts.StaleAfter/2 {
+		return l.setLost(fmt.Errorf("lock %s last refreshed %v ago (%v): %w", l.info.Key, age.Round(time.Second), rerr, ErrLost))
+	}
+	if now.Sub(confirmed) < l.opts.Settle/2 {
+		return nil
 	}
 	if _, err := l.b.Stat(ctx, l.info.Key); err != nil {
 		if errors.Is(err, s3cache.ErrNotFound) {
-			return fmt.Errorf("lock %s was removed: %w", l.info.Key, ErrLost)
+			return l.setLost(fmt.Errorf("lock %s was removed (nixbucket unlock?): %w", l.info.Key, ErrLost))
 		}
 		return fmt.Errorf("checking lock %s: %w", l.info.Key, err)
 	}
+	l.mu.Lock()
+	if now.After(l.confirmed) {
+		l.confirmed = now
+	}
+	l.mu.Unlock()
 	return nil
 }
 
@@ -362,7 +476,9 @@ func (l *Lock) Release() error {
 }
 
 // RemoveStale deletes the locks that are stale (all of them when all is
-// true) and returns what it removed.
+// true) and returns what it removed: those older than staleAfter by the
+// server's clock, and those whose holder ran in this process space and is
+// gone.
 func RemoveStale(ctx context.Context, b s3cache.Bucket, staleAfter time.Duration, all bool) ([]Info, error) {
 	if staleAfter <= 0 {
 		staleAfter = DefaultStaleAfter
@@ -371,11 +487,18 @@ func RemoveStale(ctx context.Context, b s3cache.Bucket, staleAfter time.Duration
 	if err != nil {
 		return nil, err
 	}
+	var j *judge
+	if !all && len(locks) > 0 {
+		clock, err := NewClock(ctx, b, nil)
+		if err != nil {
+			return nil, err
+		}
+		j = &judge{b: b, clock: clock, staleAfter: staleAfter, space: processSpace(), dead: map[string]bool{}}
+	}
 	var gone []Info
 	var keys []string
-	now := time.Now()
 	for _, l := range locks {
-		if all || l.Stale(now, staleAfter) {
+		if all || j.stale(ctx, l) {
 			gone = append(gone, l)
 			keys = append(keys, l.Key)
 		}

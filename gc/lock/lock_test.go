@@ -98,7 +98,7 @@ func TestProtocol(t *testing.T) {
 			if _, err := acquire(t, b, lock.Shared, fast); !errors.Is(err, lock.ErrLocked) || !strings.Contains(err.Error(), "gone") {
 				t.Fatalf("shared beside a fresh dead exclusive: %v; want ErrLocked naming host gone", err)
 			}
-			time.Sleep(1500 * time.Millisecond)
+			time.Sleep(2500 * time.Millisecond) // the server's clock has whole seconds
 			staleSoon := fast
 			staleSoon.StaleAfter = time.Second
 			l, err := acquire(t, b, lock.Shared, staleSoon)

@@ -7,11 +7,11 @@
 //
 // a plain JSON document (readable with curl) listing the top-level paths
 // and every path of the pushed closure with its narinfo key, NarHash,
-// NarSize and references, plus the NAR key and file size of the paths this
-// push uploaded (for paths the cache already had, the NAR key is known
-// only from their narinfo, which nixbucket does not GET at push time). A
-// root is pinned when roots/NAME/pinned exists; gc keeps every manifest
-// of a pinned root. The manifest's time is in its key, so retention
+// NarSize, references, NAR key and file size, and the MD5 of its narinfo's
+// text (its ETag): for the paths the push uploaded, from what it wrote;
+// for those the cache already had, from their narinfos, which the push
+// reads (a GET each, in parallel with the uploads). A root is pinned when
+// roots/NAME/pinned exists; gc keeps every manifest of a pinned root. The manifest's time is in its key, so retention
 // decisions need a LIST only.
 //
 // Nix has no such notion in a binary cache; the closure recorded is what
@@ -57,6 +57,17 @@ var ErrPinned = errors.New("root is pinned")
 // ErrNoRoot is returned (wrapped) when a root name has no manifest.
 var ErrNoRoot = errors.New("no such root")
 
+// ErrInvalidManifest is returned (wrapped) by Read for a manifest that
+// does not parse.
+var ErrInvalidManifest = errors.New("invalid root manifest")
+
+// invalidError marks a parse error as ErrInvalidManifest without changing
+// its message.
+type invalidError struct{ error }
+
+func (e invalidError) Is(target error) bool { return target == ErrInvalidManifest }
+func (e invalidError) Unwrap() error        { return e.error }
+
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$`)
 
 // CheckName returns an error wrapping ErrInvalidName unless name is 1–100
@@ -94,14 +105,15 @@ type Entry struct {
 	NarHash string `json:"narHash"`
 	// NarSize is its NAR size in bytes.
 	NarSize uint64 `json:"narSize"`
-	// NAR is the key of its NAR, when this push uploaded it; else "".
+	// NAR is the key of its NAR (the narinfo's URL); "" in manifests of
+	// older nixbucket versions for paths the push did not upload.
 	NAR string `json:"nar,omitempty"`
 	// FileSize is the size of the NAR object, when NAR is set.
 	FileSize uint64 `json:"fileSize,omitempty"`
-	// NarInfoMD5 is the hex MD5 of the narinfo this push wrote (the S3
-	// ETag of a single-part PUT), when NAR is set. gc trusts the entry's
-	// NAR and References instead of GETting the narinfo when the listed
-	// ETag matches.
+	// NarInfoMD5 is the hex MD5 of the narinfo's text (the S3 ETag of a
+	// single-part PUT), when NAR is set. gc and stats trust the entry's
+	// NAR, sizes and References instead of GETting the narinfo when the
+	// listed ETag matches.
 	NarInfoMD5 string `json:"narinfoMd5,omitempty"`
 	// References are the base names of the paths it refers to.
 	References []string `json:"references"`
@@ -282,7 +294,8 @@ func List(ctx context.Context, b s3cache.Bucket) (*Index, error) {
 	return x, nil
 }
 
-// Read GETs and parses the manifest at key.
+// Read GETs and parses the manifest at key; a manifest that does not
+// parse is an error wrapping ErrInvalidManifest.
 func Read(ctx context.Context, b s3cache.Bucket, key string) (*Manifest, error) {
 	rc, err := b.Get(ctx, key)
 	if err != nil {
@@ -295,7 +308,7 @@ func Read(ctx context.Context, b s3cache.Bucket, key string) (*Manifest, error) 
 	}
 	m, err := Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("parsing root manifest %s: %w", key, err)
+		return nil, fmt.Errorf("parsing root manifest %s: %w", key, invalidError{err})
 	}
 	return m, nil
 }

@@ -6,8 +6,15 @@
 //
 // A cache has valid narinfos (format: Nix's src/libstore/nar-info.cc),
 // NARs of the right size but zero content (sparse files: nothing reads
-// them), listings, logs, other files, orphan NARs, and root manifests
-// (gc/roots) covering half of the paths, with references between them.
+// them), some keyed by FileHash as nix copy does, listings, logs, other
+// files, orphan NARs and listings, and root manifests (gc/roots) that
+// vouch for every rooted narinfo (NAR key and the MD5 of its text), with
+// references between the paths. Optionally it has stray narinfos that no
+// manifest lists (pushed without a root), some of them missing their NAR.
+//
+// The figures a correct stats should report are counted here while the
+// objects are made, by what each object was made as: nothing here asks
+// package stats how it classifies keys.
 package synth
 
 import (
@@ -39,11 +46,25 @@ type Cache struct {
 	// (narinfos, manifests, nix-cache-info); the others are zeros.
 	Data map[string][]byte
 	// Want are the figures stats.Collect must report once every object
-	// is older than gc's grace: Total, ByKind, Paths, KnownPaths,
-	// KnownNarSize, KnownStored, Unaccounted and Reclaimable.
+	// is older than gc's grace (and no gc ran): Total, ByKind, Paths,
+	// Roots, KnownPaths, KnownNarSize, KnownStored, Unaccounted,
+	// MissingNARs, Reclaimable (all of it condemned, none deleted yet) and
+	// NarInfoGets.
 	Want stats.Report
-	// Manifests is the number of root manifests (roots a, b, c; a twice).
+	// Reclaimable lists the keys gc condemns (everything unreachable).
+	Reclaimable []string
+	// Live is the number of narinfos gc keeps (the rooted paths).
+	Live int
+	// Manifests is the number of root manifests (roots a, b, c, d; a twice).
 	Manifests int
+}
+
+// Options shape a generated cache.
+type Options struct {
+	// Strays is the number of narinfos no manifest lists. Of every three,
+	// one has no NAR, one has its NAR keyed by FileHash, one by NarHash;
+	// they refer to rooted paths.
+	Strays int
 }
 
 // hash returns n random bytes in Nix's base-32.
@@ -53,91 +74,130 @@ func hash(n int) string {
 	return nixbase32.EncodeToString(b)
 }
 
-// Generate makes a cache of about n objects: 0.4·n store paths (narinfo +
-// NAR, one in seven with a .ls listing), half of them in three roots,
-// n/20 orphan NARs, n/50 logs and n/50 other files.
-func Generate(n int) *Cache {
+// Generate makes a cache of about n objects: 0.4·n rooted store paths
+// (narinfo + NAR, one in seven with a .ls listing, one in five with its
+// NAR keyed by FileHash), n/20 orphan NARs, n/100 orphan listings, n/50
+// logs and n/50 other files. Every narinfo is vouched for by a manifest.
+func Generate(n int) *Cache { return GenerateWith(n, Options{}) }
+
+// GenerateWith is Generate with stray narinfos (opts).
+func GenerateWith(n int, opts Options) *Cache {
 	c := &Cache{Sizes: map[string]int64{}, Data: map[string][]byte{}}
-	c.Want.ByKind = map[string]stats.Count{}
-	add := func(key string, size int64, data []byte) {
+	w := &c.Want
+	w.ByKind = map[string]stats.Count{}
+	for _, k := range stats.Kinds {
+		w.ByKind[k] = stats.Count{}
+	}
+	add := func(key, kind string, size int64, data []byte) {
 		if data != nil {
 			size = int64(len(data))
 			c.Data[key] = data
 		}
 		c.Sizes[key] = size
-		k := c.Want.ByKind[stats.KindOf(key)]
+		k := w.ByKind[kind]
 		k.Objects++
 		k.Bytes += size
-		c.Want.ByKind[stats.KindOf(key)] = k
-		c.Want.Total.Objects++
-		c.Want.Total.Bytes += size
+		w.ByKind[kind] = k
+		w.Total.Objects++
+		w.Total.Bytes += size
 	}
-	add("nix-cache-info", 0, []byte("StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n"))
+	reclaim := func(key string) {
+		c.Reclaimable = append(c.Reclaimable, key)
+		w.Reclaimable.Objects++
+		w.Reclaimable.Bytes += c.Sizes[key]
+	}
+	add("nix-cache-info", stats.KindOther, 0, []byte("StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n"))
+
+	// storePath writes a path's narinfo and NAR (unless missing) and
+	// returns its text and NAR key.
+	storePath := func(h, base, narHash string, fileSize int64, narSize uint64, refs []string, byFileHash, missing bool) ([]byte, string) {
+		fileHash := narHash
+		if byFileHash {
+			fileHash = hash(32)
+		}
+		narKey := "nar/" + fileHash + ".nar.zst"
+		info := []byte(fmt.Sprintf("StorePath: /nix/store/%s\nURL: %s\nCompression: zstd\nFileHash: sha256:%s\nFileSize: %d\nNarHash: sha256:%s\nNarSize: %d\nReferences: %s\n",
+			base, narKey, fileHash, fileSize, narHash, narSize, strings.Join(refs, " ")))
+		add(h+".narinfo", stats.KindNarInfo, 0, info)
+		w.Paths++
+		if missing {
+			w.MissingNARs++
+			return info, narKey
+		}
+		add(narKey, stats.KindNAR, fileSize, nil)
+		w.KnownPaths++
+		w.KnownNarSize += narSize
+		w.KnownStored += fileSize
+		return info, narKey
+	}
+
 	paths := n * 4 / 10
 	var entries []roots.Entry
-	prev := "" // the previous rooted path's base name: each refers to it
+	prev := "" // the previous path's base name: each refers to it
 	for i := range paths {
 		h, narHash := hash(20), hash(32)
 		base := h + "-p" + strconv.Itoa(i)
-		narKey := "nar/" + narHash + ".nar.zst"
 		fileSize, narSize := int64(1000+i), uint64(3000+i)
-		rooted := i%2 == 0 // half the paths belong to a root
-		var refs []string
-		if rooted && prev != "" {
+		refs := []string{}
+		if prev != "" {
 			refs = []string{prev}
 		}
-		info := []byte(fmt.Sprintf("StorePath: /nix/store/%s\nURL: %s\nCompression: zstd\nFileHash: sha256:%s\nFileSize: %d\nNarHash: sha256:%s\nNarSize: %d\nReferences: %s\n",
-			base, narKey, narHash, fileSize, narHash, narSize, strings.Join(refs, " ")))
-		add(h+".narinfo", 0, info)
-		add(narKey, fileSize, nil)
+		info, narKey := storePath(h, base, narHash, fileSize, narSize, refs, i%5 == 0, false)
 		if i%7 == 0 {
-			add(h+".ls", 90, nil)
+			add(h+".ls", stats.KindListing, 90, nil)
 		}
-		c.Want.Paths++
-		if rooted {
-			e := roots.Entry{Path: "/nix/store/" + base, NarInfo: h + ".narinfo", NarHash: "sha256:" + narHash, NarSize: narSize, References: refs}
-			if refs == nil {
-				e.References = []string{}
-			}
-			if i%4 == 0 { // recorded by the push that uploaded it
-				sum := md5.Sum(info)
-				e.NAR, e.FileSize, e.NarInfoMD5 = narKey, uint64(fileSize), hex.EncodeToString(sum[:])
-			}
-			entries = append(entries, e)
-			prev = base
-			c.Want.KnownPaths++
-			c.Want.KnownNarSize += narSize
-			c.Want.KnownStored += fileSize
-		} else {
-			// An unaccounted NAR; reclaimable with its narinfo (and listing) once old.
-			c.Want.Unaccounted.Objects++
-			c.Want.Unaccounted.Bytes += fileSize
-			c.Want.Reclaimable.Objects += 2
-			c.Want.Reclaimable.Bytes += fileSize + int64(len(info))
-			if i%7 == 0 {
-				c.Want.Reclaimable.Objects++
-				c.Want.Reclaimable.Bytes += 90
-			}
+		sum := md5.Sum(info)
+		entries = append(entries, roots.Entry{Path: "/nix/store/" + base, NarInfo: h + ".narinfo", NarHash: "sha256:" + narHash, NarSize: narSize,
+			NAR: narKey, FileSize: uint64(fileSize), NarInfoMD5: hex.EncodeToString(sum[:]), References: refs})
+		prev = base
+	}
+	c.Live = paths
+
+	// Stray narinfos, pushed without a root: garbage once old.
+	for i := range opts.Strays {
+		h, narHash := hash(20), hash(32)
+		base := h + "-stray" + strconv.Itoa(i)
+		var refs []string
+		if len(entries) > 0 {
+			refs = []string{strings.TrimPrefix(entries[i%len(entries)].Path, "/nix/store/")}
+		}
+		_, narKey := storePath(h, base, narHash, int64(2000+i), uint64(4000+i), refs, i%3 == 1, i%3 == 0)
+		reclaim(h + ".narinfo")
+		if i%3 != 0 {
+			reclaim(narKey)
+		}
+		if i%4 == 0 {
+			add(h+".ls", stats.KindListing, 80, nil)
+			reclaim(h + ".ls")
 		}
 	}
-	// Orphan NARs (killed pushes).
+	w.NarInfoGets = opts.Strays
+
+	// Orphans (killed pushes, narinfos deleted by hand).
 	for i := range n / 20 {
-		add("nar/"+hash(32)+".nar.xz", int64(5000+i), nil)
-		c.Want.Unaccounted.Objects++
-		c.Want.Unaccounted.Bytes += int64(5000 + i)
-		c.Want.Reclaimable.Objects++
-		c.Want.Reclaimable.Bytes += int64(5000 + i)
+		key := "nar/" + hash(32) + ".nar.xz"
+		add(key, stats.KindNAR, int64(5000+i), nil)
+		w.Unaccounted.Objects++
+		w.Unaccounted.Bytes += int64(5000 + i)
+		reclaim(key)
+	}
+	for range n / 100 {
+		key := hash(20) + ".ls"
+		add(key, stats.KindListing, 70, nil)
+		reclaim(key)
 	}
 	for i := range n / 50 {
-		add(fmt.Sprintf("log/%s-drv%d.drv", hash(20), i), 700, nil)
+		add(fmt.Sprintf("log/%s-drv%d.drv", hash(20), i), stats.KindLog, 700, nil)
 	}
 	for i := range n / 50 {
-		add(fmt.Sprintf("_releases/v%d/bin", i), 4096, nil)
+		add(fmt.Sprintf("_releases/v%d/bin", i), stats.KindOther, 4096, nil)
 	}
-	// Three roots splitting the entries, root "a" with an older manifest
-	// too. The references of each chunk's first entry may point into the
-	// previous chunk: gc's mark follows them, stats does not need to.
-	third := len(entries) / 3
+
+	// Roots a, b, c split the entries, root "a" with an older manifest
+	// too. The references of each chunk's first entry point into the
+	// previous chunk: gc's mark follows them. Root d lists two paths the
+	// cache lacks and one of a's.
+	third := max(len(entries)/3, 1)
 	chunks := [][]roots.Entry{entries[:third], entries[third : 2*third], entries[2*third:]}
 	manifest := func(name string, created time.Time, es []roots.Entry) {
 		m := &roots.Manifest{Version: 1, Name: name, Created: created, StoreDir: "/nix/store", TopLevel: []string{es[len(es)-1].Path}, Paths: es}
@@ -145,13 +205,37 @@ func Generate(n int) *Cache {
 		if err != nil {
 			panic(err) // cannot happen: plain structs
 		}
-		add(roots.Key(name, created), 0, data)
+		add(roots.Key(name, created), stats.KindRoot, 0, data)
 		c.Manifests++
 	}
+	rootStats := func(name string, manifests int, created time.Time, es []roots.Entry, missing int) {
+		rs := stats.RootStats{Name: name, Manifests: manifests, Newest: created, Paths: len(es), Missing: missing}
+		for _, e := range es {
+			rs.NarSize += e.NarSize
+			rs.StoredBytes += int64(e.FileSize)
+		}
+		w.Roots = append(w.Roots, rs)
+	}
 	for i, name := range []string{"a", "b", "c"} {
-		manifest(name, time.Date(2026, 11, 1+i, 0, 0, 0, 0, time.UTC), chunks[i])
+		created := time.Date(2026, 11, 1+i, 0, 0, 0, 0, time.UTC)
+		manifest(name, created, chunks[i])
+		manifests := 1
+		if name == "a" {
+			manifests = 2
+		}
+		rootStats(name, manifests, created, chunks[i], 0)
 	}
 	manifest("a", time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), chunks[0][:1])
+	var d []roots.Entry
+	for range 2 {
+		h := hash(20)
+		d = append(d, roots.Entry{Path: "/nix/store/" + h + "-gone", NarInfo: h + ".narinfo", NarHash: "sha256:" + hash(32), NarSize: 500, References: []string{}})
+	}
+	d = append(d, entries[0])
+	created := time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC)
+	manifest("d", created, d)
+	rootStats("d", 1, created, d, 2)
+	w.Roots[len(w.Roots)-1].StoredBytes = int64(entries[0].FileSize) // the missing paths store nothing
 	return c
 }
 

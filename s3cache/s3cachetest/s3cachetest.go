@@ -239,6 +239,34 @@ func testManyKeys(t *testing.T, b s3cache.Bucket) {
 	if !slices.Equal(got, keys) {
 		t.Fatalf("List returned %d keys, want the %d put, in order", len(got), len(keys))
 	}
+	// Page by page, after a key: every page but the last says there is
+	// more, none exceeds a full S3 page, and a failing callback stops.
+	var pages []s3cache.Page
+	got = nil
+	err := s3cache.ListPages(ctx, b, "many/", keys[10], func(p s3cache.Page) error {
+		pages = append(pages, p)
+		for _, o := range p.Objects {
+			got = append(got, o.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("ListPages: %v", err)
+	}
+	if !slices.Equal(got, keys[11:]) {
+		t.Fatalf("ListPages after %s returned %d keys, want the %d after it, in order", keys[10], len(got), len(keys)-11)
+	}
+	for i, p := range pages {
+		if p.More != (i < len(pages)-1) || len(p.Objects) > s3cache.ListPageSize {
+			t.Errorf("page %d of %d: %d objects, More %v", i+1, len(pages), len(p.Objects), p.More)
+		}
+	}
+	stop := errors.New("stop")
+	n := 0
+	err = s3cache.ListPages(ctx, b, "", "", func(s3cache.Page) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Errorf("ListPages with a failing callback: %d calls, error %v; want 1 call and the callback's error", n, err)
+	}
 	if err := b.Delete(ctx, append(keys, "many/never-existed")...); err != nil {
 		t.Fatalf("Delete(%d keys): %v", len(keys)+1, err)
 	}

@@ -1,0 +1,167 @@
+package lock_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nixbucket/nixbucket/gc/lock"
+	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/s3cache"
+)
+
+// holderEnv, when set (to a store URL), makes the test binary take a
+// shared lock in that bucket, print its key and sleep: a lock holder in
+// another process, for the tests to kill.
+const holderEnv = "NIXBUCKET_TEST_LOCK_HOLDER"
+
+func TestMain(m *testing.M) {
+	if u := os.Getenv(holderEnv); u != "" {
+		os.Exit(holdLock(u))
+	}
+	os.Exit(m.Run())
+}
+
+func holdLock(raw string) int {
+	ctx := context.Background()
+	u, err := s3cache.ParseURL(raw)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	b, err := s3cache.OpenS3(ctx, u, s3cache.S3Options{Credentials: &s3cache.Credentials{
+		AccessKeyID: os.Getenv("AWS_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY")}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	l, err := lock.Acquire(ctx, b, lock.Shared, lock.Options{Command: "holder", Settle: 20 * time.Millisecond})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(l.Key())
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// startHolder runs a lock holder and returns it with its lock's key.
+func startHolder(t *testing.T, srv *s3test.Server) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), holderEnv+"="+srv.URL, "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	key, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("the lock holder printed no key: %v", err)
+	}
+	go io.Copy(io.Discard, out)
+	return cmd, strings.TrimSpace(key)
+}
+
+// TestDeadHolder: a lock whose holder ran on this machine (same boot and
+// PID namespace) and was killed is stale at once, as in restic: gc need
+// not wait half an hour after a CI push was killed. A live holder's lock
+// is not, and neither is a lock from another process space.
+func TestDeadHolder(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, s3test.VersityGW)
+	b := srv.Open(t, srv.Bucket)
+	holder, key := startHolder(t, srv)
+	if _, err := lock.Acquire(ctx, b, lock.Exclusive, fast); !errors.Is(err, lock.ErrLocked) || !strings.Contains(err.Error(), "holder") {
+		t.Fatalf("exclusive beside a live holder: %v; want ErrLocked naming it", err)
+	}
+	if gone, err := lock.RemoveStale(ctx, b, 0, false); err != nil || len(gone) != 0 {
+		t.Fatalf("unlock beside a live holder removed %v (%v)", gone, err)
+	}
+	if err := holder.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	holder.Wait()
+	x, err := lock.Acquire(ctx, b, lock.Exclusive, fast)
+	if err != nil {
+		t.Fatalf("exclusive beside a killed holder's lock: %v", err)
+	}
+	x.Release()
+	gone, err := lock.RemoveStale(ctx, b, 0, false)
+	if err != nil || len(gone) != 1 || gone[0].Key != key {
+		t.Fatalf("unlock after the holder was killed: %+v, %v; want %s removed", gone, err, key)
+	}
+
+	// The same pid in another process space (another machine) proves nothing.
+	other := fmt.Sprintf(`{"kind":"shared","id":"far","host":"far","pid":%d,"space":"another-boot/pid:[1]"}`, holder.Process.Pid)
+	if err := b.Put(ctx, "locks/shared-far.json", strings.NewReader(other), int64(len(other)), s3cache.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Acquire(ctx, b, lock.Exclusive, fast); !errors.Is(err, lock.ErrLocked) {
+		t.Fatalf("exclusive beside a lock from another process space: %v; want ErrLocked", err)
+	}
+}
+
+// statCounter counts HEADs of lock objects.
+type statCounter struct {
+	*s3cache.S3Bucket
+	n atomic.Int32
+}
+
+func (s *statCounter) Stat(ctx context.Context, key string) (s3cache.ObjectInfo, error) {
+	s.n.Add(1)
+	return s.S3Bucket.Stat(ctx, key)
+}
+
+// TestCheck: Check reuses a confirmation younger than Settle/2 (so a
+// push checking before each narinfo costs few HEADs), and a lock that was
+// removed is lost for good: the refresher does not write it back.
+func TestCheck(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, s3test.MinIO)
+	b := &statCounter{S3Bucket: srv.Open(t, srv.Bucket)}
+	opts := lock.Options{Settle: 400 * time.Millisecond, Refresh: 50 * time.Millisecond, StaleAfter: time.Hour}
+	l, err := lock.Acquire(ctx, b, lock.Shared, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	const checks = 50
+	for range checks {
+		if err := l.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := b.n.Load(); n >= checks {
+		t.Fatalf("%d checks made %d HEADs; want confirmations reused", checks, n)
+	}
+	if _, err := lock.RemoveStale(ctx, b, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for !errors.Is(l.Check(ctx), lock.ErrLost) {
+		if time.Now().After(deadline) {
+			t.Fatal("Check never reported the removed lock lost")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(4 * opts.Refresh) // the refresher ran meanwhile
+	if _, err := b.Stat(ctx, l.Key()); !errors.Is(err, s3cache.ErrNotFound) {
+		t.Fatalf("the removed lock is back: %v", err)
+	}
+	if err := l.Check(ctx); !errors.Is(err, lock.ErrLost) {
+		t.Fatalf("Check of a removed lock: %v; want ErrLost", err)
+	}
+}

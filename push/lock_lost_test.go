@@ -1,0 +1,139 @@
+package push_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nixbucket/nixbucket/closure"
+	"github.com/nixbucket/nixbucket/gc"
+	"github.com/nixbucket/nixbucket/gc/lock"
+	"github.com/nixbucket/nixbucket/gc/roots"
+	"github.com/nixbucket/nixbucket/internal/nixtest"
+	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/push"
+	"github.com/nixbucket/nixbucket/s3cache"
+	"github.com/nixbucket/nixbucket/signing"
+	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/verify"
+)
+
+// hookBucket runs onNAR once, before the first NAR upload through it.
+type hookBucket struct {
+	*s3cache.S3Bucket
+	once  sync.Once
+	onNAR func()
+}
+
+func (h *hookBucket) Put(ctx context.Context, key string, r io.Reader, size int64, o s3cache.PutOptions) error {
+	if strings.HasPrefix(key, "nar/") {
+		h.once.Do(h.onNAR)
+	}
+	return h.S3Bucket.Put(ctx, key, r, size, o)
+}
+
+// TestPushLosesLock: a push whose shared lock is removed mid-push
+// (`nixbucket unlock --all`) while a gc then deletes a path the push found
+// present stops before writing any narinfo that would refer to it, says
+// so, records no root, and leaves every visible narinfo with its closure.
+func TestPushLosesLock(t *testing.T) {
+	nixtest.Require(t)
+	f := nixtest.Sample(t, 4, "lock-lost")
+	outs := nixtest.Build(t, f, "app", "lib", "dag")
+	app, lib, dag := outs[0], outs[1], outs[2]
+	st, err := store.Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	graph := func(p string) *closure.Graph {
+		g, err := closure.Compute(context.Background(), st, []string{p}, closure.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	key := newKey(t, "lock-lost-1")
+	ctx := context.Background()
+	srv := s3test.Start(t, s3test.MinIO)
+	b := srv.Open(t, srv.Bucket)
+	lockOpts := &lock.Options{Command: "test push", Settle: 20 * time.Millisecond}
+	pushRoot := func(bk s3cache.Bucket, p, root string) (*push.Result, error) {
+		return push.Push(ctx, bk, graph(p), push.Options{Compression: "zstd", Key: key, Lock: lockOpts,
+			Root: &push.RootOptions{Name: root, TopLevel: []string{p}}})
+	}
+	if _, err := pushRoot(b, lib, "old"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pushRoot(b, dag, "keep"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := roots.Remove(ctx, b, "old"); err != nil {
+		t.Fatal(err)
+	}
+	// lib's closure is condemned "two hours from now", deletable at four.
+	later := func(d time.Duration) func() time.Time { return func() time.Time { return time.Now().Add(d) } }
+	gcOpts := gc.Options{Grace: time.Hour, Lock: &lock.Options{Command: "test gc", Settle: 20 * time.Millisecond}}
+	gcOpts.Now = later(2 * time.Hour)
+	if rep, err := gc.Run(ctx, b, gcOpts); err != nil || rep.Condemned == 0 {
+		t.Fatalf("condemning lib: %+v, %v", rep, err)
+	}
+	libKey := push.NarInfoKey(lib)
+
+	// Pushing app, which refers to lib: the push finds lib present and
+	// skips it; before its first NAR upload, its lock is removed and a gc
+	// runs, deleting lib.
+	var gcRep *gc.Report
+	var gcErr error
+	hb := &hookBucket{S3Bucket: b, onNAR: func() {
+		if gone, err := lock.RemoveStale(ctx, b, 0, true); err != nil || len(gone) != 1 {
+			t.Errorf("unlock --all: %v, %v; want the push's lock", gone, err)
+		}
+		gcOpts.Now = later(4 * time.Hour)
+		gcRep, gcErr = gc.Run(ctx, b, gcOpts)
+	}}
+	res, err := pushRoot(hb, app, "app")
+	if gcErr != nil {
+		t.Fatalf("the gc beside the push: %v", gcErr)
+	}
+	if gcRep == nil || !deleted(gcRep, libKey) {
+		t.Fatalf("the gc beside the push did not delete %s: %+v", libKey, gcRep)
+	}
+	if !errors.Is(err, lock.ErrLost) || !strings.Contains(err.Error(), "push stopped before") {
+		t.Fatalf("push after losing its lock: %+v, %v; want an error wrapping ErrLost", res, err)
+	}
+	t.Logf("push: %v", err)
+	if x, err := roots.List(ctx, b); err != nil || x.Get("app") != nil {
+		t.Fatalf("a root was recorded by the push that lost its lock (%v)", err)
+	}
+	rep, err := verify.Check(ctx, b, verify.Options{TrustedKeys: signing.NewPublicKeys(key.PublicKey())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("the cache is broken after a push lost its lock: %v", rep.Faults)
+	}
+	if _, err := b.Stat(ctx, push.NarInfoKey(app)); !errors.Is(err, s3cache.ErrNotFound) {
+		t.Fatalf("%s was written without its reference %s: %v", push.NarInfoKey(app), libKey, err)
+	}
+	// Run again, the push uploads lib again and completes.
+	if _, err := pushRoot(b, app, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := verify.Check(ctx, b, verify.Options{}); err != nil || !rep.OK() || rep.NarInfos != len(graph(app).Paths())+len(graph(dag).Paths()) {
+		t.Fatalf("after the rerun: %+v, %v", rep, err)
+	}
+}
+
+func deleted(rep *gc.Report, key string) bool {
+	for _, a := range rep.Actions {
+		if a.Op == gc.OpDelete && a.Key == key {
+			return true
+		}
+	}
+	return false
+}
