@@ -19,9 +19,16 @@
 // never the local one, which may be hours off), or when its holder ran in
 // our process space and that process is gone (restic's rule, for pushes
 // killed on a CI machine). Stale locks are ignored by Acquire and removed
-// by RemoveStale (`nixbucket unlock`). Shared locks do not wait for each
-// other, so a steady stream of pushes can keep a gc waiting; its Wait
-// bounds that.
+// by RemoveStale (`nixbucket unlock`).
+//
+// Shared locks do not wait for each other, so a steady stream of
+// overlapping pushes could keep a gc waiting for ever. So an exclusive
+// Acquire that has to wait for shared locks writes a waiting object
+// locks/waiting-<id>.json, rewritten while it waits and removed when it
+// stops waiting, and a shared Acquire does not write its lock while a live
+// one is there (writer preference). A push past that point is not held
+// back; a waiting object left by a killed gc is stale after
+// WaitingStaleAfter.
 //
 // A holder calls Check before each destructive or dependent step (gc
 // before each delete batch, push before each narinfo it writes). Check is
@@ -56,6 +63,9 @@ const (
 	Shared = "shared"
 	// Exclusive is taken by gc; it excludes every other lock.
 	Exclusive = "exclusive"
+	// Waiting marks an exclusive Acquire that waits for shared locks to
+	// go; new shared locks wait for it in turn.
+	Waiting = "waiting"
 )
 
 // Defaults of Options.
@@ -63,6 +73,9 @@ const (
 	DefaultSettle     = 200 * time.Millisecond
 	DefaultRefresh    = 5 * time.Minute
 	DefaultStaleAfter = 30 * time.Minute
+	// WaitingStaleAfter is the age after which a waiting object is stale:
+	// its writer rewrites it every WaitingStaleAfter/4 while it waits.
+	WaitingStaleAfter = time.Minute
 )
 
 // ErrLocked is returned (wrapped) by Acquire when a conflicting lock is
@@ -118,7 +131,7 @@ func (o *Options) defaults() {
 
 // Info describes a lock object.
 type Info struct {
-	// Kind is Shared or Exclusive.
+	// Kind is Shared, Exclusive or Waiting.
 	Kind string `json:"kind"`
 	// ID is the lock's random id.
 	ID string `json:"id"`
@@ -144,8 +157,18 @@ func (i Info) Stale(now time.Time, staleAfter time.Duration) bool {
 	return now.Sub(i.LastModified) > staleAfter
 }
 
-// conflicts reports whether a lock of kind may not be held beside other.
-func conflicts(kind, other string) bool { return kind == Exclusive || other == Exclusive }
+// conflicts reports whether a lock of kind may not be taken beside other.
+// Before writing its object, a shared lock also yields to a waiting
+// exclusive one (writer preference); once written, only held locks count.
+func conflicts(kind, other string, written bool) bool {
+	switch {
+	case other == Waiting:
+		return kind == Shared && !written
+	case kind == Waiting:
+		return false
+	}
+	return kind == Exclusive || other == Exclusive
+}
 
 // parseKey returns the kind and id of a lock key, ok false for other keys.
 func parseKey(key string) (kind, id string, ok bool) {
@@ -158,7 +181,7 @@ func parseKey(key string) (kind, id string, ok bool) {
 		return "", "", false
 	}
 	kind, id, found = strings.Cut(name, "-")
-	if !found || id == "" || (kind != Shared && kind != Exclusive) {
+	if !found || id == "" || (kind != Shared && kind != Exclusive && kind != Waiting) {
 		return "", "", false
 	}
 	return kind, id, true
@@ -257,8 +280,10 @@ func Acquire(ctx context.Context, b s3cache.Bucket, kind string, opts Options) (
 	j := &judge{b: b, clock: clock, staleAfter: opts.StaleAfter, space: l.info.Space, dead: map[string]bool{}}
 	deadline := time.Now().Add(opts.Wait)
 	waitLogged := false
+	var waiting *waitMark
+	defer func() { waiting.remove() }()
 	for attempt := 0; ; attempt++ {
-		blocker, err := l.conflict(ctx, j)
+		blocker, err := l.conflict(ctx, j, false)
 		if err != nil {
 			return nil, err
 		}
@@ -270,7 +295,7 @@ func Acquire(ctx context.Context, b s3cache.Bucket, kind string, opts Options) (
 				l.remove()
 				return nil, err
 			}
-			blocker, err = l.conflict(ctx, j)
+			blocker, err = l.conflict(ctx, j, true)
 			if err != nil {
 				l.remove()
 				return nil, err
@@ -290,6 +315,14 @@ func Acquire(ctx context.Context, b s3cache.Bucket, kind string, opts Options) (
 		if !waitLogged {
 			opts.Logger.Info("waiting for the cache lock", "held", Describe(ctx, b, *blocker))
 			waitLogged = true
+		}
+		if kind == Exclusive && blocker.Kind == Shared {
+			if waiting == nil {
+				waiting = l.newWaitMark()
+			}
+			if err := waiting.keep(ctx); err != nil {
+				return nil, err
+			}
 		}
 		pause := min(opts.Settle*time.Duration(1+attempt), 5*time.Second)
 		pause += time.Duration(rand.Int64N(int64(opts.Settle) + 1))
@@ -312,7 +345,11 @@ type judge struct {
 // stale reports whether lock o may be ignored. Reading a body it cannot
 // read, it assumes the holder alive; a lock that vanished is stale.
 func (j *judge) stale(ctx context.Context, o Info) bool {
-	if o.Stale(j.clock.Now(), j.staleAfter) {
+	after := j.staleAfter
+	if o.Kind == Waiting {
+		after = min(after, WaitingStaleAfter)
+	}
+	if o.Stale(j.clock.Now(), after) {
 		return true
 	}
 	if j.space == "" {
@@ -330,15 +367,15 @@ func (j *judge) stale(ctx context.Context, o Info) bool {
 	return dead
 }
 
-// conflict lists the locks and returns a live one that conflicts with l,
-// or nil.
-func (l *Lock) conflict(ctx context.Context, j *judge) (*Info, error) {
+// conflict lists the locks and returns a live one that conflicts with l
+// (written: once l's object is written), or nil.
+func (l *Lock) conflict(ctx context.Context, j *judge, written bool) (*Info, error) {
 	locks, err := List(ctx, l.b)
 	if err != nil {
 		return nil, err
 	}
 	for _, o := range locks {
-		if o.Key == l.info.Key || !conflicts(l.info.Kind, o.Kind) || j.stale(ctx, o) {
+		if o.Key == l.info.Key || !conflicts(l.info.Kind, o.Kind, written) || j.stale(ctx, o) {
 			continue
 		}
 		return &o, nil
@@ -463,6 +500,49 @@ func (l *Lock) Check(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 	return nil
+}
+
+// waitMark is the waiting object of an exclusive Acquire that waits.
+type waitMark struct {
+	l       *Lock
+	key     string
+	body    []byte
+	written time.Time // local time of the last write; zero before the first
+}
+
+func (l *Lock) newWaitMark() *waitMark {
+	info := l.info
+	info.Kind = Waiting
+	body, _ := json.MarshalIndent(info, "", "  ") // as l.body, which marshalled
+	return &waitMark{l: l, key: Prefix + Waiting + "-" + info.ID + ".json", body: append(body, '\n')}
+}
+
+// keep writes the waiting object when it was never written or is due for
+// a rewrite.
+func (w *waitMark) keep(ctx context.Context) error {
+	now := w.l.opts.Clock()
+	if !w.written.IsZero() && now.Sub(w.written) < WaitingStaleAfter/4 {
+		return nil
+	}
+	err := w.l.b.Put(ctx, w.key, strings.NewReader(string(w.body)), int64(len(w.body)), s3cache.PutOptions{ContentType: "application/json"})
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", w.key, err)
+	}
+	w.written = now
+	return nil
+}
+
+// remove deletes the waiting object, if written, even when the caller's
+// ctx is done.
+func (w *waitMark) remove() {
+	if w == nil || w.written.IsZero() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := w.l.b.Delete(ctx, w.key); err != nil {
+		w.l.opts.Logger.Warn("removing the waiting mark", "key", w.key, "err", err)
+	}
 }
 
 // Release stops refreshing and deletes the lock object.
