@@ -3,7 +3,9 @@ package compression
 import (
 	"bytes"
 	"fmt"
+	"sync"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
 )
@@ -42,8 +44,58 @@ func xzCompressor(maxDict int) func(dst *bytes.Buffer, src []byte) error {
 	return func(dst *bytes.Buffer, src []byte) error { return compressXZ(dst, src, maxDict) }
 }
 
-// compressXZ appends one complete xz stream of src to dst.
+// probeSize is the size of the pieces of a chunk that are judged
+// compressible or not (see appendStoredXZ).
+const probeSize = 1 << 20
+
+// compressXZ appends xz streams of src to dst: one LZMA2-compressed stream
+// for each run of compressible probeSize pieces, one stored stream for
+// each run of incompressible ones.
 func compressXZ(dst *bytes.Buffer, src []byte, maxDict int) error {
+	if len(src) == 0 {
+		return lzmaXZ(dst, src, maxDict)
+	}
+	stored := make([]bool, (len(src)+probeSize-1)/probeSize)
+	for i := range stored {
+		stored[i] = incompressible(src[i*probeSize : min((i+1)*probeSize, len(src))])
+	}
+	for i := 0; i < len(stored); {
+		j := i + 1
+		for j < len(stored) && stored[j] == stored[i] {
+			j++
+		}
+		run := src[i*probeSize : min(j*probeSize, len(src))]
+		if stored[i] {
+			appendStoredXZ(dst, run)
+		} else if err := lzmaXZ(dst, run, maxDict); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// probeBufs recycles the output buffers of incompressible.
+var probeBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// incompressible reports whether zstd's fastest level fails to take 3%
+// off piece: xz would gain little more there, at great cost.
+func incompressible(piece []byte) bool {
+	if len(piece) < 4096 {
+		return false
+	}
+	pool := &zstdPools[zstd.SpeedFastest]
+	e := pool.Get().(*zstd.Encoder)
+	defer pool.Put(e)
+	buf := probeBufs.Get().(*[]byte)
+	defer probeBufs.Put(buf)
+	*buf = e.EncodeAll(piece, (*buf)[:0])
+	return len(*buf) > len(piece)-len(piece)/32
+}
+
+// lzmaXZ appends one complete LZMA2-compressed xz stream of src to dst
+// (an empty src gives an empty stream).
+func lzmaXZ(dst *bytes.Buffer, src []byte, maxDict int) error {
 	dict := lzma.MinDictCap
 	for dict < len(src) && dict < maxDict {
 		dict <<= 1
