@@ -48,7 +48,10 @@
 // batch; pushes hold a shared one and check it before every narinfo they
 // write, so a push never skips a narinfo that gc is about to delete, and
 // a push or gc that lost its lock (`nixbucket unlock --all`, a stall past
-// the stale timeout) stops. Grace protects pushes by clients that take no
+// the stale timeout) stops. A push uploads its NARs while it takes the
+// lock: gc never deletes an object younger than the grace or rewritten
+// since it was condemned, and a push whose lock had to wait for a gc
+// uploads again under it. Grace protects pushes by clients that take no
 // lock (nix copy, push --no-lock), except in the window between gc's LIST
 // and its delete.
 //

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -242,44 +244,176 @@ func (l *Listing) result(ctx context.Context) (map[string]bool, bool) {
 var (
 	// errListTooLong stops a listing that would cost more than its budget.
 	errListTooLong = errors.New("listing would cost more requests than HEADs")
-	// errPastNARs stops the first half of a narinfo listing at nar/.
-	errPastNARs = errors.New("reached nar/")
 )
 
-// listNarinfos calls fn for every narinfo object of the bucket, asking
-// allow before each LIST request; it fails with errListTooLong when allow
-// says no. Narinfos lie at the top level; the NARs, about as many, all
-// sort under nar/. A bucket that can start a listing after a key (S3's
-// StartAfter) lists the keys before nar/ and then those after it, so the
-// NARs cost no requests.
+// listNarinfos calls fn (never concurrently) for every narinfo object of
+// the bucket, asking allow before each LIST request; it fails with
+// errListTooLong when allow says no. Narinfos lie at the top level; the
+// NARs, about as many, all sort under nar/. A bucket that can start a
+// listing after a key (S3's StartAfter) skips them, and lists in parallel
+// (parallelList).
 func listNarinfos(ctx context.Context, b s3cache.Bucket, allow func() bool, fn func(s3cache.ObjectInfo)) error {
-	_, skipNARs := b.(s3cache.RangeLister)
-	list := func(startAfter string, stopAtNARs bool) error {
-		if !allow() {
+	if _, ok := b.(s3cache.RangeLister); ok {
+		return parallelList(ctx, b, allow, fn)
+	}
+	if !allow() {
+		return errListTooLong
+	}
+	return s3cache.ListPages(ctx, b, "", "", func(p s3cache.Page) error {
+		for _, o := range p.Objects {
+			if narinfoKey.MatchString(o.Key) {
+				fn(o)
+			}
+		}
+		if p.More && !allow() {
 			return errListTooLong
 		}
-		return s3cache.ListPages(ctx, b, "", startAfter, func(p s3cache.Page) error {
-			for _, o := range p.Objects {
-				if stopAtNARs && strings.HasPrefix(o.Key, "nar/") {
-					return errPastNARs
-				}
-				if narinfoKey.MatchString(o.Key) {
-					fn(o)
-				}
+		return nil
+	})
+}
+
+// listRanges bounds the key ranges listed at once.
+const listRanges = 8
+
+// parallelList lists the narinfos of a bucket that can start a listing
+// after a key: the first page from the start; then, if there is more, the
+// rest of the key space cut into ranges of about a page each, from the
+// share of it the first page covered (narinfo keys are hashes, spread
+// evenly), listed listRanges at a time. A range jumps over nar/ when it
+// meets it. This makes about as many requests as one listing from start
+// to end, in a fraction of the time.
+func parallelList(ctx context.Context, b s3cache.Bucket, allow func() bool, fn func(s3cache.ObjectInfo)) error {
+	var mu sync.Mutex
+	// listRange lists the keys after lo and before hi ("" for no end),
+	// from nar/ on jumping to narEnd. With onePage it stops after one page
+	// and returns how many keys it saw, the key to go on after, and
+	// whether there may be more.
+	listRange := func(ctx context.Context, lo, hi string, onePage bool) (seen int, next string, more bool, err error) {
+		for {
+			if !allow() {
+				return 0, "", false, errListTooLong
 			}
-			if p.More && !allow() {
-				return errListTooLong
+			jumped := false
+			err := s3cache.ListPages(ctx, b, "", lo, func(p s3cache.Page) error {
+				for _, o := range p.Objects {
+					switch {
+					case hi != "" && o.Key >= hi:
+						return errRangeDone
+					case strings.HasPrefix(o.Key, "nar/"):
+						jumped = true
+						return errRangeDone
+					}
+					if narinfoKey.MatchString(o.Key) {
+						mu.Lock()
+						fn(o)
+						mu.Unlock()
+					}
+					seen++
+					lo = o.Key
+				}
+				if onePage {
+					more = p.More
+					return errRangeDone
+				}
+				if p.More && !allow() {
+					return errListTooLong
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, errRangeDone) {
+				return 0, "", false, err
 			}
-			return nil
-		})
+			if !jumped {
+				return seen, lo, more, nil
+			}
+			if lo = narEnd; onePage {
+				return seen, lo, true, nil
+			}
+		}
 	}
-	err := list("", skipNARs)
-	if !errors.Is(err, errPastNARs) {
+	seen, next, more, err := listRange(ctx, "", "", true)
+	if err != nil || !more {
 		return err
 	}
-	// "\x7f" sorts after every character of a NAR key.
-	return list("nar/\x7f", false)
+	// The first page covered [0, covered) of the key space: the rest holds
+	// about seen*(1-covered)/covered keys.
+	covered := keyShare(next)
+	if next == narEnd {
+		covered = keyShare("nar/")
+	}
+	ranges := 1
+	if covered > 0 {
+		ranges = int(math.Ceil(float64(seen) * (1 - covered) / covered / s3cache.ListPageSize))
+	}
+	ranges = max(1, min(ranges, 64))
+	bounds := []string{next}
+	for i := 1; i < ranges; i++ {
+		if k := shareKey(covered + (1-covered)*float64(i)/float64(ranges)); k > bounds[len(bounds)-1] {
+			bounds = append(bounds, k)
+		}
+	}
+	bounds = append(bounds, "")
+	// A range across nar/ becomes two, one on each side: jumping over it
+	// would cost a request, two ranges list in parallel.
+	type keyRange struct{ lo, hi string }
+	var todo []keyRange
+	for i := range len(bounds) - 1 {
+		lo, hi := bounds[i], bounds[i+1]
+		if lo < "nar/" && (hi == "" || hi > narEnd) {
+			todo = append(todo, keyRange{lo, "nar/"}, keyRange{narEnd, hi})
+		} else {
+			todo = append(todo, keyRange{lo, hi})
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(listRanges)
+	for _, r := range todo {
+		g.Go(func() error {
+			_, _, _, err := listRange(gctx, r.lo, r.hi, false)
+			return err
+		})
+	}
+	return g.Wait()
 }
+
+// narEnd sorts after every key under nar/ ("\x7f" after every character
+// of a NAR key) and before every key after them.
+const narEnd = "nar/\x7f"
+
+// errRangeDone stops a listing at the end of its range.
+var errRangeDone = errors.New("end of range")
+
+// keyShare is the share of the key space (nix32 hash parts, in key order)
+// that sorts before key, from its first six characters.
+func keyShare(key string) float64 {
+	share, unit := 0.0, 1.0
+	for i := 0; i < 6 && i < len(key); i++ {
+		unit /= 32
+		r := strings.IndexByte(nixbase32Alphabet, key[i])
+		if r < 0 { // not a hash character: where it sorts among them
+			r = sort.Search(32, func(j int) bool { return nixbase32Alphabet[j] > key[i] })
+			share += unit * float64(r)
+			break
+		}
+		share += unit * float64(r)
+	}
+	return share
+}
+
+// shareKey is the six-character hash-part prefix at share of the key space.
+func shareKey(share float64) string {
+	var k [6]byte
+	for i := range k {
+		share *= 32
+		r := min(int(share), 31)
+		k[i] = nixbase32Alphabet[r]
+		share -= float64(r)
+	}
+	return string(k[:])
+}
+
+// nixbase32Alphabet is Nix's base-32 alphabet, in ascending byte order.
+const nixbase32Alphabet = "0123456789abcdfghijklmnpqrsvwxyz"
 
 // headPresent checks each path's narinfo with one HEAD, jobs at a time.
 func headPresent(ctx context.Context, b s3cache.Bucket, paths []string, jobs int) (map[string]bool, error) {

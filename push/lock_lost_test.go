@@ -22,7 +22,8 @@ import (
 	"github.com/nixbucket/nixbucket/verify"
 )
 
-// hookBucket runs onNAR once, before the first NAR upload through it.
+// hookBucket runs onNAR once, at the start of the first NAR upload
+// through it.
 type hookBucket struct {
 	*s3cache.S3Bucket
 	once  sync.Once
@@ -85,11 +86,18 @@ func TestPushLosesLock(t *testing.T) {
 	libKey := push.NarInfoKey(lib)
 
 	// Pushing app, which refers to lib: the push finds lib present and
-	// skips it; before its first NAR upload, its lock is removed and a gc
-	// runs, deleting lib.
+	// skips it; during its first NAR upload, once its lock is held (taken
+	// while the NARs upload), the lock is removed and a gc runs, deleting
+	// lib.
 	var gcRep *gc.Report
 	var gcErr error
 	hb := &hookBucket{S3Bucket: b, onNAR: func() {
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if held, err := lock.List(ctx, b); err == nil && len(held) == 1 {
+				break
+			}
+		}
+		time.Sleep(3 * lockOpts.Settle) // acquired, not only written
 		if gone, err := lock.RemoveStale(ctx, b, 0, true); err != nil || len(gone) != 1 {
 			t.Errorf("unlock --all: %v, %v; want the push's lock", gone, err)
 		}
@@ -136,4 +144,96 @@ func deleted(rep *gc.Report, key string) bool {
 		}
 	}
 	return false
+}
+
+// TestPushWaitsForGC: a push that meets a running gc uploads its NARs
+// while it waits for its lock, and since a gc ran meanwhile (it may have
+// deleted what the push found present, or the NARs it had just uploaded),
+// pushes again under the lock: every narinfo ends with its NAR and
+// closure.
+func TestPushWaitsForGC(t *testing.T) {
+	nixtest.Require(t)
+	f := nixtest.Sample(t, 4, "lock-wait")
+	outs := nixtest.Build(t, f, "app", "lib")
+	app, lib := outs[0], outs[1]
+	st, err := store.Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	graph := func(p string) *closure.Graph {
+		g, err := closure.Compute(context.Background(), st, []string{p}, closure.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	key := newKey(t, "lock-wait-1")
+	ctx := context.Background()
+	srv := s3test.Start(t, s3test.VersityGW)
+	appNAR := push.NarKey(graph(app).Info(app), "zstd")
+	libInfo := graph(lib).Info(lib)
+	for _, tc := range []struct {
+		name    string
+		deleted []string // by the "gc" while the push waits
+		pushed  int      // paths the push uploads in the end
+	}{
+		{"a reference deleted", []string{push.NarInfoKey(lib), push.NarKey(libInfo, "zstd")}, len(graph(app).Paths()) - len(graph(lib).Paths()) + 1},
+		{"the push's own NAR deleted", []string{appNAR}, len(graph(app).Paths()) - len(graph(lib).Paths())},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := srv.Open(t, srv.NewBucket(t))
+			lockOpts := &lock.Options{Command: "test push", Settle: 20 * time.Millisecond, Wait: time.Minute}
+			pushOpts := push.Options{Compression: "zstd", Key: key, Lock: lockOpts}
+			if _, err := push.Push(ctx, b, graph(lib), pushOpts); err != nil {
+				t.Fatal(err)
+			}
+			gcLock, err := lock.Acquire(ctx, b, lock.Exclusive, lock.Options{Command: "test gc", Settle: 20 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			type result struct {
+				res *push.Result
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				res, err := push.Push(ctx, b, graph(app), pushOpts)
+				done <- result{res, err}
+			}()
+			// app's NAR uploads while the "gc" holds the lock and deletes.
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+				if _, err := b.Stat(ctx, appNAR); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s was not uploaded while the push waited for its lock", appNAR)
+				}
+			}
+			time.Sleep(50 * time.Millisecond) // the upload is complete
+			if err := b.Delete(ctx, tc.deleted...); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Stat(ctx, push.NarInfoKey(app)); !errors.Is(err, s3cache.ErrNotFound) {
+				t.Fatalf("%s was written while a gc held the lock (%v)", push.NarInfoKey(app), err)
+			}
+			if err := gcLock.Release(); err != nil {
+				t.Fatal(err)
+			}
+			r := <-done
+			if r.err != nil {
+				t.Fatalf("push beside the gc: %v", r.err)
+			}
+			if r.res.Pushed != tc.pushed {
+				t.Errorf("push beside the gc pushed %d paths, want %d (%+v)", r.res.Pushed, tc.pushed, r.res)
+			}
+			rep, err := verify.Check(ctx, b, verify.Options{Deep: true, TrustedKeys: signing.NewPublicKeys(key.PublicKey())})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.OK() || rep.NarInfos != len(graph(app).Paths()) {
+				t.Fatalf("after a push beside a gc: %d narinfos of %d, faults %v", rep.NarInfos, len(graph(app).Paths()), rep.Faults)
+			}
+		})
+	}
 }

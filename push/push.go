@@ -59,8 +59,10 @@ type Options struct {
 	// gc/lock) while it writes, so that gc never deletes what the written
 	// narinfos refer to. Presence is checked first without the lock (with
 	// Listing, if given); when anything is to be written (or a root
-	// recorded), the lock is taken and presence checked again under it. A
-	// push with nothing to write takes no lock. The lock is checked
+	// recorded), the lock is taken while the NARs upload, and before the
+	// first narinfo presence is checked again under it; if the lock had to
+	// wait for a gc, or paths vanished, the push starts again under the
+	// lock. A push with nothing to write takes no lock. The lock is checked
 	// (lock.Lock.Check) before each narinfo is written and before the root
 	// manifest: a push that lost it stops with an error wrapping
 	// lock.ErrLost.
@@ -124,67 +126,174 @@ func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options)
 	if err != nil {
 		return nil, err
 	}
-	// Writing needs the shared lock, so that no gc deletes what the narinfos
-	// written will refer to. A push with nothing to write (and no root to
-	// record) takes none, so a no-op push costs no lock round trips.
-	if opts.Lock != nil && !opts.DryRun && (len(missing) > 0 || opts.Root != nil) {
-		l, err := lock.Acquire(ctx, b, lock.Shared, *opts.Lock)
-		if err != nil {
-			return nil, err
-		}
-		defer l.Release()
-		p.lock = l
-		// Check again under the lock: a gc may have deleted paths since
-		// the first check, which must then be uploaded again.
-		p.opts.Listing = nil
-		if missing, present, err = p.missing(ctx, order, nil); err != nil {
-			return nil, err
-		}
-	}
 	if err := p.checkOutside(ctx, missing, present); err != nil {
 		return nil, err
 	}
+	// Writing narinfos needs the shared lock, so that no gc deletes what
+	// they refer to. It is taken while the NARs upload (taking it costs a
+	// settle pause and two listings): a NAR is safe without it, as gc
+	// deletes nothing younger than its grace or rewritten since condemned.
+	// The first narinfo written waits for it (enterLock). A push with
+	// nothing to write (and no root to record) takes none, so a no-op push
+	// costs no lock round trips.
+	if opts.Lock != nil && !opts.DryRun && (len(missing) > 0 || opts.Root != nil) {
+		pl := startLock(ctx, b, *opts.Lock)
+		defer pl.release()
+		var once sync.Once
+		var gateErr error
+		p.gate = func(ctx context.Context) error {
+			once.Do(func() { gateErr = p.enterLock(ctx, pl, order, missing) })
+			return gateErr
+		}
+	}
+	err = p.push(ctx, res, order, missing, present)
+	if errors.Is(err, errRestart) {
+		// A gc ran, or paths vanished, while the NARs uploaded: start again
+		// under the lock, which is held now.
+		p.log.Info("the cache changed while the push waited for its lock; pushing again under the lock")
+		p.gate = nil
+		p.counters.Done.Store(0)
+		if missing, present, err = p.missing(ctx, order, nil); err != nil {
+			return nil, err
+		}
+		if err := p.checkOutside(ctx, missing, present); err != nil {
+			return nil, err
+		}
+		*res = Result{Paths: g.Len()}
+		err = p.push(ctx, res, order, missing, present)
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+// errRestart stops a push whose lock came too late (enterLock).
+var errRestart = errors.New("the cache changed while the push waited for its lock")
+
+// pendingLock is a shared lock being acquired in the background.
+type pendingLock struct {
+	done   chan struct{}
+	cancel context.CancelFunc
+	l      *lock.Lock
+	err    error
+}
+
+func startLock(ctx context.Context, b s3cache.Bucket, opts lock.Options) *pendingLock {
+	ctx, cancel := context.WithCancel(ctx)
+	pl := &pendingLock{done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(pl.done)
+		pl.l, pl.err = lock.Acquire(ctx, b, lock.Shared, opts)
+	}()
+	return pl
+}
+
+// wait returns the lock once acquired.
+func (pl *pendingLock) wait(ctx context.Context) (*lock.Lock, error) {
+	select {
+	case <-pl.done:
+		return pl.l, pl.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// release stops an acquisition still running and releases the lock if
+// it was acquired.
+func (pl *pendingLock) release() {
+	pl.cancel()
+	<-pl.done
+	if pl.l != nil {
+		pl.l.Release()
+	}
+}
+
+// enterLock waits for the shared lock and checks, under it, that what the
+// push found before still holds: the lock came without waiting for another
+// (so no gc ran while the NARs uploaded unprotected: one would have been
+// seen, as a lock or a waiting mark), every path then in the cache still
+// is, and so are the references outside the push. Otherwise it returns
+// errRestart: the push starts again under the lock.
+func (p *pusher) enterLock(ctx context.Context, pl *pendingLock, order, missing []string) error {
+	l, err := pl.wait(ctx)
+	if err != nil {
+		return err
+	}
+	p.lock = l
+	if l.Waited() {
+		return errRestart
+	}
+	p.opts.Listing = nil
+	now, present, err := p.missing(ctx, order, nil)
+	if err != nil {
+		return err
+	}
+	was := make(map[string]bool, len(missing))
+	for _, m := range missing {
+		was[m] = true
+	}
+	for _, m := range now {
+		if !was[m] {
+			return errRestart
+		}
+	}
+	return p.checkOutside(ctx, missing, present)
+}
+
+// enter passes the lock gate, if any, before what.
+func (p *pusher) enter(ctx context.Context, what string) error {
+	if p.gate != nil {
+		if err := p.gate(ctx); err != nil {
+			return err
+		}
+	}
+	return p.checkLock(ctx, what)
+}
+
+// push uploads missing (the paths of order the cache lacks; present are
+// the hash parts it has) and records the root, filling in res.
+func (p *pusher) push(ctx context.Context, res *Result, order, missing []string, present map[string]bool) error {
 	res.Skipped = len(order) - len(missing)
 	res.Pushed = len(missing)
 	res.Missing = missing
 	for _, m := range missing {
-		res.NarBytes += g.Info(m).NarSize
+		res.NarBytes += p.g.Info(m).NarSize
 	}
-	if c := opts.Counters; c != nil {
-		c.Total.Store(int64(len(missing)))
-		c.TotalBytes.Store(int64(res.NarBytes))
-	}
+	c := p.counters
+	c.Total.Store(int64(len(missing)))
+	c.TotalBytes.Store(int64(res.NarBytes))
 	// A root manifest records the NAR of every path: those the cache had
 	// are read from their narinfos while the others upload.
 	var readPresent chan error
-	if opts.Root != nil && !opts.DryRun {
+	if p.opts.Root != nil && !p.opts.DryRun {
 		rctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		readPresent = make(chan error, 1)
 		go func() { readPresent <- p.readPresent(rctx, order, present) }()
 	}
-	if !opts.DryRun && len(missing) > 0 {
+	if !p.opts.DryRun && len(missing) > 0 {
 		fileBytes, err := p.upload(ctx, missing)
 		res.FileBytes = fileBytes
 		if err != nil {
-			return res, err
+			return err
 		}
 	}
 	if readPresent != nil {
 		if err := <-readPresent; err != nil {
-			return res, err
+			return err
 		}
-		if err := p.checkLock(ctx, "recording root "+opts.Root.Name); err != nil {
-			return res, err
+		if err := p.enter(ctx, "recording root "+p.opts.Root.Name); err != nil {
+			return err
 		}
-		key, err := p.recordRoot(ctx, opts.Root)
+		key, err := p.recordRoot(ctx, p.opts.Root)
 		if err != nil {
-			return res, err
+			return err
 		}
 		res.Root = key
 	}
-	res.Seconds = time.Since(start).Seconds()
-	return res, nil
+	return nil
 }
 
 // missing returns the paths of order (topologically sorted) whose narinfo
@@ -216,6 +325,7 @@ type pusher struct {
 	log      *slog.Logger
 	counters *Counters
 	lock     *lock.Lock                  // the shared lock held, or nil
+	gate     func(context.Context) error // waits for the lock (enterLock), if any
 	written  map[string]*narinfo.NarInfo // by path, after upload
 	had      map[string]presentInfo      // by path: narinfos the cache had (readPresent)
 }
@@ -341,7 +451,7 @@ func (p *pusher) upload(ctx context.Context, missing []string) (uint64, error) {
 			mu.Lock()
 			ni := infos[m]
 			mu.Unlock()
-			if err := p.checkLock(ctx, "writing "+NarInfoKey(m)); err != nil {
+			if err := p.enter(ctx, "writing "+NarInfoKey(m)); err != nil {
 				return err
 			}
 			if err := p.writeNarInfo(ctx, ni); err != nil {

@@ -19,7 +19,7 @@ export AWS_ACCESS_KEY_ID="demo$RANDOM" AWS_SECRET_ACCESS_KEY="demo-secret-$RANDO
 say "1. A local S3 server: versitygw on 127.0.0.1:$port, region garage"
 mkdir -p "$work/s3"
 ROOT_ACCESS_KEY=$AWS_ACCESS_KEY_ID ROOT_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
-  "$tools/versitygw" --port "127.0.0.1:$port" --region garage posix "$work/s3" >"$work/s3.log" 2>&1 &
+  "$tools/versitygw" --port "127.0.0.1:$port" --region garage --keep-alive posix "$work/s3" >"$work/s3.log" 2>&1 &
 pids+=($!)
 cache="s3://demo?endpoint=http://127.0.0.1:$port&region=garage"
 for i in $(seq 50); do "$nb" init --cache "$cache" >/dev/null 2>&1 && break; sleep 0.2; done

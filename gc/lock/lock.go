@@ -250,6 +250,8 @@ type Lock struct {
 	confirmed time.Time // local time the last confirmation (write or HEAD) started
 	err       error     // last refresh error
 	lost      error     // set once the lock is known lost
+
+	waited bool // Acquire met a conflicting lock before it got this one
 }
 
 // Acquire takes a lock of kind (Shared or Exclusive) in b, waiting up to
@@ -301,6 +303,7 @@ func Acquire(ctx context.Context, b s3cache.Bucket, kind string, opts Options) (
 				return nil, err
 			}
 			if blocker == nil {
+				l.waited = attempt > 0
 				l.start()
 				opts.Logger.Debug("lock acquired", "key", l.info.Key)
 				return l, nil
@@ -458,6 +461,11 @@ func (l *Lock) setLost(err error) error {
 	}
 	return l.lost
 }
+
+// Waited reports whether Acquire met a conflicting lock (and so waited or
+// backed out) before it got this one: whoever held it may have changed the
+// bucket since the caller last looked.
+func (l *Lock) Waited() bool { return l.waited }
 
 // Key is the lock object's key.
 func (l *Lock) Key() string { return l.info.Key }

@@ -123,7 +123,9 @@ func launch(t testing.TB, kind, bin string) (*Server, error) {
 	var cmd *exec.Cmd
 	switch kind {
 	case VersityGW:
-		cmd = exec.Command(bin, "--port", addr, "--region", Region, "--quiet", "posix", s.Dir)
+		// --keep-alive: versitygw closes every connection by default, unlike
+		// Garage, MinIO or AWS, which would make each request pay a dial.
+		cmd = exec.Command(bin, "--port", addr, "--region", Region, "--keep-alive", "--quiet", "posix", s.Dir)
 		cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
 	case MinIO:
 		cmd = exec.Command(bin, "server", s.Dir, "--address", addr, "--console-address", "127.0.0.1:0", "--quiet")
