@@ -282,6 +282,13 @@ func (p *pusher) push(ctx context.Context, res *Result, order, missing []string,
 	}
 	if readPresent != nil {
 		if err := <-readPresent; err != nil {
+			// Read before the lock was held: a gc may have deleted it since.
+			if errors.Is(err, errVanished) && p.gate != nil {
+				if err := p.gate(ctx); err != nil {
+					return err
+				}
+				return errRestart
+			}
 			return err
 		}
 		if err := p.enter(ctx, "recording root "+p.opts.Root.Name); err != nil {

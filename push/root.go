@@ -40,6 +40,11 @@ type presentInfo struct {
 // narinfoMax bounds the size of a narinfo read.
 const narinfoMax = 1 << 20
 
+// errVanished marks a narinfo found present that readPresent could not
+// read: a push that read it before its lock was held starts again under
+// the lock.
+var errVanished = errors.New("narinfo vanished")
+
 // readPresent reads the narinfos of the paths of order the cache already
 // had (present, by hash part), metaJobs at a time, so that the root
 // manifest records the NAR of every path: the narinfo's own URL, whatever
@@ -57,7 +62,7 @@ func (p *pusher) readPresent(ctx context.Context, order []string, present map[st
 			key := NarInfoKey(sp)
 			data, err := s3cache.ReadSmall(ctx, p.b, key, narinfoMax)
 			if errors.Is(err, s3cache.ErrNotFound) {
-				return fmt.Errorf("%s was in the cache when the push began but is gone now (a gc beside a push without the lock?); run the push again", key)
+				return fmt.Errorf("%s was in the cache when the push began but is gone now (a gc beside a push without the lock?); run the push again: %w", key, errVanished)
 			}
 			if err != nil {
 				return fmt.Errorf("reading %s for the root manifest: %w", key, err)
