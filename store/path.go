@@ -123,25 +123,34 @@ func IsDerivation(p string) bool {
 // The store path is checked for form (CheckPath), not for validity. A path
 // outside the store is an error wrapping ErrBadPath.
 func Resolve(dir, arg string) (string, error) {
+	sp, _, err := ResolveInside(dir, arg)
+	return sp, err
+}
+
+// ResolveInside is Resolve that also returns the path inside the store
+// that arg names, its links outside the store followed: the store path
+// itself for a `result` link, dir/<hash>-name/bin/foo for that file or for
+// result/bin/foo. Nothing is checked to exist inside the store.
+func ResolveInside(dir, arg string) (storePath, inside string, err error) {
 	abs, err := filepath.Abs(arg)
 	if err != nil {
-		return "", fmt.Errorf("resolving %s: %w", arg, err)
+		return "", "", fmt.Errorf("resolving %s: %w", arg, err)
 	}
 	p := abs
 	for i := 0; !inDir(dir, p); i++ {
 		fi, err := os.Lstat(p)
 		if err != nil {
-			return "", fmt.Errorf("resolving %s: %w", arg, err)
+			return "", "", fmt.Errorf("resolving %s: %w", arg, err)
 		}
 		if fi.Mode()&fs.ModeSymlink == 0 {
 			break
 		}
 		if i == maxLinks {
-			return "", fmt.Errorf("resolving %s: more than %d symbolic links", arg, maxLinks)
+			return "", "", fmt.Errorf("resolving %s: more than %d symbolic links", arg, maxLinks)
 		}
 		target, err := os.Readlink(p)
 		if err != nil {
-			return "", fmt.Errorf("resolving %s: %w", arg, err)
+			return "", "", fmt.Errorf("resolving %s: %w", arg, err)
 		}
 		if !filepath.IsAbs(target) {
 			target = filepath.Join(filepath.Dir(p), target)
@@ -151,16 +160,16 @@ func Resolve(dir, arg string) (string, error) {
 	if !inDir(dir, p) {
 		real, err := filepath.EvalSymlinks(abs)
 		if err != nil || !inDir(dir, real) {
-			return "", fmt.Errorf("%w: %s is not in the Nix store %s", ErrBadPath, arg, dir)
+			return "", "", fmt.Errorf("%w: %s is not in the Nix store %s", ErrBadPath, arg, dir)
 		}
 		p = real
 	}
 	base, _, _ := strings.Cut(p[len(dir)+1:], "/")
 	sp := dir + "/" + base
 	if err := CheckPath(dir, sp); err != nil {
-		return "", fmt.Errorf("resolving %s: %w", arg, err)
+		return "", "", fmt.Errorf("resolving %s: %w", arg, err)
 	}
-	return sp, nil
+	return sp, p, nil
 }
 
 // inDir reports whether p is strictly below dir (Nix's isInDir).

@@ -365,6 +365,29 @@ func TestStoreCommands(t *testing.T) {
 				t.Errorf("nar %s: %d bytes, nix-store --dump gives %d other bytes", p, len(stdout), len(want))
 			}
 		}
+		// A path inside a store path: that file or directory alone.
+		inside := 0
+		for _, p := range nixtest.Lines(t, "nix-store", "-qR", all) {
+			entries, err := os.ReadDir(p)
+			if err != nil || len(entries) == 0 {
+				continue
+			}
+			sub := filepath.Join(p, entries[0].Name())
+			code, stdout, stderr := runBin(t, nil, "nar", sub)
+			want, err := exec.Command("nix-store", "--dump", sub).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code != 0 || stdout != string(want) {
+				t.Errorf("nar %s: exit %d, %d bytes (stderr %q), nix-store --dump gives %d bytes", sub, code, len(stdout), stderr, len(want))
+			}
+			if inside++; inside == 3 {
+				break
+			}
+		}
+		if inside == 0 {
+			t.Error("the sample closure has no directory to dump a path inside of")
+		}
 	})
 
 	t.Run("result link", func(t *testing.T) {

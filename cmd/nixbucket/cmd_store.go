@@ -34,6 +34,15 @@ func narCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			// A path inside a store path is dumped as nix-store --dump does:
+			// that file or directory alone.
+			_, inside, _ := store.ResolveInside(store.Dir(), c.Args().First())
+			if inside != p[0] {
+				if c.Bool("check") {
+					return usageErrorf("--check needs a store path: the store records no hash of %s inside %s", inside, p[0])
+				}
+				p[0] = inside
+			}
 			w := bufio.NewWriterSize(c.App.Writer, 1<<20)
 			if c.Bool("check") {
 				s, err := openStore(ctx)
@@ -50,7 +59,7 @@ func narCommand() *cli.Command {
 				}
 			} else if _, err := nar.Dump(ctx, w, p[0]); err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
-					return withCode(exitNotFound, fmt.Errorf("%s does not exist in the store", p[0]))
+					return withCode(exitNotFound, fmt.Errorf("%s does not exist", p[0]))
 				}
 				return err
 			}

@@ -76,6 +76,8 @@ func TestStoreCLIBadInput(t *testing.T) {
 		{"nar --check: not valid", nil, []string{"nar", "--check", notValid}, exitNotFound, "not valid"},
 		{"nar --check: no store", []string{"NIX_REMOTE=local", "NIX_STATE_DIR=" + empty}, []string{"nar", "--check", lib}, exitNotFound, "no Nix store"},
 		{"nar: two paths", nil, []string{"nar", lib, lib}, exitUsage, "one store path"},
+		{"nar: missing file in a store path", nil, []string{"nar", lib + "/absent"}, exitNotFound, lib + "/absent does not exist"},
+		{"nar --check: a file in a store path", nil, []string{"nar", "--check", lib + "/absent"}, exitUsage, "needs a store path"},
 		{"key public: malformed file", nil, []string{"key", "public", "--secret-key-file", malformed}, exitBadKey, "malformed.key"},
 		{"key public: no colon", nil, []string{"key", "public", "--secret-key-file", noColon}, exitBadKey, "found no ':'"},
 		{"key public: a public key", nil, []string{"key", "public", "--secret-key-file", public}, exitBadKey, "is this the public key?"},

@@ -231,11 +231,18 @@ func TestBench(t *testing.T) {
 	ours = push(srv.NewBucket(t), built["medium"], "--compression", "xz")
 	add("push xz: medium (nix parallel-compression)", r.wall, ours.wall, fmt.Sprintf("size %s vs %s (%.2fx), RSS %d MiB", mb(size), mb(fileBytes(ours)), float64(fileBytes(ours))/float64(size), ours.maxRSS/1024))
 
-	dagBucket := srv.NewBucket(t)
-	nixDir := t.TempDir()
-	r = timed(t, nil, "nix", "copy", "--to", "file://"+nixDir+"?compression=xz", dag)
-	ours = push(dagBucket, dag, "--compression", "xz")
-	add("push xz: dag (2001 small paths)", r.wall, ours.wall, "")
+	// Best of three into fresh places: the page cache's writeback of the
+	// previous rows slows whichever runs first.
+	var nixDir, dagBucket string
+	r = best(3, func() run {
+		nixDir = t.TempDir()
+		return timed(t, nil, "nix", "copy", "--to", "file://"+nixDir+"?compression=xz", dag)
+	})
+	ours = best(3, func() run {
+		dagBucket = srv.NewBucket(t)
+		return push(dagBucket, dag, "--compression", "xz")
+	})
+	add("push xz: dag (2001 small paths)", r.wall, ours.wall, "best of 3, fresh each")
 	r = best(3, func() run { return timed(t, nil, "nix", "copy", "--to", "file://"+nixDir+"?compression=xz", dag) })
 	ours = best(3, func() run { return push(dagBucket, dag, "--compression", "xz") })
 	add("no-op push: dag (all present)", r.wall, ours.wall, "")
