@@ -87,6 +87,10 @@ func pushAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Bad paths fail before the bucket sees any request.
+	if _, err := resolvePaths(store.Dir(), args); err != nil {
+		return err
+	}
 	b, err := openBucket(c.Context, ps.url)
 	if err != nil {
 		return err
@@ -170,7 +174,6 @@ func cacheInfo(u *s3cache.URL) *push.CacheInfo {
 // prints the summary on c.App.Writer.
 func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, args []string, recursive, includeOutputs bool) error {
 	ctx := c.Context
-	// Bad paths fail before the bucket sees any request.
 	tops, err := resolvePaths(store.Dir(), args)
 	if err != nil {
 		return err
