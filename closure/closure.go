@@ -8,6 +8,7 @@ package closure
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -27,6 +28,31 @@ type Querier interface {
 // in one query (the SQLite back end); Compute uses it when available.
 type ClosureQuerier interface {
 	QueryClosure(ctx context.Context, roots []string) ([]*store.PathInfo, error)
+}
+
+// ClosurePathsQuerier is implemented by stores that list a runtime closure's
+// paths in one query, cheaper than its path infos (the SQLite back end).
+type ClosurePathsQuerier interface {
+	QueryClosurePaths(ctx context.Context, roots []string) ([]string, error)
+}
+
+// Paths returns the paths of the closure of roots that Compute would
+// return, sorted, without their path infos where the store can list them
+// more cheaply (ClosurePathsQuerier).
+func Paths(ctx context.Context, q Querier, roots []string, opts Options) ([]string, error) {
+	pq, ok := q.(ClosurePathsQuerier)
+	if !ok {
+		g, err := Compute(ctx, q, roots, opts)
+		if err != nil {
+			return nil, err
+		}
+		return g.Paths(), nil
+	}
+	seen, err := walkBulk(ctx, q, roots, opts, pq.QueryClosurePaths)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
 }
 
 // Options tune a closure walk.
@@ -105,37 +131,58 @@ func Compute(ctx context.Context, q Querier, roots []string, opts Options) (*Gra
 	return g, nil
 }
 
-// computeBulk computes the closure with whole-closure queries: the closure
-// of the roots, then (with IncludeOutputs) the closure of the valid outputs
-// of the .drv files found, until nothing new appears.
+// computeBulk computes the closure with whole-closure queries (walkBulk).
 func computeBulk(ctx context.Context, q Querier, cq ClosureQuerier, roots []string, opts Options) (*Graph, error) {
 	g := &Graph{infos: make(map[string]*store.PathInfo)}
-	for next := slices.Clone(roots); len(next) > 0; {
+	_, err := walkBulk(ctx, q, roots, opts, func(ctx context.Context, next []string) ([]string, error) {
 		infos, err := cq.QueryClosure(ctx, next)
+		paths := make([]string, len(infos))
+		for i, info := range infos {
+			paths[i] = info.Path
+			if g.infos[info.Path] == nil {
+				g.infos[info.Path] = info
+			}
+		}
+		return paths, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// walkBulk walks a closure with whole-closure queries: the closure of the
+// roots, then (with IncludeOutputs) the closure of the valid outputs of
+// the .drv files found, until nothing new appears. query returns the
+// paths of the closure of its arguments; walkBulk returns them all.
+func walkBulk(ctx context.Context, q Querier, roots []string, opts Options, query func(context.Context, []string) ([]string, error)) (map[string]bool, error) {
+	seen := make(map[string]bool)
+	for next := slices.Clone(roots); len(next) > 0; {
+		paths, err := query(ctx, next)
 		if err != nil {
 			return nil, err
 		}
 		next = next[:0]
-		for _, info := range infos {
-			if g.infos[info.Path] != nil {
+		for _, p := range paths {
+			if seen[p] {
 				continue
 			}
-			g.infos[info.Path] = info
-			if !opts.IncludeOutputs || !strings.HasSuffix(info.Path, ".drv") {
+			seen[p] = true
+			if !opts.IncludeOutputs || !strings.HasSuffix(p, ".drv") {
 				continue
 			}
-			outs, err := validOutputs(ctx, q, info.Path)
+			outs, err := validOutputs(ctx, q, p)
 			if err != nil {
 				return nil, err
 			}
 			for _, o := range outs {
-				if g.infos[o] == nil {
+				if !seen[o] {
 					next = append(next, o)
 				}
 			}
 		}
 	}
-	return g, nil
+	return seen, nil
 }
 
 // validOutputs lists the outputs of drv that are valid in the store, sorted.

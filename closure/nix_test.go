@@ -40,6 +40,9 @@ func TestAgainstNix(t *testing.T) {
 	if _, ok := closure.Querier(db).(closure.ClosureQuerier); !ok {
 		t.Fatal("the database back end has no QueryClosure: this test would not cover the bulk walk")
 	}
+	if _, ok := closure.Querier(db).(closure.ClosurePathsQuerier); !ok {
+		t.Fatal("the database back end has no QueryClosurePaths: this test would not cover the paths-only walk")
+	}
 
 	cases := []struct {
 		name  string
@@ -77,6 +80,13 @@ func TestAgainstNix(t *testing.T) {
 						checkInfo(t, g.Info(p), oracle[p])
 					}
 					assertTopo(t, g)
+					paths, err := closure.Paths(ctx, s, tc.roots, closure.Options{IncludeOutputs: tc.incl})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !slices.Equal(paths, want) {
+						t.Fatalf("closure.Paths: got %d paths, nix-store %d; first difference: %s", len(paths), len(want), firstDiff(paths, want))
+					}
 				})
 			}
 		})

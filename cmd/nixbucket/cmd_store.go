@@ -99,11 +99,22 @@ func pathInfo(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	w := bufio.NewWriter(c.App.Writer)
+	if c.Bool("recursive") && !c.Bool("json") {
+		// A listing needs the paths alone, which the database gives cheaper.
+		paths, err := closure.Paths(ctx, s, roots, closure.Options{IncludeOutputs: c.Bool("include-outputs")})
+		if err != nil {
+			return withCode(exitCodeOf(err), err)
+		}
+		for _, p := range paths {
+			fmt.Fprintln(w, p)
+		}
+		return w.Flush()
+	}
 	g, err := closureOf(ctx, s, roots, c.Bool("recursive"), c.Bool("include-outputs"))
 	if err != nil {
 		return err
 	}
-	w := bufio.NewWriter(c.App.Writer)
 	if c.Bool("json") {
 		list := make([]pathInfoJSON, 0, g.Len())
 		for _, p := range g.Paths() {
