@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/nix-community/go-nix/pkg/nixbase32"
@@ -279,6 +280,41 @@ func TestPushCLIFlags(t *testing.T) {
 		}
 		if _, _, stderr := runBin(t, env, "push", "--cache", url, "--json", "--progress-interval", "20ms", app); strings.Contains(stderr, "msg=pushing") {
 			t.Errorf("push --json logged progress: %q", stderr)
+		}
+	})
+
+	t.Run("progress bar on a terminal", func(t *testing.T) {
+		// stderr is a terminal (script(1) runs the push in a pty); the NAR
+		// upload stalls for a second at a proxy, so the bar shows.
+		name := srv.NewBucket(t)
+		isNAR := func(r *http.Request) bool { return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/nar/") }
+		proxy := s3test.NewFaultProxy(t, srv.Endpoint, s3test.Rule{Match: isNAR, Fault: s3test.StallBody, Times: 1, Delay: time.Second})
+		url := "s3://" + name + "?endpoint=" + proxy.URL + "&region=" + s3test.Region
+		var line []string
+		for _, a := range []string{cliBin, "push", "--cache", url, "--compression", "zstd", blob} {
+			line = append(line, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
+		}
+		cmd := exec.Command("script", "-qefc", strings.Join(line, " "), "/dev/null")
+		home := t.TempDir()
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TERM=xterm",
+			"AWS_CONFIG_FILE=" + filepath.Join(home, "aws-config"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "aws-credentials"),
+			"AWS_EC2_METADATA_DISABLED=true"}, env...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("script(1) running push in a terminal: %v: %q", err, out)
+		}
+		text := string(out)
+		if !strings.Contains(text, "pushing 0/1 paths") || !strings.Contains(text, "\r") {
+			t.Errorf("no progress bar on the terminal: %q", text)
+		}
+		if strings.Contains(text, "msg=pushing") {
+			t.Errorf("log lines on a terminal, want the bar alone: %q", text)
+		}
+		if !strings.Contains(text, "pushed 1 of 1 paths") {
+			t.Errorf("no summary after the bar: %q", text)
+		}
+		if proxy.Injected(0) != 1 {
+			t.Errorf("the NAR upload was not stalled (%d)", proxy.Injected(0))
 		}
 	})
 }
