@@ -46,18 +46,7 @@ func TestPushLosesLock(t *testing.T) {
 	f := nixtest.Sample(t, 4, "lock-lost")
 	outs := nixtest.Build(t, f, "app", "lib", "dag")
 	app, lib, dag := outs[0], outs[1], outs[2]
-	st, err := store.Open(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	graph := func(p string) *closure.Graph {
-		g, err := closure.Compute(context.Background(), st, []string{p}, closure.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return g
-	}
+	graph := grapher(t)
 	key := newKey(t, "lock-lost-1")
 	ctx := context.Background()
 	srv := s3test.Start(t, s3test.MinIO)
@@ -156,18 +145,7 @@ func TestPushWaitsForGC(t *testing.T) {
 	f := nixtest.Sample(t, 4, "lock-wait")
 	outs := nixtest.Build(t, f, "app", "lib")
 	app, lib := outs[0], outs[1]
-	st, err := store.Open(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	graph := func(p string) *closure.Graph {
-		g, err := closure.Compute(context.Background(), st, []string{p}, closure.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return g
-	}
+	graph := grapher(t)
 	key := newKey(t, "lock-wait-1")
 	ctx := context.Background()
 	srv := s3test.Start(t, s3test.VersityGW)
@@ -235,5 +213,24 @@ func TestPushWaitsForGC(t *testing.T) {
 				t.Fatalf("after a push beside a gc: %d narinfos of %d, faults %v", rep.NarInfos, len(graph(app).Paths()), rep.Faults)
 			}
 		})
+	}
+}
+
+// grapher opens the local store for the test and returns a function that
+// computes the closure graph of a path.
+func grapher(t *testing.T) func(p string) *closure.Graph {
+	t.Helper()
+	st, err := store.Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return func(p string) *closure.Graph {
+		t.Helper()
+		g, err := closure.Compute(context.Background(), st, []string{p}, closure.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
 	}
 }

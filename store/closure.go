@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -32,18 +33,9 @@ const queryClosurePathsSQL = closureSQL + `select v.path from c join ValidPaths 
 // path once, in no particular order), read in one consistent snapshot. A
 // root that is not valid is an error wrapping ErrNotValid.
 func (d *DB) QueryClosure(ctx context.Context, roots []string) ([]*PathInfo, error) {
-	for _, r := range roots {
-		if err := CheckPath(d.dir, r); err != nil {
-			return nil, fmt.Errorf("querying closure: %w", err)
-		}
-	}
-	arg, err := json.Marshal(roots)
+	rows, err := d.queryClosure(ctx, queryClosureSQL, roots)
 	if err != nil {
-		return nil, fmt.Errorf("querying closure: %w", err)
-	}
-	rows, err := d.db.QueryContext(ctx, queryClosureSQL, string(arg))
-	if err != nil {
-		return nil, fmt.Errorf("querying closure: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
 	byPath := make(map[string]*PathInfo)
@@ -84,18 +76,9 @@ func (d *DB) QueryClosure(ctx context.Context, roots []string) ([]*PathInfo, err
 // once, in no particular order), without their path info: what a listing
 // of the closure needs, at a third of the cost of QueryClosure.
 func (d *DB) QueryClosurePaths(ctx context.Context, roots []string) ([]string, error) {
-	for _, r := range roots {
-		if err := CheckPath(d.dir, r); err != nil {
-			return nil, fmt.Errorf("querying closure: %w", err)
-		}
-	}
-	arg, err := json.Marshal(roots)
+	rows, err := d.queryClosure(ctx, queryClosurePathsSQL, roots)
 	if err != nil {
-		return nil, fmt.Errorf("querying closure: %w", err)
-	}
-	rows, err := d.db.QueryContext(ctx, queryClosurePathsSQL, string(arg))
-	if err != nil {
-		return nil, fmt.Errorf("querying closure: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
 	var paths []string
@@ -117,4 +100,22 @@ func (d *DB) QueryClosurePaths(ctx context.Context, roots []string) ([]string, e
 		}
 	}
 	return paths, nil
+}
+
+// queryClosure runs one of the closure queries on roots.
+func (d *DB) queryClosure(ctx context.Context, query string, roots []string) (*sql.Rows, error) {
+	for _, r := range roots {
+		if err := CheckPath(d.dir, r); err != nil {
+			return nil, fmt.Errorf("querying closure: %w", err)
+		}
+	}
+	arg, err := json.Marshal(roots)
+	if err != nil {
+		return nil, fmt.Errorf("querying closure: %w", err)
+	}
+	rows, err := d.db.QueryContext(ctx, query, string(arg))
+	if err != nil {
+		return nil, fmt.Errorf("querying closure: %w", err)
+	}
+	return rows, nil
 }

@@ -55,15 +55,16 @@ func testMain(m *testing.M) int {
 // private HOME) and returns its exit code, stdout and stderr.
 func runBin(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
+	return runIn(t, env, "", args...)
+}
+
+// runIn runs the CLI with stdin in an environment of its own: PATH, a
+// fresh HOME with no AWS configuration, and env.
+func runIn(t *testing.T, env []string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
 	cmd := exec.Command(cliBin, args...)
-	home := t.TempDir()
-	cmd.Env = append([]string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + home,
-		"AWS_CONFIG_FILE=" + filepath.Join(home, "aws-config"),
-		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "aws-credentials"),
-		"AWS_EC2_METADATA_DISABLED=true",
-	}, env...)
+	cmd.Env = cliEnv(t, env)
+	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -76,6 +77,19 @@ func runBin(t *testing.T, env []string, args ...string) (int, string, string) {
 		t.Fatalf("running nixbucket: %v", err)
 	}
 	return code, stdout.String(), stderr.String()
+}
+
+// cliEnv is the environment runIn gives the CLI.
+func cliEnv(t *testing.T, env []string) []string {
+	t.Helper()
+	home := t.TempDir()
+	return append([]string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + home,
+		"AWS_CONFIG_FILE=" + filepath.Join(home, "aws-config"),
+		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "aws-credentials"),
+		"AWS_EC2_METADATA_DISABLED=true",
+	}, env...)
 }
 
 // oneErrorLine checks that stderr is exactly one line "nixbucket: …".

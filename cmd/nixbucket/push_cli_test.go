@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -26,33 +24,6 @@ import (
 	"github.com/nixbucket/nixbucket/signing"
 	"github.com/nixbucket/nixbucket/store"
 )
-
-// runIn is runBin with stdin.
-func runIn(t *testing.T, env []string, stdin string, args ...string) (int, string, string) {
-	t.Helper()
-	cmd := exec.Command(cliBin, args...)
-	home := t.TempDir()
-	cmd.Env = append([]string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + home,
-		"AWS_CONFIG_FILE=" + filepath.Join(home, "aws-config"),
-		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "aws-credentials"),
-		"AWS_EC2_METADATA_DISABLED=true",
-	}, env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	code := 0
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("running nixbucket: %v", err)
-	}
-	return code, stdout.String(), stderr.String()
-}
 
 // pushJSON is what push --json prints, decoded field by field so that a
 // missing field shows.
@@ -295,10 +266,7 @@ func TestPushCLIFlags(t *testing.T) {
 			line = append(line, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
 		}
 		cmd := exec.Command("script", "-qefc", strings.Join(line, " "), "/dev/null")
-		home := t.TempDir()
-		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TERM=xterm",
-			"AWS_CONFIG_FILE=" + filepath.Join(home, "aws-config"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "aws-credentials"),
-			"AWS_EC2_METADATA_DISABLED=true"}, env...)
+		cmd.Env = cliEnv(t, append([]string{"TERM=xterm"}, env...))
 		out, err := cmd.Output()
 		if err != nil {
 			t.Fatalf("script(1) running push in a terminal: %v: %q", err, out)
