@@ -97,14 +97,14 @@ func raceEnv(t *testing.T, srv *s3test.Server, key *signing.SecretKey) []string 
 
 // cliRun runs the CLI; with kill > 0 it sends SIGKILL after that long
 // unless the run ended first. It reports whether it killed the run, and
-// the exit error, stdout and stderr otherwise.
-func cliRun(env []string, kill time.Duration, args ...string) (killed bool, err error, stdout, stderr string) {
+// otherwise the output and the exit error.
+func cliRun(env []string, kill time.Duration, args ...string) (cliOut, error) {
 	cmd := exec.Command(cliBin, args...)
 	cmd.Env = env
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Start(); err != nil {
-		return false, err, "", ""
+		return cliOut{}, err
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -112,6 +112,7 @@ func cliRun(env []string, kill time.Duration, args ...string) (killed bool, err 
 	if kill > 0 {
 		timer = time.After(kill)
 	}
+	var err error
 	select {
 	case err = <-done:
 	case <-timer:
@@ -119,10 +120,16 @@ func cliRun(env []string, kill time.Duration, args ...string) (killed bool, err 
 			err = <-done // it ended between the timer and the kill
 		} else {
 			<-done // reaped: its lock's holder is gone
-			return true, nil, "", ""
+			return cliOut{killed: true}, nil
 		}
 	}
-	return false, err, out.String(), errOut.String()
+	return cliOut{stdout: out.String(), stderr: errOut.String()}, err
+}
+
+// cliOut is what a cliRun saw.
+type cliOut struct {
+	killed         bool
+	stdout, stderr string
 }
 
 // sampler checks the cache invariant while pushes and gcs run: every
@@ -263,8 +270,8 @@ func raceServer(t *testing.T, f *fixture, kind string, chains []string, rng *ran
 	}
 	// One uninterrupted push measures how long a push takes.
 	start := time.Now()
-	if _, err, _, stderr := cliRun(env, 0, append([]string{"push", "--root", "z", "--jobs", "2"}, paths("dagB")...)...); err != nil {
-		t.Fatalf("push: %v: %s", err, stderr)
+	if out, err := cliRun(env, 0, append([]string{"push", "--root", "z", "--jobs", "2"}, paths("dagB")...)...); err != nil {
+		t.Fatalf("push: %v: %s", err, out.stderr)
 	}
 	full := time.Since(start)
 	t.Logf("a push takes %v", full.Round(time.Millisecond))
@@ -304,14 +311,14 @@ func raceServer(t *testing.T, f *fixture, kind string, chains []string, rng *ran
 					kill = time.Duration(rng.Int64N(int64(full)*3/2)) + time.Millisecond
 				}
 				args := append([]string{"push", "--root", p.root, "--jobs", "2"}, paths(names...)...)
-				k, err, _, stderr := cliRun(env, kill, args...)
+				out, err := cliRun(env, kill, args...)
 				mu.Lock()
-				if k {
+				if out.killed {
 					killed++
 				}
 				mu.Unlock()
 				if err != nil {
-					fail("push --root %s %v: %v: %s", p.root, names, err, stderr)
+					fail("push --root %s %v: %v: %s", p.root, names, err, out.stderr)
 				}
 				time.Sleep(time.Duration(rng.IntN(800)) * time.Millisecond)
 			}
@@ -326,14 +333,14 @@ func raceServer(t *testing.T, f *fixture, kind string, chains []string, rng *ran
 			if rng.IntN(2) == 0 {
 				kill = time.Duration(rng.Int64N(int64(full))) + time.Millisecond
 			}
-			k, err, _, stderr := cliRun(env, kill, "push", "--no-lock", "--jobs", "2", c)
+			out, err := cliRun(env, kill, "push", "--no-lock", "--jobs", "2", c)
 			mu.Lock()
-			if k {
+			if out.killed {
 				killed++
 			}
 			mu.Unlock()
 			if err != nil {
-				fail("push --no-lock %s: %v: %s", c, err, stderr)
+				fail("push --no-lock %s: %v: %s", c, err, out.stderr)
 			}
 			time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
 		}
@@ -348,15 +355,15 @@ func raceServer(t *testing.T, f *fixture, kind string, chains []string, rng *ran
 		defer background.Done()
 		for {
 			gcRunning.Add(1)
-			_, err, stdout, stderr := cliRun(env, 0, "gc", "--keep-last", "1", "--grace", "2s", "--wait", "2m", "--json")
+			out, err := cliRun(env, 0, "gc", "--keep-last", "1", "--grace", "2s", "--wait", "2m", "--json")
 			gcRunning.Add(-1)
 			if err != nil {
-				fail("gc: %v: %s", err, stderr)
+				fail("gc: %v: %s", err, out.stderr)
 				return
 			}
 			var rep gc.Report
-			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
-				fail("gc --json: %v: %q", err, stdout)
+			if err := json.Unmarshal([]byte(out.stdout), &rep); err != nil {
+				fail("gc --json: %v: %q", err, out.stdout)
 				return
 			}
 			mu.Lock()
