@@ -404,8 +404,13 @@ func (r *run) list(ctx context.Context) error {
 		r.problem("unknown keys under %s: %s; move or delete them", roots.Prefix, strings.Join(bad, "; "))
 	}
 	// The server's Date header has whole seconds; an object it stamped
-	// later is a closer lower bound of its time.
+	// later is a closer lower bound of its time, by up to a second (more
+	// would be another clock: a node of the server that runs ahead, whose
+	// stamps must not shorten the grace of the others).
 	if r.opts.Now == nil && newest.After(r.now) {
+		if limit := r.now.Add(time.Second); newest.After(limit) {
+			newest = limit
+		}
 		r.now = newest.UTC()
 	}
 	r.index.Sort()

@@ -376,9 +376,10 @@ func parallelList(ctx context.Context, b s3cache.Bucket, allow func() bool, fn f
 	return g.Wait()
 }
 
-// narEnd sorts after every key under nar/ ("\x7f" after every character
-// of a NAR key) and before every key after them.
-const narEnd = "nar/\x7f"
+// narEnd, the successor of the prefix nar/ ('0' follows '/'), sorts after
+// every key under nar/, whatever its bytes, and before every key after
+// them.
+const narEnd = "nar0"
 
 // errRangeDone stops a listing at the end of its range.
 var errRangeDone = errors.New("end of range")

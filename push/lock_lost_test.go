@@ -234,3 +234,97 @@ func grapher(t *testing.T) func(p string) *closure.Graph {
 		return g
 	}
 }
+
+// orderBucket records when the locks are listed and NARs are put.
+type orderBucket struct {
+	*s3cache.S3Bucket
+	mu     sync.Mutex
+	events []string
+}
+
+func (o *orderBucket) record(e string) {
+	o.mu.Lock()
+	o.events = append(o.events, e)
+	o.mu.Unlock()
+}
+
+func (o *orderBucket) List(ctx context.Context, prefix string, fn func(s3cache.ObjectInfo) error) error {
+	if prefix == lock.Prefix {
+		o.record("list locks")
+	}
+	return o.S3Bucket.List(ctx, prefix, fn)
+}
+
+func (o *orderBucket) Put(ctx context.Context, key string, r io.Reader, size int64, opts s3cache.PutOptions) error {
+	if strings.HasPrefix(key, "nar/") {
+		o.record("put " + key)
+	}
+	return o.S3Bucket.Put(ctx, key, r, size, opts)
+}
+
+// TestPushNARsAfterLockListing: a push uploads no NAR before its lock's
+// first listing of the locks (a gc that listed the NAR for deletion before
+// would be seen there), and a push that then has to wait for a gc looks
+// again for the references outside it, ignoring the listing it made
+// before: one deleted meanwhile fails the push, writing nothing.
+func TestPushNARsAfterLockListing(t *testing.T) {
+	nixtest.Require(t)
+	f := nixtest.Sample(t, 4, "lock-order")
+	outs := nixtest.Build(t, f, "app", "lib")
+	app, lib := outs[0], outs[1]
+	graph := grapher(t)
+	key := newKey(t, "lock-order-1")
+	ctx := context.Background()
+	srv := s3test.Start(t, s3test.VersityGW)
+	lockOpts := &lock.Options{Command: "test push", Settle: 20 * time.Millisecond, Wait: time.Minute}
+
+	t.Run("NARs after the first listing", func(t *testing.T) {
+		ob := &orderBucket{S3Bucket: srv.Open(t, srv.NewBucket(t))}
+		if _, err := push.Push(ctx, ob, graph(app), push.Options{Compression: "zstd", Key: key, Lock: lockOpts}); err != nil {
+			t.Fatal(err)
+		}
+		if len(ob.events) < 2 || ob.events[0] != "list locks" {
+			t.Fatalf("events %q: want the locks listed before the first NAR upload", ob.events)
+		}
+	})
+
+	t.Run("outside references looked at again", func(t *testing.T) {
+		b := srv.Open(t, srv.NewBucket(t))
+		if _, err := push.Push(ctx, b, graph(lib), push.Options{Compression: "zstd", Key: key}); err != nil {
+			t.Fatal(err)
+		}
+		// app alone (as push --no-recursive): its references must be in the
+		// cache; the listing made before the lock says they are.
+		g := graph(app)
+		var own []*store.PathInfo
+		for _, p := range g.Paths() {
+			if graph(lib).Info(p) == nil {
+				own = append(own, g.Info(p))
+			}
+		}
+		listing := push.StartListing(ctx, b)
+		gcLock, err := lock.Acquire(ctx, b, lock.Exclusive, lock.Options{Command: "test gc", Settle: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := push.Push(ctx, b, closure.Partial(own), push.Options{Compression: "zstd", Key: key, Lock: lockOpts, Listing: listing})
+			done <- err
+		}()
+		time.Sleep(300 * time.Millisecond) // the push found lib present and waits
+		if err := b.Delete(ctx, push.NarInfoKey(lib)); err != nil {
+			t.Fatal(err)
+		}
+		if err := gcLock.Release(); err != nil {
+			t.Fatal(err)
+		}
+		err = <-done
+		if err == nil || !strings.Contains(err.Error(), lib) {
+			t.Fatalf("push of app beside a gc that deleted lib: %v; want an error naming %s", err, lib)
+		}
+		if _, err := b.Stat(ctx, push.NarInfoKey(app)); !errors.Is(err, s3cache.ErrNotFound) {
+			t.Fatalf("%s was written without its reference %s (%v)", push.NarInfoKey(app), lib, err)
+		}
+	})
+}

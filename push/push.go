@@ -145,13 +145,14 @@ func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options)
 			once.Do(func() { gateErr = p.enterLock(ctx, pl, order, missing) })
 			return gateErr
 		}
+		p.beforeNARs = pl.listed
 	}
 	err = p.push(ctx, res, order, missing, present)
 	if errors.Is(err, errRestart) {
 		// A gc ran, or paths vanished, while the NARs uploaded: start again
 		// under the lock, which is held now.
 		p.log.Info("the cache changed while the push waited for its lock; pushing again under the lock")
-		p.gate = nil
+		p.gate, p.beforeNARs, p.written, p.opts.Listing = nil, nil, nil, nil
 		p.counters.Done.Store(0)
 		if missing, present, err = p.missing(ctx, order, nil); err != nil {
 			return nil, err
@@ -174,20 +175,39 @@ var errRestart = errors.New("the cache changed while the push waited for its loc
 
 // pendingLock is a shared lock being acquired in the background.
 type pendingLock struct {
-	done   chan struct{}
-	cancel context.CancelFunc
-	l      *lock.Lock
-	err    error
+	done     chan struct{}
+	listedCh chan struct{} // closed once Acquire has listed the locks
+	cancel   context.CancelFunc
+	l        *lock.Lock
+	err      error
 }
 
 func startLock(ctx context.Context, b s3cache.Bucket, opts lock.Options) *pendingLock {
 	ctx, cancel := context.WithCancel(ctx)
-	pl := &pendingLock{done: make(chan struct{}), cancel: cancel}
+	pl := &pendingLock{done: make(chan struct{}), listedCh: make(chan struct{}), cancel: cancel}
+	opts.Listed = func() { close(pl.listedCh) }
 	go func() {
 		defer close(pl.done)
 		pl.l, pl.err = lock.Acquire(ctx, b, lock.Shared, opts)
 	}()
 	return pl
+}
+
+// listed waits until Acquire has first listed the locks: a NAR uploaded
+// from then on cannot be deleted by a gc unless the lock had to wait for
+// it (lock.Lock.Waited), and a gc listed before would have been seen.
+func (pl *pendingLock) listed(ctx context.Context) error {
+	select {
+	case <-pl.listedCh:
+		return nil
+	case <-pl.done:
+		if pl.err != nil {
+			return pl.err
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // wait returns the lock once acquired.
@@ -222,10 +242,10 @@ func (p *pusher) enterLock(ctx context.Context, pl *pendingLock, order, missing 
 		return err
 	}
 	p.lock = l
+	p.opts.Listing = nil // from before the lock: checkOutside must look again
 	if l.Waited() {
 		return errRestart
 	}
-	p.opts.Listing = nil
 	now, present, err := p.missing(ctx, order, nil)
 	if err != nil {
 		return err
@@ -266,12 +286,25 @@ func (p *pusher) push(ctx context.Context, res *Result, order, missing []string,
 	c.TotalBytes.Store(int64(res.NarBytes))
 	// A root manifest records the NAR of every path: those the cache had
 	// are read from their narinfos while the others upload.
-	var readPresent chan error
+	type presentRead struct {
+		had map[string]presentInfo
+		err error
+	}
+	var readPresent chan presentRead
 	if p.opts.Root != nil && !p.opts.DryRun {
 		rctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		readPresent = make(chan error, 1)
-		go func() { readPresent <- p.readPresent(rctx, order, present) }()
+		readPresent = make(chan presentRead, 1)
+		go func() {
+			had, err := p.readPresent(rctx, order, present)
+			readPresent <- presentRead{had, err}
+		}()
+		// On an early return, stop the reads and wait for them to end.
+		defer func() {
+			cancel()
+			if readPresent != nil {
+				<-readPresent
+			}
+		}()
 	}
 	if !p.opts.DryRun && len(missing) > 0 {
 		fileBytes, err := p.upload(ctx, missing)
@@ -281,7 +314,9 @@ func (p *pusher) push(ctx context.Context, res *Result, order, missing []string,
 		}
 	}
 	if readPresent != nil {
-		if err := <-readPresent; err != nil {
+		r := <-readPresent
+		readPresent = nil
+		if err := r.err; err != nil {
 			// Read before the lock was held: a gc may have deleted it since.
 			if errors.Is(err, errVanished) && p.gate != nil {
 				if err := p.gate(ctx); err != nil {
@@ -291,6 +326,7 @@ func (p *pusher) push(ctx context.Context, res *Result, order, missing []string,
 			}
 			return err
 		}
+		p.had = r.had
 		if err := p.enter(ctx, "recording root "+p.opts.Root.Name); err != nil {
 			return err
 		}
@@ -333,8 +369,11 @@ type pusher struct {
 	counters *Counters
 	lock     *lock.Lock                  // the shared lock held, or nil
 	gate     func(context.Context) error // waits for the lock (enterLock), if any
-	written  map[string]*narinfo.NarInfo // by path, after upload
-	had      map[string]presentInfo      // by path: narinfos the cache had (readPresent)
+	// beforeNARs, if set, is waited for before the first NAR upload
+	// (pendingLock.listed).
+	beforeNARs func(context.Context) error
+	written    map[string]*narinfo.NarInfo // by path, after upload
+	had        map[string]presentInfo      // by path: narinfos the cache had (readPresent)
 }
 
 // checkLock makes sure, before what, that the shared lock is still held:
@@ -496,6 +535,11 @@ func (p *pusher) upload(ctx context.Context, missing []string) (uint64, error) {
 	narSlots := make(chan struct{}, p.jobs)
 	bigSlots := make(chan struct{}, bigJobs)
 	eg.Go(func() error {
+		if p.beforeNARs != nil {
+			if err := p.beforeNARs(ctx); err != nil {
+				return err
+			}
+		}
 		for _, m := range byNarSize {
 			slots := []chan struct{}{narSlots}
 			if p.g.Info(m).NarSize > bigNar {

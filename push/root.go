@@ -49,9 +49,9 @@ var errVanished = errors.New("narinfo vanished")
 // had (present, by hash part), metaJobs at a time, so that the root
 // manifest records the NAR of every path: the narinfo's own URL, whatever
 // tool wrote it (nix copy keys NARs by FileHash, not NarHash).
-func (p *pusher) readPresent(ctx context.Context, order []string, present map[string]bool) error {
+func (p *pusher) readPresent(ctx context.Context, order []string, present map[string]bool) (map[string]presentInfo, error) {
 	var mu sync.Mutex
-	p.had = make(map[string]presentInfo)
+	had := make(map[string]presentInfo)
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.metaJobs)
 	for _, sp := range order {
@@ -76,12 +76,15 @@ func (p *pusher) readPresent(ctx context.Context, order []string, present map[st
 			}
 			sum := md5.Sum(data)
 			mu.Lock()
-			p.had[sp] = presentInfo{ni: ni, md5: hex.EncodeToString(sum[:])}
+			had[sp] = presentInfo{ni: ni, md5: hex.EncodeToString(sum[:])}
 			mu.Unlock()
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return had, nil
 }
 
 // recordRoot writes the manifest of the pushed closure. Every entry names

@@ -109,6 +109,10 @@ type Options struct {
 	// Clock is the local clock; nil means time.Now. Only its passing is
 	// used (times come from the server's clock); tests inject a skewed one.
 	Clock func() time.Time
+	// Listed, if set, is called once, when Acquire has first listed the
+	// locks: whatever runs from then on is seen by a competitor that takes
+	// a conflicting lock later, or makes Acquire wait (Waited).
+	Listed func()
 }
 
 func (o *Options) defaults() {
@@ -279,7 +283,7 @@ func Acquire(ctx context.Context, b s3cache.Bucket, kind string, opts Options) (
 	}
 	l.body = append(body, '\n')
 
-	j := &judge{b: b, clock: clock, staleAfter: opts.StaleAfter, space: l.info.Space, dead: map[string]bool{}}
+	j := &judge{b: b, clock: clock, staleAfter: opts.StaleAfter, space: l.info.Space, host: host, dead: map[string]bool{}}
 	deadline := time.Now().Add(opts.Wait)
 	waitLogged := false
 	var waiting *waitMark
@@ -289,8 +293,12 @@ func Acquire(ctx context.Context, b s3cache.Bucket, kind string, opts Options) (
 		if err != nil {
 			return nil, err
 		}
+		if attempt == 0 && opts.Listed != nil {
+			opts.Listed()
+		}
 		if blocker == nil {
 			if err := l.write(ctx); err != nil {
+				l.remove() // the server may have stored it
 				return nil, err
 			}
 			if err := sleep(ctx, opts.Settle); err != nil {
@@ -342,6 +350,7 @@ type judge struct {
 	clock      *Clock
 	staleAfter time.Duration
 	space      string
+	host       string
 	dead       map[string]bool // lock keys whose holder is gone
 }
 
@@ -363,7 +372,7 @@ func (j *judge) stale(ctx context.Context, o Info) bool {
 	}
 	full, err := Read(ctx, j.b, o)
 	dead := errors.Is(err, s3cache.ErrNotFound) ||
-		err == nil && full.Space == j.space && full.PID != os.Getpid() && processGone(full.PID)
+		err == nil && full.Space == j.space && full.Host == j.host && full.PID != os.Getpid() && processGone(full.PID)
 	if dead && err == nil {
 		j.dead[o.Key] = true // a dead holder stays dead; a live one may die
 	}
@@ -478,9 +487,13 @@ func (l *Lock) Now() time.Time { return l.clock.Now() }
 // in the bucket and was written less than StaleAfter/2 ago, so that no
 // other process may yet take it for stale. Call it before each destructive
 // or dependent step. A confirmation (a write, or a HEAD of the object)
-// started less than Settle/2 ago is reused: a competitor that finds the
+// started less than Settle/2 before the call is reused: a competitor that finds the
 // lock gone waits Settle before it acts. Once lost, a lock stays lost.
 func (l *Lock) Check(ctx context.Context) error {
+	// A confirmation started after entered-Settle/2 serves this call too,
+	// even one that another caller made while this one waited for checkMu:
+	// parallel callers share one HEAD instead of queueing for their own.
+	entered := l.opts.Clock()
 	l.checkMu.Lock()
 	defer l.checkMu.Unlock()
 	l.mu.Lock()
@@ -493,7 +506,7 @@ func (l *Lock) Check(ctx context.Context) error {
 	if age := now.Sub(written); age > l.opts.StaleAfter/2 {
 		return l.setLost(fmt.Errorf("lock %s last refreshed %v ago (%v): %w", l.info.Key, age.Round(time.Second), rerr, ErrLost))
 	}
-	if now.Sub(confirmed) < l.opts.Settle/2 {
+	if entered.Sub(confirmed) < l.opts.Settle/2 {
 		return nil
 	}
 	if _, err := l.b.Stat(ctx, l.info.Key); err != nil {
@@ -581,7 +594,8 @@ func RemoveStale(ctx context.Context, b s3cache.Bucket, staleAfter time.Duration
 		if err != nil {
 			return nil, err
 		}
-		j = &judge{b: b, clock: clock, staleAfter: staleAfter, space: processSpace(), dead: map[string]bool{}}
+		host, _ := os.Hostname()
+		j = &judge{b: b, clock: clock, staleAfter: staleAfter, space: processSpace(), host: host, dead: map[string]bool{}}
 	}
 	var gone []Info
 	var keys []string

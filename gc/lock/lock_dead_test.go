@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -163,5 +164,48 @@ func TestCheck(t *testing.T) {
 	}
 	if err := l.Check(ctx); !errors.Is(err, lock.ErrLost) {
 		t.Fatalf("Check of a removed lock: %v; want ErrLost", err)
+	}
+}
+
+// slowStats delays each HEAD past Settle/2.
+type slowStats struct {
+	statCounter
+	delay time.Duration
+}
+
+func (s *slowStats) Stat(ctx context.Context, key string) (s3cache.ObjectInfo, error) {
+	time.Sleep(s.delay)
+	return s.statCounter.Stat(ctx, key)
+}
+
+// TestCheckParallel: callers checking at once share a HEAD, even when a
+// HEAD takes longer than Settle/2 (a remote server): a push checking
+// before each of 32 narinfos written in parallel must not turn them into
+// a queue of HEADs.
+func TestCheckParallel(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, s3test.VersityGW)
+	opts := lock.Options{Settle: 40 * time.Millisecond, Refresh: time.Hour, StaleAfter: time.Hour}
+	b := &slowStats{statCounter: statCounter{S3Bucket: srv.Open(t, srv.Bucket)}, delay: 100 * time.Millisecond}
+	l, err := lock.Acquire(ctx, b, lock.Shared, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	time.Sleep(opts.Settle) // the acquisition's confirmation is old now
+	before := b.n.Load()
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.Check(ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := b.n.Load() - before; n > 2 {
+		t.Fatalf("32 parallel checks made %d HEADs of %v each; want them to share one", n, b.delay)
 	}
 }
