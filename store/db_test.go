@@ -56,7 +56,7 @@ func TestDBDoesNotBlockNix(t *testing.T) {
 	if err != nil {
 		t.Fatalf("QueryPathInfo of the path just built: %v", err)
 	}
-	checkInfo(t, info, pathInfoOracle(t, built[0])[built[0]])
+	checkInfo(t, info, nixtest.PathInfos(t, built[0])[built[0]])
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}

@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -141,41 +139,4 @@ func backends(t testing.TB) map[string]store.Store {
 		}
 	})
 	return map[string]store.Store{"db": db, "daemon": d}
-}
-
-// oracleInfo is one entry of Nix 2.8's `nix path-info --json` list.
-type oracleInfo struct {
-	Path             string   `json:"path"`
-	NarHash          string   `json:"narHash"`
-	NarSize          uint64   `json:"narSize"`
-	References       []string `json:"references"`
-	Deriver          string   `json:"deriver"`
-	Signatures       []string `json:"signatures"`
-	CA               string   `json:"ca"`
-	RegistrationTime int64    `json:"registrationTime"`
-	Ultimate         bool     `json:"ultimate"`
-	Valid            *bool    `json:"valid"`
-}
-
-// pathInfoOracle runs `nix path-info --json` on paths (with --derivation
-// for .drv paths, so that they stand for themselves, not their outputs).
-func pathInfoOracle(t testing.TB, paths ...string) map[string]oracleInfo {
-	t.Helper()
-	m := make(map[string]oracleInfo, len(paths))
-	drvs := slices.DeleteFunc(slices.Clone(paths), func(p string) bool { return !store.IsDerivation(p) })
-	others := slices.DeleteFunc(slices.Clone(paths), store.IsDerivation)
-	for _, args := range [][]string{append([]string{"--derivation"}, drvs...), others} {
-		if len(args) == 0 || args[0] == "--derivation" && len(args) == 1 {
-			continue
-		}
-		out := nixtest.Run(t, "nix", append([]string{"path-info", "--json"}, args...)...)
-		var list []oracleInfo
-		if err := json.Unmarshal([]byte(out), &list); err != nil {
-			t.Fatalf("parsing nix path-info --json: %v\n%s", err, out)
-		}
-		for _, i := range list {
-			m[i.Path] = i
-		}
-	}
-	return m
 }

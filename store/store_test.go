@@ -22,7 +22,7 @@ import (
 // `nix path-info --json` and `nix-store -q --references`.
 func TestQueryPathInfo(t *testing.T) {
 	f := getFixture(t)
-	oracle := pathInfoOracle(t, f.valid...)
+	oracle := nixtest.PathInfos(t, f.valid...)
 	if len(oracle) != len(f.valid) {
 		t.Fatalf("nix path-info returned %d paths, want %d", len(oracle), len(f.valid))
 	}
@@ -87,7 +87,7 @@ func sorted(ss ...string) []string {
 }
 
 // checkInfo compares info with Nix's own account of the path.
-func checkInfo(t *testing.T, info *store.PathInfo, want oracleInfo) {
+func checkInfo(t *testing.T, info *store.PathInfo, want nixtest.PathInfo) {
 	t.Helper()
 	if want.Path == "" {
 		t.Fatalf("nix path-info knows nothing of %s", info.Path)
@@ -136,7 +136,7 @@ func invalidPaths(t *testing.T, f *fixture) []string {
 func TestQueryPathInfoNotValid(t *testing.T) {
 	f := getFixture(t)
 	invalid := invalidPaths(t, f)
-	oracle := pathInfoOracle(t, invalid...)
+	oracle := nixtest.PathInfos(t, invalid...)
 	for name, s := range backends(t) {
 		for _, p := range invalid {
 			t.Run(name+"/"+store.Name(p), func(t *testing.T) {

@@ -88,14 +88,15 @@ func pushAction(c *cli.Context) error {
 		return err
 	}
 	// Bad paths fail before the bucket sees any request.
-	if _, err := resolvePaths(store.Dir(), args); err != nil {
+	tops, err := resolvePaths(store.Dir(), args)
+	if err != nil {
 		return err
 	}
 	b, err := openBucket(c.Context, ps.url)
 	if err != nil {
 		return err
 	}
-	return pushClosure(c, ps, b, args, !c.Bool("no-recursive"), c.Bool("include-outputs"))
+	return pushClosure(c, ps, b, tops, !c.Bool("no-recursive"), c.Bool("include-outputs"))
 }
 
 // pushSetup is a push's checked settings, shared by push and toolchain
@@ -168,16 +169,12 @@ func cacheInfo(u *s3cache.URL) *push.CacheInfo {
 	return info
 }
 
-// pushClosure pushes args (store paths or links to them) to b as push
+// pushClosure pushes tops (resolved store paths) to b as push
 // does: under the shared lock, with their closure when recursive (and the
 // outputs of derivations with includeOutputs), recording ps.root; it
 // prints the summary on c.App.Writer.
-func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, args []string, recursive, includeOutputs bool) error {
+func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, tops []string, recursive, includeOutputs bool) error {
 	ctx := c.Context
-	tops, err := resolvePaths(store.Dir(), args)
-	if err != nil {
-		return err
-	}
 	// List the cache while the closure is computed; Push takes the shared
 	// lock itself if there is anything to write, and checks again under it.
 	lctx, cancelListing := context.WithCancel(ctx)

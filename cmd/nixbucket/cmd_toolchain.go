@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/nixbucket/nixbucket/store"
 )
 
 // toolchainCommand is `nixbucket toolchain refresh`, the replacement of
@@ -68,7 +70,11 @@ func toolchainRefreshAction(c *cli.Context) error {
 	if len(paths) == 0 {
 		return fmt.Errorf("%s %s: %s printed no store path", verb, c.String("file"), tool)
 	}
-	return pushClosure(c, ps, b, paths, true, c.Bool("derivations"))
+	tops, err := resolvePaths(store.Dir(), paths)
+	if err != nil {
+		return err
+	}
+	return pushClosure(c, ps, b, tops, true, c.Bool("derivations"))
 }
 
 // nixOptions turns --nix-option K=V values into nix's --option K V.

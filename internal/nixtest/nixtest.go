@@ -123,6 +123,8 @@ type PathInfo struct {
 	CA               string   `json:"ca"`
 	RegistrationTime int64    `json:"registrationTime"`
 	Ultimate         bool     `json:"ultimate"`
+	// Valid is false for a path the store does not know (nil when valid).
+	Valid *bool `json:"valid"`
 }
 
 // PathInfos runs `nix path-info --json` on paths, each standing for itself:
