@@ -7,7 +7,7 @@ BIN := bin/nixbucket
 export NIXBUCKET_TOOLS ?= $(HOME)/.cache/nixbucket/bin
 export CGO_ENABLED := 0
 
-.PHONY: build test demo bench check setup servers fuzz clean
+.PHONY: build test demo bench check race setup servers fuzz clean
 
 build: ## the static binary in bin/
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nixbucket
@@ -32,6 +32,12 @@ check: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+# The packages with concurrency, under the race detector (it needs cgo and gcc).
+RACE_PKGS := ./s3cache/... ./push/... ./gc/... ./serve/... ./compression/...
+
+race: setup servers build ## the concurrent packages under -race
+	NIXBUCKET_BIN=$(CURDIR)/$(BIN) CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 
 fuzz: ## a short fuzzing run of every parser
 	@for p in $$($(GO) list ./...); do \

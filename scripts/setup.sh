@@ -14,6 +14,7 @@ command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
 [ -x /usr/bin/time ] || need+=(time) # make bench: peak RSS of each command
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev) # make race: the race detector needs cgo
 # Release publishing tests: a real registry with htpasswd auth, skopeo as an independent client, headless Chromium.
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
