@@ -179,7 +179,7 @@ func TestPublishReleaseFlow(t *testing.T) {
 	}
 
 	// The page in a real browser, served from the bucket.
-	hs := httptest.NewServer(serve.Handler(b, nil))
+	hs := httptest.NewServer(serve.New(b, serve.Options{ServeAll: true}))
 	defer hs.Close()
 	pageURL := hs.URL + "/_releases.html"
 	dom := browsertest.Chromium(t, "--dump-dom", pageURL)
