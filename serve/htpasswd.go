@@ -25,6 +25,10 @@ type Users struct {
 	good map[[32]byte]bool // digests of user and password that bcrypt accepted
 }
 
+// bcrypts bounds the bcrypt comparisons running at once, so that clients
+// trying passwords cannot take every core; remembered passwords skip it.
+var bcrypts = make(chan struct{}, 2)
+
 // maxRemembered bounds the digests Users keeps; it forgets them all when
 // full.
 const maxRemembered = 1024
@@ -107,7 +111,10 @@ func (u *Users) Authenticate(user, password string) bool {
 	if !known {
 		hash = dummyHash()
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !known {
+	bcrypts <- struct{}{}
+	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
+	<-bcrypts
+	if err != nil || !known {
 		return false
 	}
 	u.mu.Lock()
