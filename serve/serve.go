@@ -261,7 +261,11 @@ func (h *handler) fail(w http.ResponseWriter, key string, err error) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
-	h.log.Warn("bucket error", "key", logKey(key), "err", err)
+	if errors.Is(err, context.Canceled) {
+		h.log.Debug("request cancelled", "key", logKey(key), "err", err) // the client left
+	} else {
+		h.log.Warn("bucket error", "key", logKey(key), "err", err)
+	}
 	http.Error(w, "bad gateway: the cache's storage did not answer", http.StatusBadGateway)
 }
 
