@@ -85,7 +85,7 @@ func TestReleaseClassify(t *testing.T) {
 // TestPublishReleaseFlow is the seed's release pipeline against a real S3
 // server: binaries for four targets under several versions, then the
 // index; the JSON is checked, and the page is opened in headless Chromium
-// served by serve.Handler: it renders, every link resolves, and a version
+// served by serve.New with ServeAll: it renders, every link resolves, and a version
 // named like an HTML tag stays text.
 func TestPublishReleaseFlow(t *testing.T) {
 	clearCIEnv(t)
@@ -179,7 +179,7 @@ func TestPublishReleaseFlow(t *testing.T) {
 	}
 
 	// The page in a real browser, served from the bucket.
-	hs := httptest.NewServer(serve.Handler(b, nil))
+	hs := httptest.NewServer(serve.New(b, serve.Options{ServeAll: true}))
 	defer hs.Close()
 	pageURL := hs.URL + "/_releases.html"
 	dom := browsertest.Chromium(t, "--dump-dom", pageURL)
