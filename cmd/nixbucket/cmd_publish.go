@@ -31,6 +31,9 @@ func releaseCommand() *cli.Command {
 				if c.NArg() != 1 {
 					return usageErrorf("release classify takes exactly one VERSION, got %d arguments", c.NArg())
 				}
+				if strings.TrimSpace(c.Args().First()) == "" {
+					return usageErrorf("release classify: the VERSION is empty")
+				}
 				_, err := fmt.Fprintln(c.App.Writer, publish.Classify(c.Args().First()))
 				return err
 			},
