@@ -59,7 +59,7 @@ func bucketFlag() cli.Flag {
 }
 
 func prefixFlag() cli.Flag {
-	return &cli.StringFlag{Name: "prefix", Value: publish.DefaultPrefix, Usage: "key `PREFIX` of the releases in the bucket"}
+	return &cli.StringFlag{Name: "prefix", Value: publish.DefaultPrefix, Usage: "key `PREFIX` of the releases in the bucket (not in the cache layout: nar/, locks/, roots/, …)"}
 }
 
 // releaseBucket opens --bucket and checks that it answers, so that bad

@@ -134,6 +134,7 @@ func TestVerifyRepairCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, stdout, stderr = runBin(t, creds(srv), "verify", "--cache", srv.URL, "--deep", "--repair")
+	t.Logf("verify --deep --repair:\n%s%s", stdout, stderr)
 	want := "not repaired " + absentHash + ".narinfo: " + absent.StorePath + ": not in the local store\n"
 	if code != exitFailure || !strings.Contains(stdout, want) || !strings.Contains(stdout, "(0 NARs repaired, 1 not)") {
 		t.Errorf("verify --deep --repair with a path the store lacks: exit %d, stdout %q; want exit 1 and %q", code, stdout, want)
