@@ -592,6 +592,12 @@ const (
 	narPartConcurrency = 2
 )
 
+// LargeNAR is the NAR size over which an upload holds several part
+// buffers and a parallel compressor's state: Push streams one such NAR at
+// a time, and callers of UploadNAR should too, to keep within a push's
+// memory.
+const LargeNAR = bigNar
+
 func cmpUint(a, b uint64) int {
 	switch {
 	case a < b:

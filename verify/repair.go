@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -99,14 +100,14 @@ func (r *Report) Unresolved() []Fault {
 func (c *checker) repairNARs(ctx context.Context, infos map[string]*narinfo.NarInfo) (err error) {
 	var keys []string
 	for _, f := range c.report.Faults {
-		if slices.Contains(narKinds, f.Kind) && infos[f.Key] != nil && !slices.Contains(keys, f.Key) {
+		// Faults are sorted by key: a key's faults are together.
+		if slices.Contains(narKinds, f.Kind) && infos[f.Key] != nil && (len(keys) == 0 || keys[len(keys)-1] != f.Key) {
 			keys = append(keys, f.Key)
 		}
 	}
 	if len(keys) == 0 {
 		return nil
 	}
-	slices.Sort(keys)
 	opts := c.opts.Repair
 	if opts.Store == nil {
 		why := "no access to a local store"
@@ -128,8 +129,15 @@ func (c *checker) repairNARs(ctx context.Context, infos map[string]*narinfo.NarI
 	}
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(c.opts.Jobs)
+	var large sync.Mutex // one large NAR uploads at a time, as in a push
 	for _, key := range keys {
-		eg.Go(func() error { return c.repairNAR(ctx, l, key, infos[key]) })
+		eg.Go(func() error {
+			if infos[key].NarSize > push.LargeNAR {
+				large.Lock()
+				defer large.Unlock()
+			}
+			return c.repairNAR(ctx, l, key, infos[key])
+		})
 	}
 	if err := eg.Wait(); err != nil {
 		return err
