@@ -89,6 +89,16 @@ func openStore(t *testing.T) store.Store {
 	return s
 }
 
+// keys lists the keys of b, sorted.
+func keys(t *testing.T, b s3cache.Bucket) []string {
+	t.Helper()
+	var out []string
+	if err := b.List(t.Context(), "", func(o s3cache.ObjectInfo) error { out = append(out, o.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func repairKeys(rs []verify.Repair) []string {
 	var out []string
 	for _, r := range rs {
@@ -193,7 +203,8 @@ func TestRepair(t *testing.T) {
 // TestRepairRefused has a repair meet what it must not fix: a narinfo of
 // a path the local store lacks, and one whose NarHash is not the local
 // path's. Both are listed with the reason and left as they were, beside a
-// NAR it does repair; without a store, nothing is repaired.
+// NAR it does repair; without a store, or while gc holds the exclusive
+// lock, nothing is repaired.
 func TestRepairRefused(t *testing.T) {
 	c := buildNixCache(t)
 	st := openStore(t)
@@ -234,6 +245,25 @@ func TestRepairRefused(t *testing.T) {
 		}
 		if len(r.Unresolved()) != len(r.Faults) {
 			t.Errorf("%d of %d faults unresolved, want all", len(r.Unresolved()), len(r.Faults))
+		}
+	})
+
+	t.Run("gc holds the lock", func(t *testing.T) {
+		gc, err := lock.Acquire(t.Context(), b, lock.Exclusive, lock.Options{Command: "gc"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer gc.Release()
+		before := keys(t, b)
+		r, err := verify.Check(t.Context(), b, verify.Options{Deep: true, Repair: &verify.RepairOptions{Store: st, Lock: &lock.Options{Command: "verify-test"}}})
+		if !errors.Is(err, lock.ErrLocked) || r == nil || len(r.Repaired) != 0 {
+			t.Fatalf("repair beside gc: %v, %+v; want ErrLocked and nothing repaired", err, r)
+		}
+		after := keys(t, b)
+		after = slices.DeleteFunc(after, func(k string) bool { return strings.HasPrefix(k, lock.Prefix) })
+		before = slices.DeleteFunc(before, func(k string) bool { return strings.HasPrefix(k, lock.Prefix) })
+		if !slices.Equal(after, before) {
+			t.Errorf("the repair wrote beside gc: keys %q, were %q", after, before)
 		}
 	})
 
