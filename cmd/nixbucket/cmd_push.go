@@ -307,7 +307,7 @@ func printRepair(w io.Writer, res *push.Result, r *verify.Report, asJSON bool, a
 	for _, rp := range append(slices.Clone(r.Repaired), r.Unrepaired...) {
 		fmt.Fprintln(w, rp)
 	}
-	_, err := fmt.Fprintf(w, "checked %d NARs the cache had (%s): %d faults, %d NARs repaired, %d not\n",
+	_, err := fmt.Fprintf(w, "checked %d NARs the cache had (%s): %d faults; NARs repaired: %d, not: %d\n",
 		r.NARsChecked, humanize.IBytes(r.FileBytes), len(r.Faults), len(r.Repaired), len(r.Unrepaired))
 	return err
 }

@@ -81,7 +81,10 @@ func verifyAction(c *cli.Context) error {
 		Logger:      slog.Default(),
 	}
 	if c.Bool("repair") {
-		ro, closeStore := repairOptions(ctx, u, "verify --repair")
+		ro, closeStore, err := repairOptions(ctx, u, "verify --repair")
+		if err != nil {
+			return err
+		}
 		defer closeStore()
 		opts.Repair = ro
 	}
@@ -104,12 +107,16 @@ func verifyAction(c *cli.Context) error {
 	return nil
 }
 
-// repairOptions are the options of a repair from the local store: its
-// uploads compress as the URL says (else as their narinfo, else xz), under
-// the shared lock. A store that does not open is reported, per path, by
-// the repair. The returned function closes the store.
-func repairOptions(ctx context.Context, u *s3cache.URL, command string) (*verify.RepairOptions, func()) {
-	level, _ := compression.NixLevel(cmp.Or(u.Compression, "xz"), u.CompressionLevel)
+// repairOptions are the options of a repair from the local store, under
+// the shared lock: a NAR is uploaded with its narinfo's compression when
+// nixbucket writes it, else as the URL says (compression=, else xz). A
+// store that does not open is reported, per path, by the repair. The
+// returned function closes the store.
+func repairOptions(ctx context.Context, u *s3cache.URL, command string) (*verify.RepairOptions, func(), error) {
+	level, err := compression.NixLevel(cmp.Or(u.Compression, "xz"), u.CompressionLevel)
+	if err != nil {
+		return nil, nil, usageErrorf("parameter compression-level of %s: %w", u, err)
+	}
 	ro := &verify.RepairOptions{
 		Push: push.Options{Compression: u.Compression, CompressionLevel: level, PartSize: u.PartSize, Logger: slog.Default()},
 		Lock: &lock.Options{Command: command, Wait: 2 * lock.DefaultStaleAfter, Logger: slog.Default()},
@@ -117,10 +124,10 @@ func repairOptions(ctx context.Context, u *s3cache.URL, command string) (*verify
 	s, err := openStore(ctx)
 	if err != nil {
 		ro.NoStore = err
-		return ro, func() {}
+		return ro, func() {}, nil
 	}
 	ro.Store = s
-	return ro, func() { s.Close() }
+	return ro, func() { s.Close() }, nil
 }
 
 // printVerifyReport prints r as verify does: JSON, or the faults, the
@@ -149,7 +156,7 @@ func verifySummary(r *verify.Report, signed bool) string {
 		verdict = fmt.Sprintf("%d faults", len(r.Faults))
 	}
 	if len(r.Repaired)+len(r.Unrepaired) > 0 {
-		verdict += fmt.Sprintf(" (%d NARs repaired, %d not)", len(r.Repaired), len(r.Unrepaired))
+		verdict += fmt.Sprintf(" (NARs repaired: %d, not: %d)", len(r.Repaired), len(r.Unrepaired))
 	}
 	s := fmt.Sprintf("%s: %d narinfos, %d NARs (%d not referenced)", verdict, r.NarInfos, r.NARs, r.OrphanNARs)
 	if signed {

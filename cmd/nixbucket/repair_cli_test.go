@@ -136,7 +136,7 @@ func TestVerifyRepairCommand(t *testing.T) {
 	code, stdout, stderr = runBin(t, creds(srv), "verify", "--cache", srv.URL, "--deep", "--repair")
 	t.Logf("verify --deep --repair:\n%s%s", stdout, stderr)
 	want := "not repaired " + absentHash + ".narinfo: " + absent.StorePath + ": not in the local store\n"
-	if code != exitFailure || !strings.Contains(stdout, want) || !strings.Contains(stdout, "(0 NARs repaired, 1 not)") {
+	if code != exitFailure || !strings.Contains(stdout, want) || !strings.Contains(stdout, "(NARs repaired: 0, not: 1)") {
 		t.Errorf("verify --deep --repair with a path the store lacks: exit %d, stdout %q; want exit 1 and %q", code, stdout, want)
 	}
 	oneErrorLine(t, stderr)
