@@ -321,6 +321,45 @@ func TestCheckName(t *testing.T) {
 	}
 }
 
+// TestNormalizePrefixCacheLayout refuses a prefix whose first component
+// is part of a binary cache's layout: in a bucket shared with a cache, gc
+// (or erase) would delete the releases under it.
+func TestNormalizePrefixCacheLayout(t *testing.T) {
+	for _, tc := range []struct {
+		prefix string
+		ok     bool
+	}{
+		{"_releases/", true},
+		{"releases/nar/", true}, // only the top level is the cache's
+		{"narwhal/", true},
+		{"nar", false},
+		{"nar/", false},
+		{"nar/x/", false},
+		{"locks/", false},
+		{"roots/", false},
+		{"stats/", false},
+		{"log/", false},
+		{"realisations/", false},
+		{"gc/", false},
+		{"debuginfo/", false},
+		{"nix-cache-info", false},
+		{"0123456789abcdfghijklmnpqrsvwxyz.narinfo/", false},
+		{"x.narinfo", false},
+		{"0123456789abcdfghijklmnpqrsvwxyz.ls", false},
+	} {
+		_, err := publish.NormalizePrefix(tc.prefix)
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("NormalizePrefix(%q): %v", tc.prefix, err)
+		case !tc.ok && (!errors.Is(err, publish.ErrBadName) || !strings.Contains(err.Error(), "cache layout")):
+			t.Errorf("NormalizePrefix(%q) = %v, want an ErrBadName naming the cache layout", tc.prefix, err)
+		}
+		if _, err2 := publish.BinaryKey(tc.prefix, "v1.0.0", "x86_64-unknown-linux-musl", "garage"); (err2 == nil) != tc.ok {
+			t.Errorf("BinaryKey under %q: %v", tc.prefix, err2)
+		}
+	}
+}
+
 func get(t *testing.T, b s3cache.Bucket, key string) []byte {
 	t.Helper()
 	rc, err := b.Get(context.Background(), key)

@@ -414,6 +414,9 @@ func newPusher(b s3cache.Bucket, g *closure.Graph, opts Options) (*pusher, error
 	if p.counters == nil {
 		p.counters = new(Counters)
 	}
+	if g == nil {
+		return p, nil
+	}
 	for _, path := range g.Paths() {
 		if dir := path[:strings.LastIndexByte(path, '/')]; p.storeDir == "" {
 			p.storeDir = dir
@@ -589,6 +592,12 @@ const (
 	narPartConcurrency = 2
 )
 
+// LargeNAR is the NAR size over which an upload holds several part
+// buffers and a parallel compressor's state: Push streams one such NAR at
+// a time, and callers of UploadNAR should too, to keep within a push's
+// memory.
+const LargeNAR = bigNar
+
 func cmpUint(a, b uint64) int {
 	switch {
 	case a < b:
@@ -608,6 +617,22 @@ func NarKey(info *store.PathInfo, algo string) string {
 
 // NarInfoKey is the bucket key of a path's narinfo: <hash part>.narinfo.
 func NarInfoKey(path string) string { return store.HashPart(path) + ".narinfo" }
+
+// UploadNAR uploads the NAR of one valid store path as Push uploads NARs
+// (see uploadNAR), to NarKey(info, opts.Compression), replacing any object
+// there, and returns the path's narinfo: unsigned, unwritten, with info's
+// signatures. Of opts it reads Compression, CompressionLevel, PartSize,
+// Counters and Logger; it takes no lock. When the files on disk do not
+// match info's NarHash and NarSize, it fails with an error wrapping
+// nar.ErrMismatch and the upload is abandoned: what the key held before
+// stays.
+func UploadNAR(ctx context.Context, b s3cache.Bucket, info *store.PathInfo, opts Options) (*narinfo.NarInfo, error) {
+	p, err := newPusher(b, nil, opts)
+	if err != nil {
+		return nil, err
+	}
+	return p.uploadNAR(ctx, info)
+}
 
 // uploadNAR streams one path's NAR through the hash check and the
 // compressor into the bucket, and returns its narinfo (unsigned, unwritten).
@@ -695,9 +720,14 @@ func (p *pusher) writeNarInfo(ctx context.Context, ni *narinfo.NarInfo) error {
 			slices.Sort(ni.Sigs)
 		}
 	}
+	return PutNarInfo(ctx, p.b, ni)
+}
+
+// PutNarInfo writes ni, as it is, at NarInfoKey(ni.StorePath).
+func PutNarInfo(ctx context.Context, b s3cache.Bucket, ni *narinfo.NarInfo) error {
 	text := ni.String()
 	key := NarInfoKey(ni.StorePath)
-	if err := p.b.Put(ctx, key, strings.NewReader(text), int64(len(text)), s3cache.PutOptions{ContentType: narinfo.ContentType}); err != nil {
+	if err := b.Put(ctx, key, strings.NewReader(text), int64(len(text)), s3cache.PutOptions{ContentType: narinfo.ContentType}); err != nil {
 		return fmt.Errorf("writing %s: %w", key, err)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
+	"github.com/nixbucket/nixbucket/store"
 )
 
 // Fault kinds, the Kind of a Fault.
@@ -68,6 +69,13 @@ type Options struct {
 	// decompressor window (8 MiB for Nix's xz, at most 8 MiB for zstd NARs
 	// nixbucket writes).
 	Jobs int
+	// Paths, when not empty, restricts the check to the narinfos of these
+	// store paths (the bucket's whole listing is still read, for the NARs
+	// and the references); OrphanNARs is then not counted.
+	Paths []string
+	// Repair, if set, repairs the NARs that Deep finds damaged (see
+	// RepairOptions); it needs Deep.
+	Repair *RepairOptions
 	// Logger receives debug records; nil discards them.
 	Logger *slog.Logger
 }
@@ -108,8 +116,14 @@ type Report struct {
 	// NarBytes is the number of NAR bytes decompressed and checked (Deep).
 	NarBytes uint64 `json:"narBytes"`
 	// Faults lists the violations found, sorted by key then kind; empty
-	// when the cache is sound.
+	// when the cache is sound. Those a repair fixed stay listed.
 	Faults []Fault `json:"faults"`
+	// Repaired lists the narinfos whose NAR was uploaded again
+	// (Options.Repair), sorted by key.
+	Repaired []Repair `json:"repaired,omitempty"`
+	// Unrepaired lists the narinfos with a damaged NAR that a repair could
+	// not fix, each with the reason, sorted by key.
+	Unrepaired []Repair `json:"unrepaired,omitempty"`
 }
 
 // OK reports whether no fault was found.
@@ -119,9 +133,10 @@ var narinfoKey = regexp.MustCompile(`^([0-9a-df-np-sv-z]{32})\.narinfo$`)
 
 // checker holds one Check's state.
 type checker struct {
-	b    s3cache.Bucket
-	opts Options
-	log  *slog.Logger
+	b        s3cache.Bucket
+	opts     Options
+	log      *slog.Logger
+	storeDir string // the cache's StoreDir
 
 	mu     sync.Mutex
 	report Report
@@ -135,10 +150,14 @@ func (c *checker) fault(key, kind, format string, args ...any) {
 
 // Check lists b once and checks every narinfo in it (see the package
 // documentation). Faults of the cache are in the report; the error is for
-// a check that could not be completed (listing or reading failed).
+// a check that could not be completed (listing or reading failed). A
+// repair that fails (Options.Repair) returns the report with the error.
 func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error) {
 	if opts.Jobs <= 0 {
 		opts.Jobs = 8
+	}
+	if opts.Repair != nil && !opts.Deep {
+		return nil, errors.New("verify: a repair needs Deep: only the download finds damaged NARs")
 	}
 	c := &checker{b: b, opts: opts, log: opts.Logger}
 	if c.log == nil {
@@ -147,13 +166,22 @@ func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error)
 	c.report.Deep = opts.Deep
 	c.report.Faults = []Fault{}
 
+	var only map[string]bool
+	if len(opts.Paths) > 0 {
+		only = make(map[string]bool, len(opts.Paths))
+		for _, p := range opts.Paths {
+			only[store.HashPart(p)+".narinfo"] = true
+		}
+	}
 	sizes := make(map[string]int64)
 	var infoKeys []string
 	err := b.List(ctx, "", func(o s3cache.ObjectInfo) error {
 		sizes[o.Key] = o.Size
 		switch {
 		case narinfoKey.MatchString(o.Key):
-			infoKeys = append(infoKeys, o.Key)
+			if only == nil || only[o.Key] {
+				infoKeys = append(infoKeys, o.Key)
+			}
 		case strings.HasPrefix(o.Key, "nar/"):
 			c.report.NARs++
 		}
@@ -165,10 +193,11 @@ func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error)
 	c.report.Objects = len(sizes)
 	c.log.Debug("listed cache", "objects", len(sizes), "narinfos", len(infoKeys))
 
-	storeDir, err := c.storeDir(ctx, sizes, len(infoKeys) > 0)
+	storeDir, err := c.readStoreDir(ctx, sizes, len(infoKeys) > 0)
 	if err != nil {
 		return nil, err
 	}
+	c.storeDir = storeDir
 	infos, err := c.fetchNarInfos(ctx, infoKeys, storeDir)
 	if err != nil {
 		return nil, err
@@ -183,7 +212,7 @@ func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error)
 		}
 	}
 	for k := range sizes {
-		if strings.HasPrefix(k, "nar/") && !used[k] {
+		if only == nil && strings.HasPrefix(k, "nar/") && !used[k] {
 			c.report.OrphanNARs++
 		}
 	}
@@ -195,12 +224,18 @@ func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error)
 	slices.SortFunc(c.report.Faults, func(a, b Fault) int {
 		return cmp.Or(strings.Compare(a.Key, b.Key), strings.Compare(a.Kind, b.Kind), strings.Compare(a.Detail, b.Detail))
 	})
+	if opts.Repair != nil {
+		if err := c.repairNARs(ctx, infos); err != nil {
+			return &c.report, err
+		}
+	}
 	return &c.report, nil
 }
 
-// storeDir reads the StoreDir of nix-cache-info; a missing file is a fault
-// when narinfos exist. Without one, narinfo.DefaultStoreDir is assumed.
-func (c *checker) storeDir(ctx context.Context, sizes map[string]int64, haveInfos bool) (string, error) {
+// readStoreDir reads the StoreDir of nix-cache-info; a missing file is a
+// fault when narinfos exist. Without one, narinfo.DefaultStoreDir is
+// assumed.
+func (c *checker) readStoreDir(ctx context.Context, sizes map[string]int64, haveInfos bool) (string, error) {
 	if _, ok := sizes[CacheInfoKey]; !ok {
 		if haveInfos {
 			c.fault(CacheInfoKey, KindCacheInfo, "missing: Nix refuses a binary cache without it")

@@ -31,6 +31,9 @@ func releaseCommand() *cli.Command {
 				if c.NArg() != 1 {
 					return usageErrorf("release classify takes exactly one VERSION, got %d arguments", c.NArg())
 				}
+				if strings.TrimSpace(c.Args().First()) == "" {
+					return usageErrorf("release classify: the VERSION is empty")
+				}
 				_, err := fmt.Fprintln(c.App.Writer, publish.Classify(c.Args().First()))
 				return err
 			},
@@ -56,7 +59,7 @@ func bucketFlag() cli.Flag {
 }
 
 func prefixFlag() cli.Flag {
-	return &cli.StringFlag{Name: "prefix", Value: publish.DefaultPrefix, Usage: "key `PREFIX` of the releases in the bucket"}
+	return &cli.StringFlag{Name: "prefix", Value: publish.DefaultPrefix, Usage: "key `PREFIX` of the releases in the bucket (not in the cache layout: nar/, locks/, roots/, …)"}
 }
 
 // releaseBucket opens --bucket and checks that it answers, so that bad

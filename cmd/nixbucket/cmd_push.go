@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/nixbucket/nixbucket/closure"
 	"github.com/nixbucket/nixbucket/compression"
 	"github.com/nixbucket/nixbucket/gc/lock"
 	"github.com/nixbucket/nixbucket/gc/roots"
@@ -25,6 +27,7 @@ import (
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
 	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/verify"
 )
 
 // cacheFlag is the --cache flag (alias --to) with its NIXBUCKET_CACHE fallback.
@@ -41,13 +44,14 @@ func pushCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "push",
 		Usage:     "upload store paths and their closure to a binary cache (nix copy --to)",
-		UsageText: "nixbucket push --cache URL [--include-outputs] [--no-recursive] [--stdin] [--jobs N] [--compression xz|zstd|none] [--secret-key-file F] [--root NAME] [--no-lock] [--dry-run] [--json] PATH...",
+		UsageText: "nixbucket push --cache URL [--include-outputs] [--no-recursive] [--stdin] [--jobs N] [--compression xz|zstd|none] [--secret-key-file F] [--root NAME] [--repair] [--no-lock] [--dry-run] [--json] PATH...",
 		Flags: append([]cli.Flag{
 			cacheFlag(),
 			&cli.BoolFlag{Name: "include-outputs", Usage: "for every .drv in the closure, also push its valid outputs and their closures"},
 			&cli.BoolFlag{Name: "no-recursive", Usage: "push only the given paths (their references must already be in the cache)"},
 			&cli.BoolFlag{Name: "stdin", Usage: "read more paths from stdin, one per line (e.g. from nix-store -qR)"},
 			&cli.StringFlag{Name: "root", Usage: "record a root manifest roots/`NAME`/<time>-<id>.json of the pushed closure (kept by gc)"},
+			&cli.BoolFlag{Name: "repair", Usage: "also download the NARs of the paths the cache had, and upload the missing or damaged ones again (as verify --deep --repair)"},
 		}, pushFlags()...),
 		Action: pushAction,
 	}
@@ -83,10 +87,14 @@ func pushAction(c *cli.Context) error {
 	if c.Bool("no-recursive") && c.Bool("include-outputs") {
 		return usageErrorf("--include-outputs needs the closure; drop --no-recursive")
 	}
+	if c.Bool("repair") && c.Bool("dry-run") {
+		return usageErrorf("--repair writes to the cache; drop --dry-run (verify --deep lists the damaged NARs)")
+	}
 	ps, err := newPushSetup(c)
 	if err != nil {
 		return err
 	}
+	ps.repair = c.Bool("repair")
 	// Bad paths fail before the bucket sees any request.
 	tops, err := resolvePaths(store.Dir(), args)
 	if err != nil {
@@ -107,6 +115,9 @@ type pushSetup struct {
 	level int // compression.Options.Level
 	key   *signing.SecretKey
 	root  string // "" records no root
+	// repair, after the push, checks the NARs the cache had and repairs
+	// the damaged ones (push --repair).
+	repair bool
 	// info, when the URL sets priority= or want-mass-query=, is the
 	// nix-cache-info to write if the cache has none.
 	info *push.CacheInfo
@@ -221,7 +232,91 @@ func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, tops []string,
 	if err != nil {
 		return withCode(remoteCode(err), err)
 	}
+	if ps.repair {
+		return repairClosure(c, ps, b, s, g, res)
+	}
 	return printPushResult(c.App.Writer, res, c.Bool("json"), c.Bool("dry-run"), ps.algo)
+}
+
+// repairClosure is the second half of push --repair: the NARs of the
+// paths of g that the push found in the cache are downloaded and checked,
+// and the damaged ones uploaded again from s (verify.RepairOptions). It
+// prints the push's summary and the repair's report, and fails when a
+// fault is left.
+func repairClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, s store.Store, g *closure.Graph, res *push.Result) error {
+	pushed := make(map[string]bool, len(res.Missing))
+	for _, p := range res.Missing {
+		pushed[p] = true
+	}
+	var had []string
+	for _, p := range g.Paths() {
+		if !pushed[p] {
+			had = append(had, p)
+		}
+	}
+	r := &verify.Report{Faults: []verify.Fault{}}
+	if len(had) > 0 {
+		var err error
+		r, err = verify.Check(c.Context, b, verify.Options{
+			Deep:  true,
+			Jobs:  c.Int("jobs"),
+			Paths: had,
+			Repair: &verify.RepairOptions{
+				Store: s,
+				Push:  push.Options{Compression: ps.algo, CompressionLevel: ps.level, PartSize: ps.url.PartSize, Logger: slog.Default()},
+				Lock:  pushLock(c),
+			},
+			Logger: slog.Default(),
+		})
+		if err != nil {
+			if r != nil {
+				printRepair(c.App.Writer, res, r, c.Bool("json"), ps.algo)
+			}
+			return withCode(remoteCode(err), fmt.Errorf("repairing the closure: %w", err))
+		}
+	}
+	if err := printRepair(c.App.Writer, res, r, c.Bool("json"), ps.algo); err != nil {
+		return err
+	}
+	if left := len(r.Unresolved()); left > 0 {
+		return withCode(exitFailure, fmt.Errorf("%d of %d faults in the closure not repaired; see the report on stdout", left, len(r.Faults)))
+	}
+	return nil
+}
+
+// printRepair prints the result of push --repair: with asJSON, the push's
+// summary with the faults found and the repairs made; else the push's
+// line, the faults, the repairs and a summary of the check.
+func printRepair(w io.Writer, res *push.Result, r *verify.Report, asJSON bool, algo string) error {
+	if asJSON {
+		res.Missing = nil
+		return json.NewEncoder(w).Encode(struct {
+			*push.Result
+			NARsChecked int             `json:"narsChecked"`
+			Faults      []verify.Fault  `json:"faults"`
+			Repaired    []verify.Repair `json:"repaired"`
+			Unrepaired  []verify.Repair `json:"unrepaired"`
+		}{res, r.NARsChecked, r.Faults, nonNil(r.Repaired), nonNil(r.Unrepaired)})
+	}
+	if err := printPushResult(w, res, false, false, algo); err != nil {
+		return err
+	}
+	for _, f := range r.Faults {
+		fmt.Fprintln(w, f)
+	}
+	for _, rp := range append(slices.Clone(r.Repaired), r.Unrepaired...) {
+		fmt.Fprintln(w, rp)
+	}
+	_, err := fmt.Fprintf(w, "checked %d NARs the cache had (%s): %d faults; NARs repaired: %d, not: %d\n",
+		r.NARsChecked, humanize.IBytes(r.FileBytes), len(r.Faults), len(r.Repaired), len(r.Unrepaired))
+	return err
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // pushMemoryLimit is the soft heap limit of a push: the pipeline's live

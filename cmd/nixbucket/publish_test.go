@@ -80,6 +80,11 @@ func TestReleaseClassify(t *testing.T) {
 	if code, _, errs := runCLI(t, "release", "classify"); code != exitUsage || strings.Count(errs, "\n") != 1 {
 		t.Errorf("release classify without a version: exit %d, stderr %q", code, errs)
 	}
+	for _, v := range []string{"", " ", "\t\n"} {
+		if code, out, errs := runCLI(t, "release", "classify", v); code != exitUsage || out != "" || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "empty") {
+			t.Errorf("release classify %q: exit %d, stdout %q, stderr %q; want a usage error", v, code, out, errs)
+		}
+	}
 }
 
 // TestPublishReleaseFlow is the seed's release pipeline against a real S3
@@ -292,6 +297,11 @@ func TestPublishBadInput(t *testing.T) {
 		{"access denied", map[string]string{"AWS_SECRET_ACCESS_KEY": "wrong"}, []string{"publish", "binary", "--bucket", srv.URL, "--version", "v1.0.0", "--target", tgt, bin}, exitRemote, "access denied"},
 		{"index unreachable", nil, []string{"publish", "index", "--bucket", dead}, exitRemote, "cannot reach"},
 		{"index bad prefix", nil, []string{"publish", "index", "--bucket", srv.URL, "--prefix", "/"}, exitUsage, "prefix"},
+		{"prefix nar/", nil, []string{"publish", "binary", "--bucket", srv.URL, "--prefix", "nar/", "--version", "v1.0.0", "--target", tgt, bin}, exitUsage, "cache layout"},
+		{"prefix locks/x/", nil, []string{"publish", "binary", "--bucket", srv.URL, "--prefix", "locks/x/", "--version", "v1.0.0", "--target", tgt, bin}, exitUsage, "cache layout"},
+		{"prefix a narinfo", nil, []string{"publish", "binary", "--bucket", srv.URL, "--prefix", "0123456789abcdfghijklmnpqrsvwxyz.narinfo", "--version", "v1.0.0", "--target", tgt, bin}, exitUsage, "cache layout"},
+		{"index prefix roots/", nil, []string{"publish", "index", "--bucket", srv.URL, "--prefix", "roots/"}, exitUsage, "cache layout"},
+		{"index prefix nix-cache-info", nil, []string{"publish", "index", "--bucket", srv.URL, "--prefix", "nix-cache-info"}, exitUsage, "cache layout"},
 		{"index bad base URL", nil, []string{"publish", "index", "--bucket", srv.URL, "--base-url", "javascript:alert(1)"}, exitUsage, "base-url"},
 		{"index bad source URL", nil, []string{"publish", "index", "--bucket", srv.URL, "--source-url", "javascript:alert({version})"}, exitUsage, "--source-url"},
 		{"index source URL without version", nil, []string{"publish", "index", "--bucket", srv.URL, "--source-url", "https://git.example.org/me/app"}, exitUsage, "no {version}"},
