@@ -65,7 +65,7 @@ func verifyAction(c *cli.Context) error {
 		Logger:      slog.Default(),
 	})
 	if err != nil {
-		return withCode(remoteCode(err), fmt.Errorf("verifying %s: %w", u, err))
+		return fmt.Errorf("verifying %s: %w", u, err)
 	}
 	w := c.App.Writer
 	if c.Bool("json") {

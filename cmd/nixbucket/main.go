@@ -8,7 +8,8 @@
 //	2    usage: unknown command or flag, bad argument or store URL
 //	3    not found: a path outside the store or not valid in it, no Nix store, a missing file
 //	4    bad key: a missing, unreadable or malformed signing key
-//	5    remote refused: access denied, missing bucket, unreachable endpoint
+//	5    remote failure: access denied, missing bucket, an endpoint unreachable
+//	     or not answering (after --retry-for), any error answer of the server
 //	130  interrupted
 package main
 
@@ -138,16 +139,16 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Reader:    stdin,
 		Writer:    stdout,
 		ErrWriter: stderr,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "verbose", Usage: "log debug details on stderr"},
-		},
+		}, netFlags()...),
 		Before: func(c *cli.Context) error {
 			level := slog.LevelInfo
 			if c.Bool("verbose") {
 				level = slog.LevelDebug
 			}
 			slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
-			return nil
+			return withS3Options(c)
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -178,7 +179,7 @@ func quietUsageErrors(cmds []*cli.Command, f cli.OnUsageErrorFunc) {
 const exitStatusHelp = `
 EXIT STATUS:
    0 success; 1 failure; 2 usage; 3 not found (path, store, file); 4 bad key;
-   5 remote refused (access denied, missing bucket, unreachable); 130 interrupted
+   5 remote failure (access denied, missing bucket, unreachable, not answering); 130 interrupted
 `
 
 // commands lists the top-level commands.
