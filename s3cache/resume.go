@@ -13,7 +13,9 @@ import (
 // (a stall, a reset, a connection closed early) it asks for the rest with
 // a new GET (Range: bytes=N-, If-Match the first response's ETag), with
 // backoff and jitter, until the stream has been retried for RetryFor; then
-// Read fails with a RemoteError naming the endpoint.
+// Read fails with a RemoteError naming the endpoint. Once a resumed body
+// has delivered resumeProgress bytes, the stream is healthy again: a later
+// break starts a new RetryFor.
 type resumingBody struct {
 	ctx  context.Context
 	b    *S3Bucket
@@ -21,6 +23,8 @@ type resumingBody struct {
 	etag string
 	rc   io.ReadCloser
 	off  int64 // bytes returned so far
+	// since counts the bytes read since the last resume.
+	since int64
 	// first is when the first read failed; attempts counts the GETs.
 	first    time.Time
 	attempts int
@@ -40,6 +44,10 @@ func (r *resumingBody) Read(p []byte) (int, error) {
 			var n int
 			n, err = r.rc.Read(p)
 			r.off += int64(n)
+			r.since += int64(n)
+			if r.since >= resumeProgress {
+				r.first, r.attempts = time.Time{}, 0
+			}
 			if n > 0 {
 				if err != nil && err != io.EOF {
 					r.pending = err
@@ -72,6 +80,7 @@ func (r *resumingBody) resume(cause error) error {
 	}
 	r.rc.Close()
 	r.attempts++
+	r.since = 0
 	if time.Since(r.first) >= r.b.opts.RetryFor {
 		return &RemoteError{Endpoint: r.b.where, cause: cause,
 			msg: fmt.Sprintf("reading %s from bucket %q at %s: %s after %d bytes (gave up after %d attempts)",
@@ -105,6 +114,10 @@ func (r *resumingBody) resume(cause error) error {
 }
 
 func (r *resumingBody) Close() error { return r.rc.Close() }
+
+// resumeProgress is how many bytes a resumed body must deliver before a
+// break counts as a new failure rather than more of the same.
+const resumeProgress = 1 << 20
 
 // retryStartKey marks, in a context, when the retries of a stream began,
 // so that a resuming GET does not start a RetryFor of its own.

@@ -31,7 +31,7 @@ func initCommand() *cli.Command {
 			if u.Scheme == s3cache.SchemeS3 {
 				err := s3cache.CreateBucket(ctx, u, s3Options(ctx))
 				if err != nil && !errors.Is(err, s3cache.ErrAccessDenied) {
-					return fmt.Errorf("creating bucket %s: %w", u.Bucket, err)
+					return err
 				}
 			}
 			if c.Int("priority") < 0 {

@@ -16,7 +16,6 @@ import (
 	"github.com/nixbucket/nixbucket/s3cache"
 )
 
-
 func releaseCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "release",
