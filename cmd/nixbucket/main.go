@@ -108,27 +108,22 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // exitCode maps an error to the documented exit status.
 func exitCode(ctx context.Context, err error) int {
-	var ee *exitError
+	var (
+		ee *exitError
+		// urfave/cli reports bad flags through OnUsageError (exit 2); the
+		// one error it makes otherwise is help's "No help topic", a
+		// cli.ExitCoder (nixbucket makes none).
+		help cli.ExitCoder
+	)
 	switch {
 	case errors.As(err, &ee):
 		return ee.code
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case isUsage(err):
+	case errors.As(err, &help):
 		return exitUsage
 	}
 	return classify(err)
-}
-
-// isUsage recognises urfave/cli's own flag and command errors.
-func isUsage(err error) bool {
-	s := err.Error()
-	for _, p := range []string{"flag provided but not defined", "flag needs an argument", "invalid value", "No help topic", "Required flag", "Required flags"} {
-		if strings.Contains(s, p) {
-			return true
-		}
-	}
-	return false
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {

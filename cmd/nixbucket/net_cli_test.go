@@ -268,3 +268,31 @@ func TestCLIServeSilentBackend(t *testing.T) {
 		t.Errorf("serve's log does not say %q:\n%s", want, stderr.String())
 	}
 }
+
+// TestCLIRemoteHints checks the one-line errors of two set-up mistakes,
+// told apart by type rather than by the SDK's words: no AWS credentials
+// at all, and an https endpoint that speaks plain HTTP. Both exit 5 at
+// once, without retries.
+func TestCLIRemoteHints(t *testing.T) {
+	t.Parallel()
+	srv := s3test.Start(t, s3test.VersityGW)
+	https := "s3://" + srv.Bucket + "?endpoint=" + strings.Replace(srv.Endpoint, "http://", "https://", 1) + "&region=" + s3test.Region
+	for _, tc := range []struct {
+		name string
+		env  []string
+		url  string
+		want string
+	}{
+		{"no credentials", nil, srv.URL, "no usable AWS credentials for " + srv.Endpoint},
+		{"https to http", creds(srv), https, "speaks plain HTTP; use http:// in endpoint="},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			code, _, stderr := runBin(t, tc.env, "stats", "--cache", tc.url)
+			if code != exitRemote || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want exit 5 saying %q", code, stderr, tc.want)
+			}
+			oneErrorLine(t, stderr)
+		})
+	}
+}
