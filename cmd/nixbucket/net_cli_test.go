@@ -42,7 +42,6 @@ func checkRemoteExit(t *testing.T, endpoint string, code int, stderr, want strin
 	if !strings.HasPrefix(last, "nixbucket: ") || !strings.Contains(last, endpoint) || !strings.Contains(last, want) {
 		t.Errorf("last line %q: want 'nixbucket: …' naming %s and saying %q", last, endpoint, want)
 	}
-	retries := 0
 	for _, l := range lines[:len(lines)-1] {
 		m := warnLine.FindStringSubmatch(l)
 		if m == nil {
@@ -52,7 +51,6 @@ func checkRemoteExit(t *testing.T, endpoint string, code int, stderr, want strin
 		if m[2] != endpoint {
 			t.Errorf("retry line %q does not name %s", l, endpoint)
 		}
-		retries++
 	}
 	if want != "plain HTTP" && !strings.Contains(stderr, "(attempt 2)") {
 		t.Errorf("no WARN line for a second attempt; stderr:\n%s", stderr)
