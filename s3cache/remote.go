@@ -18,6 +18,7 @@ type RemoteError struct {
 	cause error
 }
 
+// Error returns the one-line message, which names the endpoint.
 func (e *RemoteError) Error() string { return e.msg }
 
 // Unwrap returns the sentinel of its kind (if any) and the cause.

@@ -98,7 +98,7 @@ func (r *resumingBody) resume(cause error) error {
 	}
 	// The SDK's retries of this GET share the stream's RetryFor.
 	ctx := context.WithValue(r.ctx, retryStartKey{}, r.first)
-	rc, err := r.b.getRange(ctx, r.key, r.etag, r.off)
+	rc, err := r.b.getFrom(ctx, r.key, r.etag, r.off)
 	if err != nil {
 		var remote *RemoteError
 		if errors.As(err, &remote) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

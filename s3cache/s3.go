@@ -449,9 +449,9 @@ func (b *S3Bucket) GetWithInfo(ctx context.Context, key string) (io.ReadCloser, 
 	}, nil
 }
 
-// getRange GETs key from byte off on, if its ETag is still etag (a body
+// getFrom GETs key from byte off on, if its ETag is still etag (a body
 // being resumed).
-func (b *S3Bucket) getRange(ctx context.Context, key, etag string, off int64) (io.ReadCloser, error) {
+func (b *S3Bucket) getFrom(ctx context.Context, key, etag string, off int64) (io.ReadCloser, error) {
 	in := &s3.GetObjectInput{Bucket: &b.bucket, Key: &key, Range: aws.String(fmt.Sprintf("bytes=%d-", off))}
 	if etag != "" {
 		in.IfMatch = &etag

@@ -33,6 +33,8 @@ type StallError struct {
 	Body bool
 }
 
+// Error says how long nothing came: "no response in 30s" before the
+// response, "no data in 30s" in its body.
 func (e *StallError) Error() string {
 	if e.Body {
 		return fmt.Sprintf("no data in %v", e.After)
