@@ -5,7 +5,8 @@
 // Bucket is the one seam to object storage: Stat, Get, Put, List and
 // Delete, with ctx first. Three implementations:
 //
-//   - S3Bucket (s3.go, the only file that imports aws-sdk-go-v2) for any
+//   - S3Bucket (s3.go and retry.go, the only files that import
+//     aws-sdk-go-v2) for any
 //     S3 server: Garage, MinIO, versitygw, AWS, R2, B2. Streams of unknown
 //     length are uploaded as multipart uploads, parts in parallel with
 //     bounded buffers (part size × parts in flight), each part retried on
@@ -19,9 +20,16 @@
 // type assertion. The conformance suite in s3cachetest holds every
 // implementation to the same contract, against real servers too.
 //
-// Errors that retrying cannot heal are classified with sentinels for the
-// CLI's exit codes: ErrAccessDenied, ErrNoSuchBucket, ErrUnreachable; a
-// missing object is ErrNotFound.
+// # Failing servers
+//
+// S3Options bound every wait: ConnectTimeout, StallTimeout (no byte moved
+// either way, in a request or in a body a caller reads) and RetryFor (how
+// long one request retries transient failures, with backoff and jitter; a
+// WARN line before each retry). A GET body that breaks is resumed with a
+// ranged GET. Every failure of the server or the network to it, after the
+// retries, is a *RemoteError (one line naming the endpoint), the class the
+// CLI maps to exit 5; the sentinels ErrAccessDenied, ErrNoSuchBucket and
+// ErrUnreachable say which kind. A missing object is ErrNotFound.
 //
 // # Store URLs
 //

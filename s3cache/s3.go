@@ -1,6 +1,6 @@
 package s3cache
 
-// This is the only file that imports the AWS SDK.
+// This file and retry.go are the only files that import the AWS SDK.
 
 import (
 	"bytes"
@@ -21,8 +21,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -65,10 +63,23 @@ type S3Options struct {
 	// Credentials, if not nil, replace the AWS credential chain
 	// (environment, shared config and the URL's profile).
 	Credentials *Credentials
-	// MaxAttempts bounds the attempts of every request, first included;
-	// default 8. Retries back off exponentially with jitter.
+	// ConnectTimeout bounds each TCP connect and TLS handshake; default
+	// DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// StallTimeout aborts (and retries) an attempt that moves no byte,
+	// either way, for this long: waiting for a response, sending a body,
+	// or inside a Read of a body that Get returned; default
+	// DefaultStallTimeout.
+	StallTimeout time.Duration
+	// RetryFor is how long one request (or one body being read) keeps
+	// retrying transient failures: 5xx, throttling, broken connections,
+	// stalls; default DefaultRetryFor.
+	RetryFor time.Duration
+	// MaxAttempts, if positive, also bounds the attempts of every
+	// request, first included. Retries back off exponentially with jitter.
 	MaxAttempts int
-	// MaxBackoff caps the wait between attempts; default 20s.
+	// MaxBackoff caps the wait between attempts; default 20s, and at
+	// most a fifth of RetryFor.
 	MaxBackoff time.Duration
 	// ListPageSize is the number of keys per LIST request; default (and
 	// S3's maximum) 1000. Tests lower it to page cheaply.
@@ -78,7 +89,8 @@ type S3Options struct {
 	DeleteBatchSize int
 	// HTTPClient, if not nil, sends the requests.
 	HTTPClient *http.Client
-	// Logger receives retry and abort messages; default discards.
+	// Logger receives a WARN line before every retry, and debug
+	// messages; default slog.Default().
 	Logger *slog.Logger
 }
 
@@ -87,14 +99,15 @@ type S3Options struct {
 // retried with backoff and jitter; 403s and a missing bucket fail at once
 // with ErrAccessDenied or ErrNoSuchBucket.
 type S3Bucket struct {
-	client   *s3.Client
-	bucket   string
-	where    string // endpoint, for messages
-	url      *URL
-	opts     S3Options
-	unsigned bool // send UNSIGNED-PAYLOAD on PUTs (the signed Content-MD5 covers the body)
-	pool     bufPool
-	logger   *slog.Logger
+	client    *s3.Client
+	bucket    string
+	where     string // endpoint, for messages
+	url       *URL
+	opts      S3Options
+	unsigned  bool // send UNSIGNED-PAYLOAD on PUTs (the signed Content-MD5 covers the body)
+	pathStyle bool
+	pool      bufPool
+	logger    *slog.Logger
 	// exists is set once a request showed that the bucket exists; probe
 	// serialises the GETs that find out (Stat).
 	exists atomic.Bool
@@ -117,22 +130,14 @@ func OpenS3(ctx context.Context, u *URL, opts S3Options) (*S3Bucket, error) {
 	if u.Scheme != SchemeS3 {
 		return nil, fmt.Errorf("opening S3 bucket: %s is not an s3:// URL", u)
 	}
-	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = 8
-	}
-	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = 20 * time.Second
-	}
+	opts = opts.withDefaults()
 	if opts.ListPageSize <= 0 || opts.ListPageSize > 1000 {
 		opts.ListPageSize = 1000
 	}
 	if opts.DeleteBatchSize <= 0 || opts.DeleteBatchSize > 1000 {
 		opts.DeleteBatchSize = 1000
 	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	logger := opts.logger()
 	region := u.Region
 	if region == "" {
 		region = DefaultRegion
@@ -142,13 +147,7 @@ func OpenS3(ctx context.Context, u *URL, opts S3Options) (*S3Bucket, error) {
 		config.WithLogger(logging.Nop{}), // errors are returned, not logged by the SDK
 		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
-		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = opts.MaxAttempts
-				o.MaxBackoff = opts.MaxBackoff
-				o.RateLimiter = ratelimit.None // never fail a retry for want of tokens
-			})
-		}),
+		config.WithRetryer(func() aws.Retryer { return newRetryer(opts) }),
 	}
 	if u.Profile != "" && opts.Credentials == nil {
 		load = append(load, config.WithSharedConfigProfile(u.Profile))
@@ -161,6 +160,16 @@ func OpenS3(ctx context.Context, u *URL, opts S3Options) (*S3Bucket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS configuration for %s: %w", u, err)
 	}
+	if cfg.Credentials != nil {
+		cfg.Credentials = credentialsProvider{cfg.Credentials}
+	}
+	b := &S3Bucket{
+		bucket:   u.Bucket,
+		url:      u,
+		opts:     opts,
+		unsigned: true,
+		logger:   logger,
+	}
 	pathStyle := u.AddressingStyle == "path" ||
 		(u.AddressingStyle != "virtual" && (u.Endpoint != "" || strings.Contains(u.Bucket, ".")))
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
@@ -169,32 +178,76 @@ func OpenS3(ctx context.Context, u *URL, opts S3Options) (*S3Bucket, error) {
 			o.EndpointResolverV2 = &cachedEndpoints{base: s3.NewDefaultEndpointResolverV2(), m: map[string]smithyendpoints.Endpoint{}}
 		}
 		o.UsePathStyle = pathStyle
-		if opts.HTTPClient != nil {
-			o.HTTPClient = opts.HTTPClient
-		} else {
-			o.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-				// A server that takes the request and never answers is
-				// retried instead of hanging the push; parallel uploads
-				// and HEADs keep their connections.
-				t.ResponseHeaderTimeout = responseHeaderTimeout
-				t.MaxIdleConnsPerHost = 128
-			})
-		}
+		o.HTTPClient = httpClient(opts)
+		o.APIOptions = append(o.APIOptions, retryMiddleware{b}.add)
 	})
-	where := u.Endpoint
-	if where == "" {
-		where = "AWS region " + region
+	b.client = client
+	b.pathStyle = pathStyle
+	b.where = u.Endpoint
+	if b.where == "" {
+		b.where = "AWS region " + region
 	}
-	return &S3Bucket{
-		client:   client,
-		bucket:   u.Bucket,
-		where:    where,
-		url:      u,
-		opts:     opts,
-		unsigned: true,
-		logger:   logger,
-	}, nil
+	return b, nil
 }
+
+// httpClient returns opts.HTTPClient, or a new client, behind a
+// stallTransport: a server that takes a request and never answers, or
+// stops in a body, is retried instead of hanging.
+func httpClient(opts S3Options) *http.Client {
+	if opts.HTTPClient != nil {
+		c := *opts.HTTPClient
+		next := c.Transport
+		if next == nil {
+			next = http.DefaultTransport
+		}
+		c.Transport = &stallTransport{next: next, timeout: opts.StallTimeout}
+		return &c
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = opts.ConnectTimeout
+	t.ForceAttemptHTTP2 = false
+	t.MaxIdleConnsPerHost = 128 // parallel uploads and HEADs keep their connections
+	return &http.Client{Transport: &stallTransport{next: t, timeout: opts.StallTimeout}}
+}
+
+// withDefaults fills in the zero fields.
+func (opts S3Options) withDefaults() S3Options {
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = DefaultConnectTimeout
+	}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = DefaultStallTimeout
+	}
+	if opts.RetryFor <= 0 {
+		opts.RetryFor = DefaultRetryFor
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = maxAttemptsUnlimited
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = min(20*time.Second, max(opts.RetryFor/5, 100*time.Millisecond))
+	}
+	return opts
+}
+
+// credentialsProvider marks the credential chain's errors, so that a
+// failure to find credentials is told apart from the server's answers.
+type credentialsProvider struct{ aws.CredentialsProvider }
+
+func (p credentialsProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := p.CredentialsProvider.Retrieve(ctx)
+	if err != nil {
+		return c, &credentialsError{err}
+	}
+	return c, nil
+}
+
+// credentialsError is a failure of the AWS credential chain.
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string { return "no credentials: " + e.err.Error() }
+func (e *credentialsError) Unwrap() error { return e.err }
 
 // cachedEndpoints memoizes the SDK's endpoint rules for a fixed custom
 // endpoint: evaluating them compiles regular expressions on every request
@@ -269,27 +322,13 @@ func CreateBucket(ctx context.Context, u *URL, opts S3Options) error {
 	return nil
 }
 
-// bucketError carries a user-facing message and both the sentinel it
-// classifies as and the SDK's error.
-// responseHeaderTimeout bounds the wait for a response once a request is
-// sent; the request is then retried like any broken connection.
-const responseHeaderTimeout = 2 * time.Minute
-
-type bucketError struct {
-	msg      string
-	sentinel error
-	cause    error
-}
-
-func (e *bucketError) Error() string { return e.msg }
-func (e *bucketError) Unwrap() []error {
-	if e.sentinel == nil {
-		return []error{e.cause}
-	}
-	return []error{e.sentinel, e.cause}
+// remote returns a RemoteError of the given kind (a sentinel, or nil).
+func (b *S3Bucket) remote(kind, cause error, format string, args ...any) error {
+	return &RemoteError{Endpoint: b.where, msg: fmt.Sprintf(format, args...), kind: kind, cause: cause}
 }
 
 // wrap translates an SDK error into this package's errors: "OP KEY: …".
+// Everything but a missing key and a cancelled context is a RemoteError.
 func (b *S3Bucket) wrap(op, key string, err error) error {
 	var (
 		code   string
@@ -297,6 +336,8 @@ func (b *S3Bucket) wrap(op, key string, err error) error {
 		ae     smithy.APIError
 		re     *awshttp.ResponseError
 		ne     *net.OpError
+		stall  *StallError
+		ce     *credentialsError
 	)
 	if errors.As(err, &ae) {
 		code = ae.ErrorCode()
@@ -304,37 +345,35 @@ func (b *S3Bucket) wrap(op, key string, err error) error {
 	if errors.As(err, &re) {
 		status = re.HTTPStatusCode()
 	}
+	gaveUp := ""
+	if n := attemptsOf(err); n > 1 {
+		gaveUp = fmt.Sprintf(" (gave up after %d attempts)", n)
+	}
 	switch {
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s %s: %w", op, key, err)
-	case code == "" && strings.Contains(err.Error(), "get credentials"):
-		return &bucketError{
-			msg: fmt.Sprintf("%s %s: no usable AWS credentials for %s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or profile= in the URL",
-				op, key, b.where),
-			sentinel: ErrAccessDenied, cause: err,
-		}
+	case errors.As(err, &ce):
+		return b.remote(ErrAccessDenied, err,
+			"%s %s: no usable AWS credentials for %s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or profile= in the URL",
+			op, key, b.where)
+	case isSchemeMismatch(err):
+		return b.remote(ErrUnreachable, err, "%s %s: %s speaks plain HTTP; use http:// in endpoint=", op, key, b.where)
 	case code == "NoSuchBucket":
-		return &bucketError{
-			msg:      fmt.Sprintf("%s %s: bucket %q does not exist at %s", op, key, b.bucket, b.where),
-			sentinel: ErrNoSuchBucket, cause: err,
-		}
+		return b.remote(ErrNoSuchBucket, err, "%s %s: bucket %q does not exist at %s", op, key, b.bucket, b.where)
 	case status == http.StatusForbidden || code == "AccessDenied" || code == "InvalidAccessKeyId" ||
 		code == "SignatureDoesNotMatch" || code == "XAdminUserNotFound": // versitygw: 404 for an unknown key id
 		if code == "" {
 			code = "403 Forbidden"
 		}
-		return &bucketError{
-			msg: fmt.Sprintf("%s %s: access denied to bucket %q at %s (%s): check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the profile and the bucket's permissions",
-				op, key, b.bucket, b.where, code),
-			sentinel: ErrAccessDenied, cause: err,
-		}
+		return b.remote(ErrAccessDenied, err,
+			"%s %s: access denied to bucket %q at %s (%s): check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the profile and the bucket's permissions",
+			op, key, b.bucket, b.where, code)
 	case code == "NoSuchKey" || code == "NotFound" || code == "NoSuchUpload" || status == http.StatusNotFound:
 		return fmt.Errorf("%s %s: %w", op, key, ErrNotFound)
+	case errors.As(err, &stall):
+		return b.remote(ErrUnreachable, err, "%s %s: %s stopped answering: %v%s", op, key, b.where, stall, gaveUp)
 	case status == 0 && errors.As(err, &ne):
-		return &bucketError{
-			msg:      fmt.Sprintf("%s %s: cannot reach %s after %d attempts: %v", op, key, b.where, b.opts.MaxAttempts, ne),
-			sentinel: ErrUnreachable, cause: err,
-		}
+		return b.remote(ErrUnreachable, err, "%s %s: cannot reach %s: %s%s", op, key, b.where, reason(ne), gaveUp)
 	}
 	if ae != nil {
 		// The server's own words, without the SDK's request and host IDs.
@@ -342,12 +381,9 @@ func (b *S3Bucket) wrap(op, key string, err error) error {
 		if msg == "" {
 			msg = http.StatusText(status)
 		}
-		return &bucketError{
-			msg:   fmt.Sprintf("%s %s in bucket %q at %s: %s (%s, HTTP %d)", op, key, b.bucket, b.where, msg, code, status),
-			cause: err,
-		}
+		return b.remote(nil, err, "%s %s in bucket %q at %s: %s (%s, HTTP %d)%s", op, key, b.bucket, b.where, msg, code, status, gaveUp)
 	}
-	return fmt.Errorf("%s %s in bucket %q at %s: %w", op, key, b.bucket, b.where, err)
+	return b.remote(nil, err, "%s %s in bucket %q at %s: %s%s", op, key, b.bucket, b.where, reason(err), gaveUp)
 }
 
 // Stat implements Bucket with HeadObject. A HEAD response has no body, so
@@ -402,13 +438,35 @@ func (b *S3Bucket) GetWithInfo(ctx context.Context, key string) (io.ReadCloser, 
 		return nil, ObjectInfo{}, err
 	}
 	b.exists.Store(true)
-	return out.Body, ObjectInfo{
+	etag := aws.ToString(out.ETag)
+	body := &resumingBody{ctx: ctx, b: b, key: key, etag: etag, rc: out.Body}
+	return body, ObjectInfo{
 		Key:          key,
 		Size:         aws.ToInt64(out.ContentLength),
 		LastModified: aws.ToTime(out.LastModified),
 		ETag:         strings.Trim(aws.ToString(out.ETag), `"`),
 		ContentType:  aws.ToString(out.ContentType),
 	}, nil
+}
+
+// getFrom GETs key from byte off on, if its ETag is still etag (a body
+// being resumed).
+func (b *S3Bucket) getFrom(ctx context.Context, key, etag string, off int64) (io.ReadCloser, error) {
+	in := &s3.GetObjectInput{Bucket: &b.bucket, Key: &key, Range: aws.String(fmt.Sprintf("bytes=%d-", off))}
+	if etag != "" {
+		in.IfMatch = &etag
+	}
+	out, err := b.client.GetObject(ctx, in)
+	if err != nil {
+		return nil, b.wrap("getting", key, err)
+	}
+	if out.ContentRange == nil && off > 0 { // the whole object: skip what was read
+		if _, err := io.CopyN(io.Discard, out.Body, off); err != nil {
+			out.Body.Close()
+			return nil, b.wrap("getting", key, err)
+		}
+	}
+	return out.Body, nil
 }
 
 // payloadOptions are the per-request options of PutObject and UploadPart:
@@ -647,7 +705,7 @@ func (b *S3Bucket) Delete(ctx context.Context, keys ...string) error {
 		}
 		if len(out.Errors) > 0 {
 			e := out.Errors[0]
-			return fmt.Errorf("deleting %s in bucket %q at %s: %s: %s (and %d more errors)",
+			return b.remote(nil, nil, "deleting %s in bucket %q at %s: %s: %s (and %d more errors)",
 				aws.ToString(e.Key), b.bucket, b.where, aws.ToString(e.Code), aws.ToString(e.Message), len(out.Errors)-1)
 		}
 	}
@@ -720,14 +778,13 @@ func (b *S3Bucket) ServerTime(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		werr := b.wrap("reading the clock of", b.bucket, err)
 		if errors.Is(werr, ErrNotFound) { // a HEAD's 404 has no body to say more
-			return time.Time{}, &bucketError{msg: fmt.Sprintf("reading the clock of bucket %q: it does not exist at %s", b.bucket, b.where),
-				sentinel: ErrNoSuchBucket, cause: err}
+			return time.Time{}, b.remote(ErrNoSuchBucket, err, "reading the clock of bucket %q: it does not exist at %s", b.bucket, b.where)
 		}
 		return time.Time{}, werr
 	}
 	raw, ok := awsmiddleware.GetRawResponse(out.ResultMetadata).(*smithyhttp.Response)
 	if !ok || raw.Header.Get("Date") == "" {
-		return time.Time{}, fmt.Errorf("reading the clock of bucket %q at %s: no Date header in the response", b.bucket, b.where)
+		return time.Time{}, b.remote(nil, nil, "reading the clock of bucket %q at %s: no Date header in the response", b.bucket, b.where)
 	}
 	t, err := http.ParseTime(raw.Header.Get("Date"))
 	if err != nil {

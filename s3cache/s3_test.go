@@ -138,7 +138,7 @@ func TestS3Unreachable(t *testing.T) {
 	if !errors.Is(err, s3cache.ErrUnreachable) {
 		t.Fatalf("Stat error = %v, want ErrUnreachable", err)
 	}
-	if want := "cannot reach http://" + addr + " after 4 attempts"; !strings.Contains(err.Error(), want) {
+	if want := "cannot reach http://" + addr + ": connection refused (gave up after 4 attempts)"; !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
 	if dials != 4 {

@@ -179,7 +179,7 @@ func TestPushBadInput(t *testing.T) {
 					[]string{"--cache", srv.URL, paths[1]}, exitRemote, "access denied"},
 				{"missing bucket", withKey(creds(srv)...),
 					[]string{"--cache", srv.StoreURL("no-such-bucket"), paths[1]}, exitRemote, `bucket "no-such-bucket" does not exist`},
-				{"unreachable endpoint", withKey(creds(srv)...),
+				{"unreachable endpoint", withKey(append(creds(srv), "NIXBUCKET_RETRY_FOR=1ns")...), // no retries: one line
 					[]string{"--cache", "s3://" + srv.Bucket + "?endpoint=http://" + unreachable + "&region=garage", paths[1]}, exitRemote, "cannot reach"},
 				{"unknown URL parameter", withKey(creds(srv)...),
 					[]string{"--cache", srv.URL + "&colour=blue", paths[1]}, exitUsage, "colour"},

@@ -44,7 +44,7 @@ func eraseCommand() *cli.Command {
 				// Like gc, erase must not run beside a push.
 				l, err := lock.Acquire(c.Context, b, lock.Exclusive, lock.Options{Command: "erase", Wait: wait, Logger: slog.Default()})
 				if err != nil {
-					return withCode(remoteCode(err), err)
+					return err
 				}
 				defer l.Release()
 				own = l.Key()
@@ -59,7 +59,7 @@ func eraseCommand() *cli.Command {
 				return nil
 			})
 			if err != nil {
-				return withCode(remoteCode(err), fmt.Errorf("listing the cache: %w", err))
+				return fmt.Errorf("listing the cache: %w", err)
 			}
 			if dry {
 				_, err := fmt.Fprintf(c.App.Writer, "would delete %d objects (%s)%s\n", len(keys), humanize.IBytes(uint64(bytes)), prefixNote(c.String("prefix")))
@@ -79,7 +79,7 @@ func eraseCommand() *cli.Command {
 					continue
 				}
 				if err := b.Delete(c.Context, batch...); err != nil {
-					return withCode(remoteCode(err), fmt.Errorf("erasing: %w", err))
+					return fmt.Errorf("erasing: %w", err)
 				}
 			}
 			_, err = fmt.Fprintf(c.App.Writer, "deleted %d objects (%s)%s\n", len(keys), humanize.IBytes(uint64(bytes)), prefixNote(c.String("prefix")))

@@ -76,7 +76,7 @@ func gcAction(c *cli.Context) error {
 		if errors.Is(err, gc.ErrFailClosed) || errors.Is(err, lock.ErrLocked) {
 			return withCode(exitFailure, err)
 		}
-		return withCode(remoteCode(err), err)
+		return err
 	}
 	w := c.App.Writer
 	if c.Bool("json") {
@@ -144,7 +144,7 @@ func unlockCommand() *cli.Command {
 			}
 			gone, err := lock.RemoveStale(c.Context, b, lock.DefaultStaleAfter, c.Bool("all"))
 			if err != nil {
-				return withCode(remoteCode(err), err)
+				return err
 			}
 			for _, l := range gone {
 				fmt.Fprintf(c.App.Writer, "removed %s (last written %s)\n", l.Key, l.LastModified.UTC().Format(time.RFC3339))

@@ -29,9 +29,9 @@ func initCommand() *cli.Command {
 				return err
 			}
 			if u.Scheme == s3cache.SchemeS3 {
-				err := s3cache.CreateBucket(ctx, u, s3cache.S3Options{})
+				err := s3cache.CreateBucket(ctx, u, s3Options(ctx))
 				if err != nil && !errors.Is(err, s3cache.ErrAccessDenied) {
-					return withCode(remoteCode(err), fmt.Errorf("creating bucket %s: %w", u.Bucket, err))
+					return err
 				}
 			}
 			if c.Int("priority") < 0 {
@@ -53,12 +53,12 @@ func initCommand() *cli.Command {
 			}
 			have, err := want.Ensure(ctx, b)
 			if err != nil {
-				return withCode(remoteCode(err), err)
+				return err
 			}
 			asked := c.IsSet("priority") || u.Priority != nil || u.WantMassQuery != nil
 			if asked && have != want {
 				if err := want.Write(ctx, b); err != nil {
-					return withCode(remoteCode(err), err)
+					return err
 				}
 				_, err = fmt.Fprintf(c.App.Writer, "cache %s is ready; nix-cache-info updated (WantMassQuery %v, Priority %d)\n", u, want.WantMassQuery, want.Priority)
 				return err

@@ -16,9 +16,6 @@ import (
 	"github.com/nixbucket/nixbucket/s3cache"
 )
 
-// publishS3Options are the options release commands open S3 buckets with.
-var publishS3Options = s3cache.S3Options{}
-
 func releaseCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "release",
@@ -74,21 +71,16 @@ func releaseBucket(ctx context.Context, c *cli.Context) (s3cache.Bucket, error) 
 	if err != nil {
 		return nil, withCode(exitUsage, err)
 	}
-	var b s3cache.Bucket
-	if u.Scheme == s3cache.SchemeS3 {
-		b, err = s3cache.OpenS3(ctx, u, publishS3Options)
-	} else {
-		b, err = s3cache.Open(ctx, u)
-	}
+	b, err := openURL(ctx, u)
 	if err != nil {
-		return nil, withCode(remoteCode(err), err)
+		return nil, err
 	}
 	jsonKey, _, err := publish.IndexKeys(c.String("prefix"))
 	if err != nil {
 		return nil, withCode(exitUsage, err)
 	}
 	if _, err := b.Stat(ctx, jsonKey); err != nil && !errors.Is(err, s3cache.ErrNotFound) {
-		return nil, withCode(remoteCode(err), fmt.Errorf("opening release bucket %s: %w", u, err))
+		return nil, fmt.Errorf("opening release bucket %s: %w", u, err)
 	}
 	return b, nil
 }
@@ -169,7 +161,7 @@ func publishCode(err error) error {
 	case errors.Is(err, publish.ErrNoFile):
 		return withCode(exitNotFound, err)
 	}
-	return withCode(remoteCode(err), err)
+	return err
 }
 
 func publishIndexCommand() *cli.Command {

@@ -209,7 +209,7 @@ func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, tops []string,
 	}
 	if ps.info != nil && !c.Bool("dry-run") {
 		if _, err := ps.info.Ensure(ctx, b); err != nil {
-			return withCode(remoteCode(err), err)
+			return err
 		}
 	}
 	limitMemory()
@@ -230,7 +230,7 @@ func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, tops []string,
 	})
 	stopProgress(err == nil)
 	if err != nil {
-		return withCode(remoteCode(err), err)
+		return err
 	}
 	if ps.repair {
 		return repairClosure(c, ps, b, s, g, res)
@@ -272,7 +272,7 @@ func repairClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, s store.Stor
 			if r != nil {
 				printRepair(c.App.Writer, res, r, c.Bool("json"), ps.algo)
 			}
-			return withCode(remoteCode(err), fmt.Errorf("repairing the closure: %w", err))
+			return fmt.Errorf("repairing the closure: %w", err)
 		}
 	}
 	if err := printRepair(c.App.Writer, res, r, c.Bool("json"), ps.algo); err != nil {
@@ -374,26 +374,15 @@ func cacheURL(c *cli.Context) (*s3cache.URL, error) {
 // openBucket opens the bucket and checks that it answers, so that bad
 // credentials or a missing bucket fail before any work.
 func openBucket(ctx context.Context, u *s3cache.URL) (s3cache.Bucket, error) {
-	b, err := s3cache.Open(ctx, u)
+	b, err := openURL(ctx, u)
 	if err != nil {
-		return nil, withCode(remoteCode(err), err)
+		return nil, err
 	}
 	_, err = b.Stat(ctx, push.CacheInfoKey)
 	if err != nil && !errors.Is(err, s3cache.ErrNotFound) {
-		return nil, withCode(remoteCode(err), fmt.Errorf("opening cache %s: %w", u.String(), err))
+		return nil, fmt.Errorf("opening cache %s: %w", u.String(), err)
 	}
 	return b, nil
-}
-
-// remoteCode maps bucket errors that will not heal to exit 5.
-func remoteCode(err error) int {
-	switch {
-	case errors.Is(err, s3cache.ErrAccessDenied), errors.Is(err, s3cache.ErrNoSuchBucket), errors.Is(err, s3cache.ErrUnreachable):
-		return exitRemote
-	case errors.Is(err, context.Canceled):
-		return exitInterrupted
-	}
-	return classify(err)
 }
 
 func readLines(r io.Reader) ([]string, error) {

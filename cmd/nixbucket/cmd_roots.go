@@ -32,7 +32,7 @@ func rootsCommand() *cli.Command {
 					}
 					x, err := roots.List(c.Context, b)
 					if err != nil {
-						return withCode(remoteCode(err), err)
+						return err
 					}
 					w := c.App.Writer
 					if c.Bool("json") {
@@ -65,7 +65,7 @@ func rootsCommand() *cli.Command {
 				Action: onRoot(func(c *cli.Context, b s3cache.Bucket, name string) error {
 					x, err := roots.List(c.Context, b)
 					if err != nil {
-						return withCode(remoteCode(err), err)
+						return err
 					}
 					r := x.Get(name)
 					if r == nil || len(r.Manifests) == 0 {
@@ -74,7 +74,7 @@ func rootsCommand() *cli.Command {
 					w := c.App.Writer
 					newest, err := roots.Read(c.Context, b, r.Manifests[0].Key)
 					if err != nil {
-						return withCode(remoteCode(err), err)
+						return err
 					}
 					if c.Bool("json") {
 						return json.NewEncoder(w).Encode(newest)
@@ -185,7 +185,7 @@ func rootsErr(err error) error {
 	if errors.Is(err, roots.ErrInvalidName) || errors.Is(err, roots.ErrPinned) {
 		return withCode(exitUsage, err)
 	}
-	return withCode(remoteCode(err), err)
+	return err
 }
 
 // cacheBucket opens the bucket --cache names.

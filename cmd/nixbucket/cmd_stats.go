@@ -52,16 +52,16 @@ func statsAction(c *cli.Context) error {
 	}
 	r, err := stats.Collect(ctx, b, stats.Options{Grace: optGrace, Logger: slog.Default()})
 	if err != nil {
-		return withCode(remoteCode(err), err)
+		return err
 	}
 	var history []stats.Point
 	if c.Bool("record") {
 		if history, err = stats.Record(ctx, b, stats.PointOf(r)); err != nil {
-			return withCode(remoteCode(err), err)
+			return err
 		}
 	} else if c.String("html") != "" {
 		if history, err = stats.History(ctx, b); err != nil {
-			return withCode(remoteCode(err), err)
+			return err
 		}
 	}
 	if f := c.String("html"); f != "" {

@@ -93,7 +93,7 @@ func verifyAction(c *cli.Context) error {
 		if r != nil { // a repair failed: say what it did before
 			printVerifyReport(c.App.Writer, r, len(keys) > 0, c.Bool("json"))
 		}
-		return withCode(remoteCode(err), fmt.Errorf("verifying %s: %w", u, err))
+		return fmt.Errorf("verifying %s: %w", u, err)
 	}
 	if err := printVerifyReport(c.App.Writer, r, len(keys) > 0, c.Bool("json")); err != nil {
 		return err

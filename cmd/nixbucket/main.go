@@ -8,7 +8,8 @@
 //	2    usage: unknown command or flag, bad argument or store URL
 //	3    not found: a path outside the store or not valid in it, no Nix store, a missing file
 //	4    bad key: a missing, unreadable or malformed signing key
-//	5    remote refused: access denied, missing bucket, unreachable endpoint
+//	5    remote failure: access denied, missing bucket, an endpoint unreachable
+//	     or not answering (after --retry-for), any error answer of the server
 //	130  interrupted
 package main
 
@@ -107,27 +108,22 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // exitCode maps an error to the documented exit status.
 func exitCode(ctx context.Context, err error) int {
-	var ee *exitError
+	var (
+		ee *exitError
+		// urfave/cli reports bad flags through OnUsageError (exit 2); the
+		// one error it makes otherwise is help's "No help topic", a
+		// cli.ExitCoder (nixbucket makes none).
+		help cli.ExitCoder
+	)
 	switch {
 	case errors.As(err, &ee):
 		return ee.code
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case isUsage(err):
+	case errors.As(err, &help):
 		return exitUsage
 	}
 	return classify(err)
-}
-
-// isUsage recognises urfave/cli's own flag and command errors.
-func isUsage(err error) bool {
-	s := err.Error()
-	for _, p := range []string{"flag provided but not defined", "flag needs an argument", "invalid value", "No help topic", "Required flag", "Required flags"} {
-		if strings.Contains(s, p) {
-			return true
-		}
-	}
-	return false
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
@@ -138,16 +134,16 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Reader:    stdin,
 		Writer:    stdout,
 		ErrWriter: stderr,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "verbose", Usage: "log debug details on stderr"},
-		},
+		}, netFlags()...),
 		Before: func(c *cli.Context) error {
 			level := slog.LevelInfo
 			if c.Bool("verbose") {
 				level = slog.LevelDebug
 			}
 			slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
-			return nil
+			return withS3Options(c)
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -178,7 +174,7 @@ func quietUsageErrors(cmds []*cli.Command, f cli.OnUsageErrorFunc) {
 const exitStatusHelp = `
 EXIT STATUS:
    0 success; 1 failure; 2 usage; 3 not found (path, store, file); 4 bad key;
-   5 remote refused (access denied, missing bucket, unreachable); 130 interrupted
+   5 remote failure (access denied, missing bucket, unreachable, not answering); 130 interrupted
 `
 
 // commands lists the top-level commands.

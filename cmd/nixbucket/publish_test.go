@@ -266,9 +266,7 @@ func TestPublishBadInput(t *testing.T) {
 	clearCIEnv(t)
 	srv := s3test.Start(t, s3test.VersityGW)
 	s3Env(t, srv)
-	saved := publishS3Options
-	publishS3Options = s3cache.S3Options{MaxAttempts: 2, MaxBackoff: 10 * time.Millisecond}
-	defer func() { publishS3Options = saved }()
+	t.Setenv("NIXBUCKET_RETRY_FOR", "1ns") // no retries: one line on stderr
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "garage")
 	if err := os.WriteFile(bin, []byte("binary"), 0o755); err != nil {

@@ -5,8 +5,9 @@
 // creates a bucket and stops the server when the test ends. A missing
 // server binary fails the test; it is never skipped.
 //
-// It also has a fault-injecting reverse proxy (NewFaultProxy) to put in
-// front of a server.
+// It also has two proxies to put in front of a server: a fault-injecting
+// HTTP reverse proxy that picks requests (NewFaultProxy), and Shopify's
+// toxiproxy, run in-process, for faults of the TCP stream (NewToxi).
 package s3test
 
 import (
