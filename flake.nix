@@ -17,7 +17,7 @@
           # The NAR hash of `go mod vendor`'s output. After a go.mod or go.sum
           # change, TestFlakeVendorHash (cmd/nixbucket/flake_test.go) fails and
           # prints the new value (or: go mod vendor -o DIR && nix hash path DIR).
-          vendorHash = "sha256-vQBPYcPDI+5QOSBIxE9Gxes8936GEzfoZJS3f1JHrdc=";
+          vendorHash = "sha256-Py2Zf1TNJqA9AExjTowg0K/SEDlSmXKmMZo/iqWlZyo=";
           subPackages = [ "cmd/nixbucket" ];
           env.CGO_ENABLED = 0;
           ldflags = [ "-s" "-w" "-X main.version=${version}" ];
