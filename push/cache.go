@@ -172,7 +172,7 @@ func startListing(ctx context.Context, b s3cache.Bucket, budget int, decided boo
 	}
 	go func() {
 		defer close(l.done)
-		l.err = listNarinfos(ctx, b, func() bool { return l.allow(ctx) }, func(o s3cache.ObjectInfo) {
+		l.err = listNarinfos(ctx, b, func() bool { return l.allow(ctx) }, func() { l.settle(ctx) }, func(o s3cache.ObjectInfo) {
 			l.have[o.Key[:32]] = true
 		})
 	}()
@@ -188,6 +188,17 @@ func (l *Listing) Requests() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.requests
+}
+
+// settle waits until the budget is final (or ctx is done).
+func (l *Listing) settle(ctx context.Context) {
+	l.mu.Lock()
+	wake := l.wake
+	l.mu.Unlock()
+	select {
+	case <-wake:
+	case <-ctx.Done():
+	}
 }
 
 // allow reports whether the listing may make one more request, and counts
@@ -248,13 +259,17 @@ var (
 
 // listNarinfos calls fn (never concurrently) for every narinfo object of
 // the bucket, asking allow before each LIST request; it fails with
-// errListTooLong when allow says no. Narinfos lie at the top level; the
+// errListTooLong when allow says no. settle blocks until allow's budget is
+// final: a parallel listing fans out only then, so that an early listing
+// makes one request before it is known how many paths there are (a push
+// of one path into a large bucket then costs a LIST and a HEAD, however
+// slowly the closure was computed). Narinfos lie at the top level; the
 // NARs, about as many, all sort under nar/. A bucket that can start a
 // listing after a key (S3's StartAfter) skips them, and lists in parallel
 // (parallelList).
-func listNarinfos(ctx context.Context, b s3cache.Bucket, allow func() bool, fn func(s3cache.ObjectInfo)) error {
+func listNarinfos(ctx context.Context, b s3cache.Bucket, allow func() bool, settle func(), fn func(s3cache.ObjectInfo)) error {
 	if _, ok := b.(s3cache.RangeLister); ok {
-		return parallelList(ctx, b, allow, fn)
+		return parallelList(ctx, b, allow, settle, fn)
 	}
 	if !allow() {
 		return errListTooLong
@@ -282,7 +297,7 @@ const listRanges = 8
 // evenly), listed listRanges at a time. A range jumps over nar/ when it
 // meets it. This makes about as many requests as one listing from start
 // to end, in a fraction of the time.
-func parallelList(ctx context.Context, b s3cache.Bucket, allow func() bool, fn func(s3cache.ObjectInfo)) error {
+func parallelList(ctx context.Context, b s3cache.Bucket, allow func() bool, settle func(), fn func(s3cache.ObjectInfo)) error {
 	var mu sync.Mutex
 	// listRange lists the keys after lo and before hi ("" for no end),
 	// from nar/ on jumping to narEnd. With onePage it stops after one page
@@ -335,6 +350,7 @@ func parallelList(ctx context.Context, b s3cache.Bucket, allow func() bool, fn f
 	if err != nil || !more {
 		return err
 	}
+	settle()
 	// The first page covered [0, covered) of the key space: the rest holds
 	// about seen*(1-covered)/covered keys.
 	covered := keyShare(next)

@@ -74,7 +74,7 @@ func TestParallelList(t *testing.T) {
 			}
 			var requests atomic.Int32
 			var got []string
-			err := listNarinfos(ctx, b, func() bool { requests.Add(1); return true }, func(o s3cache.ObjectInfo) { got = append(got, o.Key) })
+			err := listNarinfos(ctx, b, func() bool { requests.Add(1); return true }, func() {}, func(o s3cache.ObjectInfo) { got = append(got, o.Key) })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,7 +94,7 @@ func TestParallelList(t *testing.T) {
 			}
 			// A budget stops the listing.
 			requests.Store(0)
-			err = listNarinfos(ctx, b, func() bool { return requests.Add(1) <= 2 }, func(s3cache.ObjectInfo) {})
+			err = listNarinfos(ctx, b, func() bool { return requests.Add(1) <= 2 }, func() {}, func(s3cache.ObjectInfo) {})
 			if err != errListTooLong {
 				t.Errorf("a listing allowed two requests: %v, want errListTooLong", err)
 			}
