@@ -24,6 +24,7 @@ import (
 	"github.com/nixbucket/nixbucket/gc/lock"
 	"github.com/nixbucket/nixbucket/gc/roots"
 	"github.com/nixbucket/nixbucket/push"
+	"github.com/nixbucket/nixbucket/redact"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
 	"github.com/nixbucket/nixbucket/store"
@@ -426,8 +427,11 @@ func printPushResult(w io.Writer, res *push.Result, asJSON, dryRun bool, algo st
 func showProgress(ctx context.Context, w io.Writer, c *push.Counters, quiet bool, interval time.Duration) func(ok bool) {
 	done := make(chan bool, 1)
 	stopped := make(chan struct{})
-	f, isFile := w.(*os.File)
+	f, isFile := redact.Unwrap(w).(*os.File)
 	tty := isFile && term.IsTerminal(int(f.Fd()))
+	if tty {
+		w = f // the bar shows counts only, and redraws with '\r'
+	}
 	if interval <= 0 {
 		interval = 5 * time.Second
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/closure"
 	"github.com/nixbucket/nixbucket/nar"
+	"github.com/nixbucket/nixbucket/redact"
 	"github.com/nixbucket/nixbucket/store"
 )
 
@@ -44,8 +45,8 @@ func narCommand() *cli.Command {
 				p[0] = inside
 			}
 			// The dumper buffers its output: a buffer here would copy it
-			// once more.
-			w := c.App.Writer
+			// once more. A NAR is data, not text to redact.
+			w := redact.Unwrap(c.App.Writer)
 			if c.Bool("check") {
 				s, err := openStore(ctx)
 				if err != nil {

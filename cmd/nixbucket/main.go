@@ -26,6 +26,8 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/nixbucket/nixbucket/redact"
 )
 
 // version is set with -ldflags "-X main.version=…" by the Makefile.
@@ -94,14 +96,20 @@ func startProfile(file string) func() {
 
 // run executes the CLI with args (args[0] is the program name) and returns
 // the exit status; errors are printed as one line on stderr.
+// Everything it writes on stdout and stderr is redacted (see redact).
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	app := newApp(stdin, stdout, stderr)
+	r := newRedactor(args)
+	out, errOut := redact.NewWriter(stdout, r), redact.NewWriter(stderr, r)
+	defer out.Flush()
+	defer errOut.Flush()
+	stdout, stderr = out, errOut
+	app := newApp(stdin, stdout, stderr, r)
 	err := app.RunContext(ctx, args)
 	if err == nil {
 		return 0
 	}
 	code := exitCode(ctx, err)
-	msg := redactKeyText(strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " "))
+	msg := r.String(strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " "))
 	fmt.Fprintf(stderr, "nixbucket: %s\n", msg)
 	return code
 }
@@ -126,7 +134,7 @@ func exitCode(ctx context.Context, err error) int {
 	return classify(err)
 }
 
-func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+func newApp(stdin io.Reader, stdout, stderr io.Writer, r *redact.Redactor) *cli.App {
 	app := &cli.App{
 		Name:      "nixbucket",
 		Usage:     "Nix binary caches and releases in an S3 bucket",
@@ -142,7 +150,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			if c.Bool("verbose") {
 				level = slog.LevelDebug
 			}
-			slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+			slog.SetDefault(slog.New(redact.NewHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}), r)))
 			return withS3Options(c)
 		},
 		Action: func(c *cli.Context) error {

@@ -1,0 +1,28 @@
+package main
+
+import (
+	"os"
+
+	"github.com/nixbucket/nixbucket/redact"
+)
+
+// secretEnv names the variables that hold secrets whatever their shape.
+var secretEnv = []string{"NIXBUCKET_SECRET_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+
+// newRedactor returns the Redactor for everything the CLI prints: it knows
+// the secrets of the environment, and whatever looks like one in args or
+// in any other variable (key text, an AWS secret, a URL's password), so that
+// a fragment a parser echoes back is removed too.
+func newRedactor(args []string) *redact.Redactor {
+	r := redact.New()
+	for _, name := range secretEnv {
+		r.Secret(os.Getenv(name))
+	}
+	for _, kv := range os.Environ() {
+		r.SecretsIn(kv)
+	}
+	for _, a := range args {
+		r.SecretsIn(a)
+	}
+	return r
+}
