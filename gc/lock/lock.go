@@ -475,7 +475,7 @@ func (l *Lock) start() {
 				return
 			case <-t.C:
 			}
-			ctx, cancel := context.WithTimeout(l.base, l.opts.Refresh)
+			ctx, cancel := context.WithTimeout(l.base, l.opts.StaleAfter/4)
 			err := l.refresh(ctx)
 			cancel()
 			if err != nil {
@@ -514,11 +514,17 @@ func (l *Lock) refresh(ctx context.Context) error {
 	}
 	next := old.renamed()
 	err := l.write(ctx, next)
-	if err == nil {
+	if err != nil {
+		// The server may store it yet, after the drop: delete it again
+		// later.
+		l.mu.Lock()
+		l.leftover = append(l.leftover, next.Key)
+		l.mu.Unlock()
+	} else {
 		_, err = l.b.Stat(ctx, old.Key)
 	}
 	if err != nil {
-		l.drop(next.Key) // the server may have stored it
+		l.drop(next.Key)
 		if errors.Is(err, s3cache.ErrNotFound) {
 			return l.setLost(fmt.Errorf("lock %s was removed (nixbucket unlock?): %w", old.Key, ErrLost))
 		}
@@ -680,7 +686,10 @@ const removeRounds = 8
 // keep the lock under it; so RemoveStale lists again after deleting, and
 // removes what is new, until a listing finds nothing new to remove. The
 // next key, if the holder keeps the lock, was written before the old one
-// was deleted, so the next listing has it.
+// was deleted, so the next listing has it. It lists at least twice: a
+// listing that is not one snapshot (a directory read, as versitygw's) may
+// miss both the old key, deleted while it ran, and the next one, written
+// while it ran; the next listing has the next key.
 func RemoveStale(ctx context.Context, b s3cache.Bucket, staleAfter time.Duration, all bool) ([]Info, error) {
 	if staleAfter <= 0 {
 		staleAfter = DefaultStaleAfter
@@ -688,7 +697,7 @@ func RemoveStale(ctx context.Context, b s3cache.Bucket, staleAfter time.Duration
 	var j *judge
 	seen := map[string]bool{}
 	var gone []Info
-	for range removeRounds {
+	for round := range removeRounds {
 		locks, err := List(ctx, b)
 		if err != nil {
 			return gone, err
@@ -713,6 +722,9 @@ func RemoveStale(ctx context.Context, b s3cache.Bucket, staleAfter time.Duration
 			}
 		}
 		if len(keys) == 0 {
+			if round == 0 {
+				continue
+			}
 			return gone, nil
 		}
 		if err := b.Delete(ctx, keys...); err != nil {

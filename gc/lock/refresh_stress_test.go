@@ -110,7 +110,9 @@ func stepClock() func() time.Time {
 // round is one interleaving of whole calls; the rest run freely, at
 // once. After each round no lock object may be left (one would be the
 // removed lock come back, or kept past the unlock under its next key),
-// and the holder must find its lock lost. Before refreshes wrote a new
+// and the holder must find its lock lost. (A free round on the file
+// bucket, whose LIST is a directory read, showed that an unlock listing
+// once may miss both keys: RemoveStale lists at least twice.) Before refreshes wrote a new
 // key and then checked the old one, a removal between the holder's HEAD
 // and its rewrite was undone.
 func TestRefreshUnlockStress(t *testing.T) {
@@ -124,8 +126,8 @@ func TestRefreshUnlockStress(t *testing.T) {
 		b                s3cache.Bucket
 		scheduled, freed int
 	}{
-		{"versitygw", srv.Open(t, srv.Bucket), 600, 200},
-		{"file", fb, 2000, 600},
+		{"versitygw", srv.Open(t, srv.Bucket), 400, 100},
+		{"file", fb, 1500, 500},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stressRefresh(t, tc.b, tc.scheduled, tc.freed)
@@ -140,7 +142,7 @@ func stressRefresh(t *testing.T, b s3cache.Bucket, scheduled, freed int) {
 	holderB := &actor{Bucket: b, name: "holder", steps: steps}
 	removerB := &actor{Bucket: b, name: "unlock", steps: steps}
 	opts := lock.Options{Command: "stress", Settle: time.Millisecond, Refresh: time.Hour, StaleAfter: 24 * 365 * time.Hour, Clock: stepClock()}
-	var resurrected, notLost, lostInRefresh, keptAfterRefresh, missed int
+	var resurrected, notLost, lostInRefresh, keptAfterRefresh int
 	orders := map[string]bool{}
 	for round := range scheduled + freed {
 		l, err := lock.Acquire(ctx, holderB, lock.Shared, opts)
@@ -189,23 +191,15 @@ func stressRefresh(t *testing.T, b s3cache.Bucket, scheduled, freed int) {
 		}
 		checkErr := l.Check(ctx)
 		if len(gone) == 0 {
-			// The unlock's listing saw no lock: a directory read (the file
-			// bucket's LIST) racing the rename of the next key and the
-			// deletion of the old one may miss both. It removed nothing:
-			// the holder must keep its lock, and know it.
-			missed++
-			if len(left) != 1 || left[0].Key != l.Key() || checkErr != nil {
-				t.Errorf("round %d: unlock removed nothing, the holder's key is %s, the bucket has %v, Check says %v", round, l.Key(), left, checkErr)
-			}
-		} else {
-			if len(left) > 0 {
-				resurrected++
-				t.Errorf("round %d: %s is in the bucket after unlock --all removed %d (holder's key %s, refresh: %v)", round, left[0].Key, len(gone), l.Key(), refreshErr)
-			}
-			if !errors.Is(checkErr, lock.ErrLost) {
-				notLost++
-				t.Errorf("round %d: Check after unlock --all: %v; want ErrLost", round, checkErr)
-			}
+			t.Errorf("round %d: unlock --all removed nothing; the holder's key is %s", round, l.Key())
+		}
+		if len(left) > 0 {
+			resurrected++
+			t.Errorf("round %d: %s is in the bucket after unlock --all removed %d (holder's key %s, refresh: %v)", round, left[0].Key, len(gone), l.Key(), refreshErr)
+		}
+		if !errors.Is(checkErr, lock.ErrLost) {
+			notLost++
+			t.Errorf("round %d: Check after unlock --all: %v; want ErrLost", round, checkErr)
 		}
 		if _, err := lock.RemoveStale(ctx, b, 0, true); err != nil {
 			t.Fatal(err)
@@ -215,8 +209,8 @@ func stressRefresh(t *testing.T, b s3cache.Bucket, scheduled, freed int) {
 			break
 		}
 	}
-	t.Logf("%d rounds (%d scheduled, %d distinct interleavings; %d free): refresh found the lock lost in %d, kept it in %d; the unlock's listing saw no lock in %d; %d resurrections, %d holders not told",
-		scheduled+freed, scheduled, len(orders), freed, lostInRefresh, keptAfterRefresh, missed, resurrected, notLost)
+	t.Logf("%d rounds (%d scheduled, %d distinct interleavings; %d free): refresh found the lock lost in %d, kept it in %d; %d resurrections, %d holders not told",
+		scheduled+freed, scheduled, len(orders), freed, lostInRefresh, keptAfterRefresh, resurrected, notLost)
 }
 
 // shape names the calls of an interleaving without their keys, but with
