@@ -9,14 +9,17 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nixbucket/nixbucket/gc/lock"
+	"github.com/nixbucket/nixbucket/gc/roots"
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/verify"
 )
 
@@ -127,4 +130,56 @@ func TestUnlockDuringUpload(t *testing.T) {
 		t.Errorf("after a push that lost its lock: %d narinfos, faults %v", rep.NarInfos, rep.Faults)
 	}
 	t.Logf("push (exit %d): %s", ee.ExitCode(), strings.TrimSpace(msg))
+}
+
+// TestRootsTakeLock: `roots pin`, `unpin` and `rm` take the shared lock,
+// as a push does: beside a running gc (an exclusive lock) they wait, and
+// after --lock-wait fail without changing the root; --no-lock, whose risk
+// --help states, goes ahead.
+func TestRootsTakeLock(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, s3test.VersityGW)
+	b := srv.Open(t, srv.Bucket)
+	env := creds(srv)
+	manifest := roots.Key("app", time.Now())
+	if err := b.Put(ctx, manifest, strings.NewReader("{}"), 2, s3cache.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	gcLock, err := lock.Acquire(ctx, b, lock.Exclusive, lock.Options{Command: "test gc", Settle: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := listing(t, b)
+	for _, sub := range []string{"pin", "unpin", "rm"} {
+		code, out, errOut := runBin(t, env, "roots", sub, "app", "--cache", srv.URL, "--lock-wait", "0s")
+		if code != 1 || !strings.Contains(errOut, "cache is locked") || !strings.Contains(errOut, "test gc") {
+			t.Errorf("roots %s beside a gc: exit %d: %s%s; want 1 naming the gc's lock", sub, code, out, errOut)
+		}
+		if after := listing(t, b); !slices.Equal(after, before) {
+			t.Errorf("roots %s beside a gc changed the bucket:\n%v\nwas\n%v", sub, after, before)
+		}
+	}
+	if code, _, errOut := runBin(t, env, "roots", "pin", "app", "--cache", srv.URL, "--no-lock"); code != 0 {
+		t.Fatalf("roots pin --no-lock beside a gc: exit %d: %s", code, errOut)
+	}
+	if _, err := b.Stat(ctx, roots.PinKey("app")); err != nil {
+		t.Fatalf("roots pin --no-lock wrote no pin: %v", err)
+	}
+	if err := gcLock.Release(); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"unpin", "rm"} {
+		if code, _, errOut := runBin(t, env, "roots", sub, "app", "--cache", srv.URL); code != 0 {
+			t.Fatalf("roots %s: exit %d: %s", sub, code, errOut)
+		}
+	}
+	if left := listing(t, b); len(left) != 0 {
+		t.Errorf("left after roots unpin and rm: %v; want nothing (no lock either)", left)
+	}
+	for _, cmd := range [][]string{{"push"}, {"roots", "pin"}, {"roots", "unpin"}, {"roots", "rm"}} {
+		_, out, _ := runBin(t, env, append(cmd, "--help")...)
+		if !strings.Contains(out, "--no-lock") || !strings.Contains(out, "Risk: a gc running meanwhile") {
+			t.Errorf("%v --help does not say what --no-lock risks:\n%s", cmd, out)
+		}
+	}
 }
