@@ -4,9 +4,10 @@
 //
 // A lock is an object locks/<kind>-<id>.json, kind "shared" (a push) or
 // "exclusive" (a gc). Its body is JSON naming the host, pid and command,
-// for people, and the process space (boot and PID namespace) of the
-// holder. The protocol reads keys and LastModified, so a check costs one
-// LIST. To acquire: list the locks; if a live one conflicts (an exclusive
+// for people, and the process space (boot id and PID namespace) and the
+// start time of the holder's process (pid_start), which tell the holder
+// from a later process given the same PID. The protocol reads keys and
+// LastModified, so a check costs one LIST. To acquire: list the locks; if a live one conflicts (an exclusive
 // conflicts with any lock, a shared one with an exclusive), wait and
 // retry; else write our lock, wait Settle, list again, and back out
 // (delete ours, wait, retry) on any conflict. Two writers that both
@@ -21,12 +22,16 @@
 // undone, and the new object exists before the old one is confirmed: a
 // competitor that lists after the removal of the old object sees the new
 // one. Readers must not hold on to a lock's key: it changes at each
-// refresh (Lock.Key is the current one). A lock is stale when
-// its LastModified is older than StaleAfter by the server's clock (Clock:
-// never the local one, which may be hours off), or when its holder ran in
-// our process space and that process is gone (restic's rule, for pushes
-// killed on a CI machine). Stale locks are ignored by Acquire and removed
-// by RemoveStale (`nixbucket unlock`).
+// refresh (Lock.Key is the current one), and a listing may show a holder
+// twice, or (a listing that is not one snapshot) neither key.
+//
+// A lock is stale when its LastModified is older than StaleAfter by the
+// server's clock (Clock: never the local one, which may be hours off), or
+// when its holder ran on this host in our process space and that process
+// is gone: no process has its PID, or the one that has it started at
+// another time (restic's rule, for pushes killed on a CI machine). Stale
+// locks are ignored by Acquire and removed by RemoveStale (`nixbucket
+// unlock`).
 //
 // Shared locks do not wait for each other, so a steady stream of
 // overlapping pushes could keep a gc waiting for ever. So an exclusive
@@ -144,7 +149,8 @@ func (o *Options) defaults() {
 type Info struct {
 	// Kind is Shared, Exclusive or Waiting.
 	Kind string `json:"kind"`
-	// ID is the lock's random id.
+	// ID is the lock's id: its holder's random id, a dash, and a random
+	// suffix that changes at each refresh.
 	ID string `json:"id"`
 	// Host and PID name the holding process.
 	Host string `json:"host"`
@@ -250,10 +256,11 @@ func Describe(ctx context.Context, b s3cache.Bucket, i Info) string {
 
 // Lock is a held lock; Release it when done.
 type Lock struct {
-	b     s3cache.Bucket
-	base  context.Context // Acquire's context without its cancellation, for cleanup
-	opts  Options
-	clock *Clock
+	b      s3cache.Bucket
+	holder string          // the random id of this holder, the start of every id it writes
+	base   context.Context // Acquire's context without its cancellation, for cleanup
+	opts   Options
+	clock  *Clock
 
 	stop chan struct{}
 	done chan struct{}
@@ -289,7 +296,8 @@ func Acquire(ctx context.Context, b s3cache.Bucket, kind string, opts Options) (
 		Kind: kind, Host: host, PID: os.Getpid(), Command: opts.Command,
 		Created: clock.Now().Truncate(time.Second), Space: processSpace(), PIDStart: selfStart(),
 	}}
-	l.info = l.info.renamed()
+	l.holder = randomID()
+	l.info = l.info.renamed(l.holder)
 
 	j := &judge{b: b, clock: clock, staleAfter: opts.StaleAfter, space: l.info.Space, host: host, dead: map[string]bool{}}
 	deadline := time.Now().Add(opts.Wait)
@@ -305,10 +313,14 @@ func Acquire(ctx context.Context, b s3cache.Bucket, kind string, opts Options) (
 			opts.Listed()
 		}
 		if blocker == nil {
-			if err := l.write(ctx, l.info); err != nil {
+			start, err := l.write(ctx, l.info)
+			if err != nil {
 				l.remove() // the server may have stored it
 				return nil, err
 			}
+			l.mu.Lock()
+			l.written, l.confirmed = start, start
+			l.mu.Unlock()
 			if err := sleep(ctx, opts.Settle); err != nil {
 				l.remove()
 				return nil, err
@@ -417,29 +429,27 @@ func (l *Lock) conflict(ctx context.Context, j *judge, written bool) (*Info, err
 	return nil, nil
 }
 
-// renamed returns i under a new id and key.
-func (i Info) renamed() Info {
-	i.ID = randomID()
+// renamed returns i under a new id and key, of holder.
+func (i Info) renamed(holder string) Info {
+	i.ID = holder + "-" + randomID()
 	i.Key = Prefix + i.Kind + "-" + i.ID + ".json"
 	return i
 }
 
-// write writes the lock object of info; it does not change l.
-func (l *Lock) write(ctx context.Context, info Info) error {
+// write writes the lock object of info and returns the local time the
+// write started; it does not change l.
+func (l *Lock) write(ctx context.Context, info Info) (time.Time, error) {
 	start := l.opts.Clock()
 	body, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {
-		return err
+		return start, err
 	}
 	body = append(body, '\n')
 	err = l.b.Put(ctx, info.Key, strings.NewReader(string(body)), int64(len(body)), s3cache.PutOptions{ContentType: "application/json"})
 	if err != nil {
-		return fmt.Errorf("writing lock %s: %w", info.Key, err)
+		return start, fmt.Errorf("writing lock %s: %w", info.Key, err)
 	}
-	l.mu.Lock()
-	l.written, l.confirmed = start, start
-	l.mu.Unlock()
-	return nil
+	return start, nil
 }
 
 // cleanupTimeout bounds the deletions made after the caller's context
@@ -512,8 +522,8 @@ func (l *Lock) refresh(ctx context.Context) error {
 			l.mu.Unlock()
 		}
 	}
-	next := old.renamed()
-	err := l.write(ctx, next)
+	next := old.renamed(l.holder)
+	start, err := l.write(ctx, next)
 	if err != nil {
 		// The server may store it yet, after the drop: delete it again
 		// later.
@@ -535,6 +545,7 @@ func (l *Lock) refresh(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	l.info, l.err = next, nil
+	l.written, l.confirmed = start, start
 	l.mu.Unlock()
 	if err := l.b.Delete(ctx, old.Key); err != nil {
 		l.mu.Lock()
@@ -568,6 +579,16 @@ func (l *Lock) setLost(err error) error {
 // backed out) before it got this one: whoever held it may have changed the
 // bucket since the caller last looked.
 func (l *Lock) Waited() bool { return l.waited }
+
+// Owns reports whether key is one of this lock's objects, whatever its
+// refreshes (it names the holder): a process that lists the bucket while
+// it holds the lock (erase) must pass over them.
+func (l *Lock) Owns(key string) bool {
+	kind, id, ok := parseKey(key)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return ok && (kind == l.info.Kind || kind == Waiting) && strings.HasPrefix(id, l.holder+"-")
+}
 
 // Key is the lock object's key now; it changes at each refresh.
 func (l *Lock) Key() string {

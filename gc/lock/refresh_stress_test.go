@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -222,4 +224,56 @@ func shape(order []string) []string {
 		out[i] = fmt.Sprintf("%s(%d)", verb, strings.Count(keys, lock.Prefix+lock.Shared))
 	}
 	return out
+}
+
+// TestRefreshRenames: a refresh moves the lock to a new key of the same
+// holder (Owns knows them all), leaves only that one, and keeps the
+// holder's description; Release removes it.
+func TestRefreshRenames(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, s3test.VersityGW)
+	b := srv.Open(t, srv.Bucket)
+	opts := fast
+	opts.Refresh = time.Hour
+	l, err := lock.Acquire(ctx, b, lock.Shared, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := lock.Acquire(ctx, b, lock.Shared, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Release()
+	k0 := l.Key()
+	if err := l.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k1 := l.Key()
+	if k1 == k0 || !l.Owns(k0) || !l.Owns(k1) || l.Owns(other.Key()) || other.Owns(k1) {
+		t.Fatalf("keys %s then %s (other %s): want a new key, each owned by its own holder only", k0, k1, other.Key())
+	}
+	infos, err := lock.List(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, i := range infos {
+		keys = append(keys, i.Key)
+	}
+	if !slices.Contains(keys, k1) || slices.Contains(keys, k0) || len(keys) != 2 {
+		t.Fatalf("locks after a refresh: %v; want %s and the other's", keys, k1)
+	}
+	before, _ := lock.Read(ctx, b, lock.Info{Key: k1})
+	if before.PID != os.Getpid() || before.Created.IsZero() || before.PIDStart == 0 {
+		t.Errorf("the refreshed lock says %+v", before)
+	}
+	if err := l.Check(ctx); err != nil {
+		t.Fatalf("Check after a refresh: %v", err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Stat(ctx, k1); !errors.Is(err, s3cache.ErrNotFound) {
+		t.Fatalf("%s after Release: %v", k1, err)
+	}
 }
