@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,7 +113,9 @@ func TestSweep(t *testing.T) {
 	}
 
 	t0 := time.Now()
-	lockOpts := lock.Options{Command: "test gc", Settle: 20 * time.Millisecond, Refresh: 30 * time.Millisecond}
+	var skew atomic.Int64 // the local clock's advance, moved by the test
+	lockOpts := lock.Options{Command: "test gc", Settle: 20 * time.Millisecond, Refresh: 30 * time.Millisecond,
+		Clock: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }}
 	run := func(bk s3cache.Bucket, at time.Time) (*gc.Report, error) {
 		return gc.Run(ctx, bk, gc.Options{Now: func() time.Time { return at }, Lock: &lockOpts})
 	}
@@ -129,10 +132,10 @@ func TestSweep(t *testing.T) {
 	rec := &recorder{S3Bucket: b}
 	rec.onDelete = func(n int) {
 		if n == 3 {
-			if _, err := lock.RemoveStale(ctx, b, 0, true); err != nil {
-				t.Error(err)
+			if gone, err := lock.RemoveStale(ctx, b, 0, true); err != nil || len(gone) == 0 {
+				t.Errorf("unlock --all: %v, %v; want the gc's lock removed", gone, err)
 			}
-			time.Sleep(3 * lockOpts.Settle) // past the reuse of the last confirmation
+			skew.Add(int64(lockOpts.Settle)) // past the reuse of the last confirmation
 		}
 	}
 	if _, err := run(rec, t0.Add(25*time.Hour)); !errors.Is(err, lock.ErrLost) {
@@ -152,7 +155,9 @@ func TestSweep(t *testing.T) {
 		if n != 1 {
 			return
 		}
-		for start := rec2.puts(); rec2.puts() == start; time.Sleep(5 * time.Millisecond) {
+		start, deadline := rec2.puts(), time.Now().Add(time.Minute)
+		for rec2.puts() == start && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	done := make(chan struct{})

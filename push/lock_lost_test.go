@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +38,65 @@ func (h *hookBucket) Put(ctx context.Context, key string, r io.Reader, size int6
 	return h.S3Bucket.Put(ctx, key, r, size, o)
 }
 
+// putBucket closes put once a Put of key has returned.
+type putBucket struct {
+	*s3cache.S3Bucket
+	key  string
+	put  chan struct{}
+	once sync.Once
+}
+
+func (p *putBucket) Put(ctx context.Context, key string, r io.Reader, size int64, o s3cache.PutOptions) error {
+	err := p.S3Bucket.Put(ctx, key, r, size, o)
+	if key == p.key && err == nil {
+		p.once.Do(func() { close(p.put) })
+	}
+	return err
+}
+
+// signal is a slog.Handler that says when a record with message msg has
+// been logged.
+type signal struct {
+	msg string
+	mu  sync.Mutex
+	ch  chan struct{}
+}
+
+func (s *signal) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ch = make(chan struct{})
+}
+
+func (s *signal) wait(d time.Duration) bool {
+	s.mu.Lock()
+	ch := s.ch
+	s.mu.Unlock()
+	select {
+	case <-ch:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+func (s *signal) Enabled(context.Context, slog.Level) bool { return true }
+func (s *signal) WithAttrs([]slog.Attr) slog.Handler       { return s }
+func (s *signal) WithGroup(string) slog.Handler            { return s }
+
+func (s *signal) Handle(_ context.Context, r slog.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.Message == s.msg && s.ch != nil {
+		select {
+		case <-s.ch:
+		default:
+			close(s.ch)
+		}
+	}
+	return nil
+}
+
 // TestPushLosesLock: a push whose shared lock is removed mid-push
 // (`nixbucket unlock --all`) while a gc then deletes a path the push found
 // present stops before writing any narinfo that would refer to it, says
@@ -51,7 +111,8 @@ func TestPushLosesLock(t *testing.T) {
 	ctx := context.Background()
 	srv := s3test.Start(t, s3test.MinIO)
 	b := srv.Open(t, srv.Bucket)
-	lockOpts := &lock.Options{Command: "test push", Settle: 20 * time.Millisecond}
+	acquired := &signal{msg: "lock acquired"}
+	lockOpts := &lock.Options{Command: "test push", Settle: 20 * time.Millisecond, Logger: slog.New(acquired)}
 	pushRoot := func(bk s3cache.Bucket, p, root string) (*push.Result, error) {
 		return push.Push(ctx, bk, graph(p), push.Options{Compression: "zstd", Key: key, Lock: lockOpts,
 			Root: &push.RootOptions{Name: root, TopLevel: []string{p}}})
@@ -80,13 +141,11 @@ func TestPushLosesLock(t *testing.T) {
 	// lib.
 	var gcRep *gc.Report
 	var gcErr error
+	acquired.reset()
 	hb := &hookBucket{S3Bucket: b, onNAR: func() {
-		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if held, err := lock.List(ctx, b); err == nil && len(held) == 1 {
-				break
-			}
+		if !acquired.wait(time.Minute) {
+			t.Error("the push's lock was not acquired while its NARs uploaded")
 		}
-		time.Sleep(3 * lockOpts.Settle) // acquired, not only written
 		if gone, err := lock.RemoveStale(ctx, b, 0, true); err != nil || len(gone) != 1 {
 			t.Errorf("unlock --all: %v, %v; want the push's lock", gone, err)
 		}
@@ -175,20 +234,20 @@ func TestPushWaitsForGC(t *testing.T) {
 				err error
 			}
 			done := make(chan result, 1)
+			uploaded := make(chan struct{})
+			pb := &putBucket{S3Bucket: b, key: appNAR, put: uploaded}
 			go func() {
-				res, err := push.Push(ctx, b, graph(app), pushOpts)
+				res, err := push.Push(ctx, pb, graph(app), pushOpts)
 				done <- result{res, err}
 			}()
 			// app's NAR uploads while the "gc" holds the lock and deletes.
-			for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
-				if _, err := b.Stat(ctx, appNAR); err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%s was not uploaded while the push waited for its lock", appNAR)
-				}
+			select {
+			case <-uploaded:
+			case r := <-done:
+				t.Fatalf("the push ended (%v) before uploading %s", r.err, appNAR)
+			case <-time.After(time.Minute):
+				t.Fatalf("%s was not uploaded while the push waited for its lock", appNAR)
 			}
-			time.Sleep(50 * time.Millisecond) // the upload is complete
 			if err := b.Delete(ctx, tc.deleted...); err != nil {
 				t.Fatal(err)
 			}
@@ -307,19 +366,17 @@ func TestPushNARsAfterLockListing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan error, 1)
-		go func() {
-			_, err := push.Push(ctx, b, closure.Partial(own), push.Options{Compression: "zstd", Key: key, Lock: lockOpts, Listing: listing})
-			done <- err
-		}()
-		time.Sleep(300 * time.Millisecond) // the push found lib present and waits
-		if err := b.Delete(ctx, push.NarInfoKey(lib)); err != nil {
-			t.Fatal(err)
-		}
-		if err := gcLock.Release(); err != nil {
-			t.Fatal(err)
-		}
-		err = <-done
+		// At its first NAR upload, the push has found lib present (and
+		// waits for its lock): the "gc" deletes lib then, and ends.
+		hb := &hookBucket{S3Bucket: b, onNAR: func() {
+			if err := b.Delete(ctx, push.NarInfoKey(lib)); err != nil {
+				t.Error(err)
+			}
+			if err := gcLock.Release(); err != nil {
+				t.Error(err)
+			}
+		}}
+		_, err = push.Push(ctx, hb, closure.Partial(own), push.Options{Compression: "zstd", Key: key, Lock: lockOpts, Listing: listing})
 		if err == nil || !strings.Contains(err.Error(), lib) {
 			t.Fatalf("push of app beside a gc that deleted lib: %v; want an error naming %s", err, lib)
 		}

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -703,10 +704,13 @@ func (b *S3Bucket) Delete(ctx context.Context, keys ...string) error {
 		if err != nil {
 			return b.wrap("deleting", batch[0], err)
 		}
-		if len(out.Errors) > 0 {
-			e := out.Errors[0]
+		// Deleting a key that is gone succeeds in S3; versitygw reports
+		// NoSuchKey when another client deleted it meanwhile.
+		errs := slices.DeleteFunc(out.Errors, func(e types.Error) bool { return aws.ToString(e.Code) == "NoSuchKey" })
+		if len(errs) > 0 {
+			e := errs[0]
 			return b.remote(nil, nil, "deleting %s in bucket %q at %s: %s: %s (and %d more errors)",
-				aws.ToString(e.Key), b.bucket, b.where, aws.ToString(e.Code), aws.ToString(e.Message), len(out.Errors)-1)
+				aws.ToString(e.Key), b.bucket, b.where, aws.ToString(e.Code), aws.ToString(e.Message), len(errs)-1)
 		}
 	}
 	return nil

@@ -39,7 +39,7 @@ func eraseCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			own := ""
+			own := func(string) bool { return false }
 			if !dry {
 				// Like gc, erase must not run beside a push.
 				l, err := lock.Acquire(c.Context, b, lock.Exclusive, lock.Options{Command: "erase", Wait: wait, Logger: slog.Default()})
@@ -47,12 +47,12 @@ func eraseCommand() *cli.Command {
 					return err
 				}
 				defer l.Release()
-				own = l.Key()
+				own = l.Owns // its key changes at each refresh
 			}
 			var keys []string
 			var bytes int64
 			err = b.List(c.Context, c.String("prefix"), func(o s3cache.ObjectInfo) error {
-				if o.Key != own {
+				if !own(o.Key) {
 					keys = append(keys, o.Key)
 					bytes += o.Size
 				}

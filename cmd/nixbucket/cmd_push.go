@@ -67,7 +67,9 @@ func pushFlags() []cli.Flag {
 		secretKeyFileFlag(),
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be uploaded; upload nothing"},
 		&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
-		&cli.BoolFlag{Name: "no-lock", Usage: "do not take the shared cache lock (gc may then run beside this push; only its grace period protects it)"},
+		&cli.BoolFlag{Name: "no-lock", Usage: "do not take the shared cache lock. Risk: a gc running meanwhile does not " +
+			"wait for this push, and may delete paths it found present (only gc's --grace protects them): narinfos " +
+			"pushed then can refer to paths the cache no longer has"},
 		&cli.DurationFlag{Name: "lock-wait", Value: 2 * lock.DefaultStaleAfter, Usage: "how long to wait for a running gc to finish"},
 		&cli.DurationFlag{Name: "progress-interval", Value: 5 * time.Second, Usage: "how often progress is logged when stderr is not a terminal"},
 	}

@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
+	"github.com/nixbucket/nixbucket/gc/lock"
 	"github.com/nixbucket/nixbucket/gc/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
 )
@@ -97,9 +99,9 @@ func rootsCommand() *cli.Command {
 			{
 				Name:      "pin",
 				Usage:     "pin a root: gc keeps all its manifests, whatever the retention",
-				UsageText: "nixbucket roots pin NAME --cache URL",
-				Flags:     []cli.Flag{cacheFlag()},
-				Action: onRoot(func(c *cli.Context, b s3cache.Bucket, name string) error {
+				UsageText: "nixbucket roots pin NAME --cache URL [--lock-wait D] [--no-lock]",
+				Flags:     append([]cli.Flag{cacheFlag()}, rootsLockFlags()...),
+				Action: onLockedRoot(func(c *cli.Context, b s3cache.Bucket, name string) error {
 					if err := roots.Pin(c.Context, b, name, time.Now()); err != nil {
 						return rootsErr(err)
 					}
@@ -110,9 +112,9 @@ func rootsCommand() *cli.Command {
 			{
 				Name:      "unpin",
 				Usage:     "unpin a root: its manifests expire by the retention again",
-				UsageText: "nixbucket roots unpin NAME --cache URL",
-				Flags:     []cli.Flag{cacheFlag()},
-				Action: onRoot(func(c *cli.Context, b s3cache.Bucket, name string) error {
+				UsageText: "nixbucket roots unpin NAME --cache URL [--lock-wait D] [--no-lock]",
+				Flags:     append([]cli.Flag{cacheFlag()}, rootsLockFlags()...),
+				Action: onLockedRoot(func(c *cli.Context, b s3cache.Bucket, name string) error {
 					if err := roots.Unpin(c.Context, b, name); err != nil {
 						return rootsErr(err)
 					}
@@ -123,9 +125,9 @@ func rootsCommand() *cli.Command {
 			{
 				Name:      "rm",
 				Usage:     "remove a root (all its manifests; a pinned root must be unpinned first); gc then collects what only it kept",
-				UsageText: "nixbucket roots rm NAME --cache URL",
-				Flags:     []cli.Flag{cacheFlag()},
-				Action: onRoot(func(c *cli.Context, b s3cache.Bucket, name string) error {
+				UsageText: "nixbucket roots rm NAME --cache URL [--lock-wait D] [--no-lock]",
+				Flags:     append([]cli.Flag{cacheFlag()}, rootsLockFlags()...),
+				Action: onLockedRoot(func(c *cli.Context, b s3cache.Bucket, name string) error {
 					n, err := roots.Remove(c.Context, b, name)
 					if err != nil {
 						return rootsErr(err)
@@ -227,4 +229,36 @@ func onRoot(fn func(c *cli.Context, b s3cache.Bucket, name string) error) cli.Ac
 		}
 		return fn(c, b, name)
 	}
+}
+
+// rootsLockFlags are the lock flags of the roots commands that change a
+// root.
+func rootsLockFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.DurationFlag{Name: "lock-wait", Value: 2 * lock.DefaultStaleAfter, Usage: "how long to wait for a running gc to finish"},
+		&cli.BoolFlag{Name: "no-lock", Usage: "do not take the shared cache lock. Risk: a gc running meanwhile " +
+			"does not wait, and decides from the roots it listed before this change (a pin it did not see does not keep " +
+			"the manifests it expires)"},
+	}
+}
+
+// onLockedRoot is onRoot with the shared cache lock held while fn runs
+// (unless --no-lock), as a push holds it: a gc running meanwhile would
+// decide from the roots it listed before the change.
+func onLockedRoot(fn func(c *cli.Context, b s3cache.Bucket, name string) error) cli.ActionFunc {
+	return onRoot(func(c *cli.Context, b s3cache.Bucket, name string) error {
+		if c.Bool("no-lock") {
+			return fn(c, b, name)
+		}
+		l, err := lock.Acquire(c.Context, b, lock.Shared, lock.Options{
+			Command: "roots " + c.Command.Name, Wait: c.Duration("lock-wait"), Logger: slog.Default()})
+		if errors.Is(err, lock.ErrLocked) {
+			return withCode(exitFailure, err)
+		}
+		if err != nil {
+			return err
+		}
+		defer l.Release()
+		return fn(c, b, name)
+	})
 }

@@ -4,22 +4,34 @@
 //
 // A lock is an object locks/<kind>-<id>.json, kind "shared" (a push) or
 // "exclusive" (a gc). Its body is JSON naming the host, pid and command,
-// for people, and the process space (boot and PID namespace) of the
-// holder. The protocol reads keys and LastModified, so a check costs one
-// LIST. To acquire: list the locks; if a live one conflicts (an exclusive
+// for people, and the process space (boot id and PID namespace) and the
+// start time of the holder's process (pid_start), which tell the holder
+// from a later process given the same PID. The protocol reads keys and
+// LastModified, so a check costs one LIST. To acquire: list the locks; if a live one conflicts (an exclusive
 // conflicts with any lock, a shared one with an exclusive), wait and
 // retry; else write our lock, wait Settle, list again, and back out
 // (delete ours, wait, retry) on any conflict. Two writers that both
 // proceed would each have listed after both writes, and so have seen each
 // other: at least one backs out.
 //
-// The holder rewrites its object every Refresh (unless it finds it
-// removed: then the lock is lost, and Check says so). A lock is stale when
-// its LastModified is older than StaleAfter by the server's clock (Clock:
-// never the local one, which may be hours off), or when its holder ran in
-// our process space and that process is gone (restic's rule, for pushes
-// killed on a CI machine). Stale locks are ignored by Acquire and removed
-// by RemoveStale (`nixbucket unlock`).
+// The holder refreshes its lock every Refresh the restic way: it writes
+// the lock under a new key, then checks that the old object is still
+// there, and only then deletes the old one. If the old one is gone (removed
+// by `nixbucket unlock`), it deletes the new one: the lock is lost, and
+// Check says so. A key is never written twice, so a removal is never
+// undone, and the new object exists before the old one is confirmed: a
+// competitor that lists after the removal of the old object sees the new
+// one. Readers must not hold on to a lock's key: it changes at each
+// refresh (Lock.Key is the current one), and a listing may show a holder
+// twice, or (a listing that is not one snapshot) neither key.
+//
+// A lock is stale when its LastModified is older than StaleAfter by the
+// server's clock (Clock: never the local one, which may be hours off), or
+// when its holder ran on this host in our process space and that process
+// is gone: no process has its PID, or the one that has it started at
+// another time (restic's rule, for pushes killed on a CI machine). Stale
+// locks are ignored by Acquire and removed by RemoveStale (`nixbucket
+// unlock`).
 //
 // Shared locks do not wait for each other, so a steady stream of
 // overlapping pushes could keep a gc waiting for ever. So an exclusive
@@ -137,7 +149,8 @@ func (o *Options) defaults() {
 type Info struct {
 	// Kind is Shared, Exclusive or Waiting.
 	Kind string `json:"kind"`
-	// ID is the lock's random id.
+	// ID is the lock's id: its holder's random id, a dash, and a random
+	// suffix that changes at each refresh.
 	ID string `json:"id"`
 	// Host and PID name the holding process.
 	Host string `json:"host"`
@@ -147,8 +160,13 @@ type Info struct {
 	// Created is when the lock was first written (the server's clock).
 	Created time.Time `json:"created"`
 	// Space is the holder's process space (kernel boot id and PID
-	// namespace): a holder in ours whose PID is gone is dead.
+	// namespace): a holder in ours whose PID is gone, or now names a
+	// process started at another time, is dead.
 	Space string `json:"space,omitempty"`
+	// PIDStart is when the holding process started, in clock ticks after
+	// boot (field 22 of /proc/PID/stat); 0 when unknown. With Space it
+	// tells the holder from a later process given the same PID.
+	PIDStart uint64 `json:"pid_start,omitempty"`
 	// Key is the object's key.
 	Key string `json:"-"`
 	// LastModified is when the object was last written (the server's clock).
@@ -217,7 +235,7 @@ func Read(ctx context.Context, b s3cache.Bucket, i Info) (Info, error) {
 	if err := json.Unmarshal(data, &body); err != nil {
 		return i, fmt.Errorf("parsing lock %s: %w", i.Key, err)
 	}
-	i.Host, i.PID, i.Command, i.Created, i.Space = body.Host, body.PID, body.Command, body.Created, body.Space
+	i.Host, i.PID, i.Command, i.Created, i.Space, i.PIDStart = body.Host, body.PID, body.Command, body.Created, body.Space, body.PIDStart
 	return i, nil
 }
 
@@ -238,18 +256,20 @@ func Describe(ctx context.Context, b s3cache.Bucket, i Info) string {
 
 // Lock is a held lock; Release it when done.
 type Lock struct {
-	b     s3cache.Bucket
-	info  Info
-	body  []byte
-	opts  Options
-	clock *Clock
+	b      s3cache.Bucket
+	holder string          // the random id of this holder, the start of every id it writes
+	base   context.Context // Acquire's context without its cancellation, for cleanup
+	opts   Options
+	clock  *Clock
 
 	stop chan struct{}
 	done chan struct{}
 
-	checkMu sync.Mutex // one Check's HEAD at a time
+	checkMu sync.Mutex // one Check's HEAD, or one refresh, at a time
 
 	mu        sync.Mutex
+	info      Info      // its Key and ID change at each refresh
+	leftover  []string  // our old keys whose deletion failed, deleted later
 	written   time.Time // local time the last successful write started
 	confirmed time.Time // local time the last confirmation (write or HEAD) started
 	err       error     // last refresh error
@@ -272,16 +292,12 @@ func Acquire(ctx context.Context, b s3cache.Bucket, kind string, opts Options) (
 		return nil, fmt.Errorf("acquiring %s lock: %w", kind, err)
 	}
 	host, _ := os.Hostname()
-	l := &Lock{b: b, opts: opts, clock: clock, info: Info{
-		Kind: kind, ID: randomID(), Host: host, PID: os.Getpid(), Command: opts.Command,
-		Created: clock.Now().Truncate(time.Second), Space: processSpace(),
+	l := &Lock{b: b, base: context.WithoutCancel(ctx), opts: opts, clock: clock, info: Info{
+		Kind: kind, Host: host, PID: os.Getpid(), Command: opts.Command,
+		Created: clock.Now().Truncate(time.Second), Space: processSpace(), PIDStart: selfStart(),
 	}}
-	l.info.Key = Prefix + kind + "-" + l.info.ID + ".json"
-	body, err := json.MarshalIndent(l.info, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	l.body = append(body, '\n')
+	l.holder = randomID()
+	l.info = l.info.renamed(l.holder)
 
 	j := &judge{b: b, clock: clock, staleAfter: opts.StaleAfter, space: l.info.Space, host: host, dead: map[string]bool{}}
 	deadline := time.Now().Add(opts.Wait)
@@ -297,10 +313,14 @@ func Acquire(ctx context.Context, b s3cache.Bucket, kind string, opts Options) (
 			opts.Listed()
 		}
 		if blocker == nil {
-			if err := l.write(ctx); err != nil {
+			start, err := l.write(ctx, l.info)
+			if err != nil {
 				l.remove() // the server may have stored it
 				return nil, err
 			}
+			l.mu.Lock()
+			l.written, l.confirmed = start, start
+			l.mu.Unlock()
 			if err := sleep(ctx, opts.Settle); err != nil {
 				l.remove()
 				return nil, err
@@ -371,12 +391,26 @@ func (j *judge) stale(ctx context.Context, o Info) bool {
 		return true
 	}
 	full, err := Read(ctx, j.b, o)
-	dead := errors.Is(err, s3cache.ErrNotFound) ||
-		err == nil && full.Space == j.space && full.Host == j.host && full.PID != os.Getpid() && processGone(full.PID)
+	dead := errors.Is(err, s3cache.ErrNotFound) || err == nil && j.holderDead(full)
 	if dead && err == nil {
 		j.dead[o.Key] = true // a dead holder stays dead; a live one may die
 	}
 	return dead
+}
+
+// holderDead reports whether the holder of lock i, which ran on this host
+// in our process space, is gone: its PID names no process, or one started
+// at another time (the PID was reused). A lock without a start time
+// (written by an older nixbucket) is judged by its PID alone, and never
+// dead when it names this process.
+func (j *judge) holderDead(i Info) bool {
+	if i.Space != j.space || i.Host != j.host {
+		return false
+	}
+	if i.PIDStart == 0 {
+		return i.PID != os.Getpid() && processGone(i.PID)
+	}
+	return holderGone(i.PID, i.PIDStart)
 }
 
 // conflict lists the locks and returns a live one that conflicts with l
@@ -387,7 +421,7 @@ func (l *Lock) conflict(ctx context.Context, j *judge, written bool) (*Info, err
 		return nil, err
 	}
 	for _, o := range locks {
-		if o.Key == l.info.Key || !conflicts(l.info.Kind, o.Kind, written) || j.stale(ctx, o) {
+		if o.Key == l.Key() || !conflicts(l.info.Kind, o.Kind, written) || j.stale(ctx, o) {
 			continue
 		}
 		return &o, nil
@@ -395,24 +429,44 @@ func (l *Lock) conflict(ctx context.Context, j *judge, written bool) (*Info, err
 	return nil, nil
 }
 
-func (l *Lock) write(ctx context.Context) error {
-	start := l.opts.Clock()
-	err := l.b.Put(ctx, l.info.Key, strings.NewReader(string(l.body)), int64(len(l.body)), s3cache.PutOptions{ContentType: "application/json"})
-	if err != nil {
-		return fmt.Errorf("writing lock %s: %w", l.info.Key, err)
-	}
-	l.mu.Lock()
-	l.written, l.confirmed = start, start
-	l.mu.Unlock()
-	return nil
+// renamed returns i under a new id and key, of holder.
+func (i Info) renamed(holder string) Info {
+	i.ID = holder + "-" + randomID()
+	i.Key = Prefix + i.Kind + "-" + i.ID + ".json"
+	return i
 }
 
-// remove deletes the lock object, even when the caller's ctx is done.
+// write writes the lock object of info and returns the local time the
+// write started; it does not change l.
+func (l *Lock) write(ctx context.Context, info Info) (time.Time, error) {
+	start := l.opts.Clock()
+	body, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return start, err
+	}
+	body = append(body, '\n')
+	err = l.b.Put(ctx, info.Key, strings.NewReader(string(body)), int64(len(body)), s3cache.PutOptions{ContentType: "application/json"})
+	if err != nil {
+		return start, fmt.Errorf("writing lock %s: %w", info.Key, err)
+	}
+	return start, nil
+}
+
+// cleanupTimeout bounds the deletions made after the caller's context
+// ended.
+const cleanupTimeout = time.Minute
+
+// remove deletes the lock object (and old ones left over), even when the
+// caller's ctx is done.
 func (l *Lock) remove() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(l.base, cleanupTimeout)
 	defer cancel()
-	if err := l.b.Delete(ctx, l.info.Key); err != nil {
-		return fmt.Errorf("removing lock %s: %w", l.info.Key, err)
+	l.mu.Lock()
+	keys := append(l.leftover, l.info.Key)
+	l.leftover = nil
+	l.mu.Unlock()
+	if err := l.b.Delete(ctx, keys...); err != nil {
+		return fmt.Errorf("removing lock %s: %w", keys[len(keys)-1], err)
 	}
 	return nil
 }
@@ -431,8 +485,11 @@ func (l *Lock) start() {
 				return
 			case <-t.C:
 			}
-			if err := l.refresh(); err != nil {
-				l.opts.Logger.Warn("refreshing the cache lock", "key", l.info.Key, "err", err)
+			ctx, cancel := context.WithTimeout(l.base, l.opts.StaleAfter/4)
+			err := l.refresh(ctx)
+			cancel()
+			if err != nil {
+				l.opts.Logger.Warn("refreshing the cache lock", "key", l.Key(), "err", err)
 				if errors.Is(err, ErrLost) {
 					return
 				}
@@ -441,25 +498,72 @@ func (l *Lock) start() {
 	}()
 }
 
-// refresh rewrites the lock object, unless it was removed: a removed lock
-// is lost for good (rewriting it would hide that from Check, while a gc
-// may already be running).
-func (l *Lock) refresh() error {
-	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Refresh)
-	defer cancel()
-	_, err := l.b.Stat(ctx, l.info.Key)
-	if errors.Is(err, s3cache.ErrNotFound) {
-		return l.setLost(fmt.Errorf("lock %s was removed (nixbucket unlock?): %w", l.info.Key, ErrLost))
+// refresh rewrites the lock the restic way: it writes the lock under a new
+// key, checks that the old object is still there, and deletes the old one.
+// If the old one was removed, it deletes the new one: a removed lock is
+// lost for good (writing it back would undo an `unlock`, and hide the loss
+// from Check while a gc may already be running). A competitor that lists
+// the locks after the old object was removed sees the new one, which was
+// written before the old one was found.
+func (l *Lock) refresh(ctx context.Context) error {
+	l.checkMu.Lock()
+	defer l.checkMu.Unlock()
+	l.mu.Lock()
+	old, lost, leftover := l.info, l.lost, l.leftover
+	l.leftover = nil
+	l.mu.Unlock()
+	if lost != nil {
+		return lost
 	}
-	if err == nil {
-		err = l.write(ctx)
+	if len(leftover) > 0 {
+		if err := l.b.Delete(ctx, leftover...); err != nil {
+			l.mu.Lock()
+			l.leftover = append(l.leftover, leftover...)
+			l.mu.Unlock()
+		}
+	}
+	next := old.renamed(l.holder)
+	start, err := l.write(ctx, next)
+	if err != nil {
+		// The server may store it yet, after the drop: delete it again
+		// later.
+		l.mu.Lock()
+		l.leftover = append(l.leftover, next.Key)
+		l.mu.Unlock()
+	} else {
+		_, err = l.b.Stat(ctx, old.Key)
 	}
 	if err != nil {
+		l.drop(next.Key)
+		if errors.Is(err, s3cache.ErrNotFound) {
+			return l.setLost(fmt.Errorf("lock %s was removed (nixbucket unlock?): %w", old.Key, ErrLost))
+		}
 		l.mu.Lock()
 		l.err = err
 		l.mu.Unlock()
+		return err
 	}
-	return err
+	l.mu.Lock()
+	l.info, l.err = next, nil
+	l.written, l.confirmed = start, start
+	l.mu.Unlock()
+	if err := l.b.Delete(ctx, old.Key); err != nil {
+		l.mu.Lock()
+		l.leftover = append(l.leftover, old.Key)
+		l.mu.Unlock()
+		return fmt.Errorf("removing the old lock %s: %w", old.Key, err)
+	}
+	return nil
+}
+
+// drop deletes an object of ours that must not stay, even when ctx is
+// done; it logs a failure (the object goes stale in time).
+func (l *Lock) drop(key string) {
+	ctx, cancel := context.WithTimeout(l.base, cleanupTimeout)
+	defer cancel()
+	if err := l.b.Delete(ctx, key); err != nil {
+		l.opts.Logger.Warn("removing a lock object", "key", key, "err", err)
+	}
 }
 
 func (l *Lock) setLost(err error) error {
@@ -476,8 +580,22 @@ func (l *Lock) setLost(err error) error {
 // bucket since the caller last looked.
 func (l *Lock) Waited() bool { return l.waited }
 
-// Key is the lock object's key.
-func (l *Lock) Key() string { return l.info.Key }
+// Owns reports whether key is one of this lock's objects, whatever its
+// refreshes (it names the holder): a process that lists the bucket while
+// it holds the lock (erase) must pass over them.
+func (l *Lock) Owns(key string) bool {
+	kind, id, ok := parseKey(key)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return ok && (kind == l.info.Kind || kind == Waiting) && strings.HasPrefix(id, l.holder+"-")
+}
+
+// Key is the lock object's key now; it changes at each refresh.
+func (l *Lock) Key() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.info.Key
+}
 
 // Now is the server's time now, from the clock read when the lock was
 // acquired (see Clock).
@@ -497,23 +615,23 @@ func (l *Lock) Check(ctx context.Context) error {
 	l.checkMu.Lock()
 	defer l.checkMu.Unlock()
 	l.mu.Lock()
-	lost, written, confirmed, rerr := l.lost, l.written, l.confirmed, l.err
+	lost, written, confirmed, rerr, key := l.lost, l.written, l.confirmed, l.err, l.info.Key
 	l.mu.Unlock()
 	if lost != nil {
 		return lost
 	}
 	now := l.opts.Clock()
 	if age := now.Sub(written); age > l.opts.StaleAfter/2 {
-		return l.setLost(fmt.Errorf("lock %s last refreshed %v ago (%v): %w", l.info.Key, age.Round(time.Second), rerr, ErrLost))
+		return l.setLost(fmt.Errorf("lock %s last refreshed %v ago (%v): %w", key, age.Round(time.Second), rerr, ErrLost))
 	}
 	if entered.Sub(confirmed) < l.opts.Settle/2 {
 		return nil
 	}
-	if _, err := l.b.Stat(ctx, l.info.Key); err != nil {
+	if _, err := l.b.Stat(ctx, key); err != nil {
 		if errors.Is(err, s3cache.ErrNotFound) {
-			return l.setLost(fmt.Errorf("lock %s was removed (nixbucket unlock?): %w", l.info.Key, ErrLost))
+			return l.setLost(fmt.Errorf("lock %s was removed (nixbucket unlock?): %w", key, ErrLost))
 		}
-		return fmt.Errorf("checking lock %s: %w", l.info.Key, err)
+		return fmt.Errorf("checking lock %s: %w", key, err)
 	}
 	l.mu.Lock()
 	if now.After(l.confirmed) {
@@ -532,9 +650,9 @@ type waitMark struct {
 }
 
 func (l *Lock) newWaitMark() *waitMark {
-	info := l.info
+	info := l.info // before start: nothing changes it
 	info.Kind = Waiting
-	body, _ := json.MarshalIndent(info, "", "  ") // as l.body, which marshalled
+	body, _ := json.MarshalIndent(info, "", "  ") // as Acquire's write did
 	return &waitMark{l: l, key: Prefix + Waiting + "-" + info.ID + ".json", body: append(body, '\n')}
 }
 
@@ -559,7 +677,7 @@ func (w *waitMark) remove() {
 	if w == nil || w.written.IsZero() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(w.l.base, cleanupTimeout)
 	defer cancel()
 	if err := w.l.b.Delete(ctx, w.key); err != nil {
 		w.l.opts.Logger.Warn("removing the waiting mark", "key", w.key, "err", err)
@@ -576,38 +694,62 @@ func (l *Lock) Release() error {
 	return l.remove()
 }
 
+// removeRounds bounds the listings of RemoveStale.
+const removeRounds = 8
+
 // RemoveStale deletes the locks that are stale (all of them when all is
 // true) and returns what it removed: those older than staleAfter by the
 // server's clock, and those whose holder ran in this process space and is
 // gone.
+//
+// A holder refreshing its lock while it is removed may have written the
+// lock's next key (see Lock.refresh) before the old one was deleted, and
+// keep the lock under it; so RemoveStale lists again after deleting, and
+// removes what is new, until a listing finds nothing new to remove. The
+// next key, if the holder keeps the lock, was written before the old one
+// was deleted, so the next listing has it. It lists at least twice: a
+// listing that is not one snapshot (a directory read, as versitygw's) may
+// miss both the old key, deleted while it ran, and the next one, written
+// while it ran; the next listing has the next key.
 func RemoveStale(ctx context.Context, b s3cache.Bucket, staleAfter time.Duration, all bool) ([]Info, error) {
 	if staleAfter <= 0 {
 		staleAfter = DefaultStaleAfter
 	}
-	locks, err := List(ctx, b)
-	if err != nil {
-		return nil, err
-	}
 	var j *judge
-	if !all && len(locks) > 0 {
-		clock, err := NewClock(ctx, b, nil)
-		if err != nil {
-			return nil, err
-		}
-		host, _ := os.Hostname()
-		j = &judge{b: b, clock: clock, staleAfter: staleAfter, space: processSpace(), host: host, dead: map[string]bool{}}
-	}
+	seen := map[string]bool{}
 	var gone []Info
-	var keys []string
-	for _, l := range locks {
-		if all || j.stale(ctx, l) {
-			gone = append(gone, l)
-			keys = append(keys, l.Key)
+	for round := range removeRounds {
+		locks, err := List(ctx, b)
+		if err != nil {
+			return gone, err
 		}
-	}
-	if len(keys) > 0 {
+		if j == nil && !all && len(locks) > 0 {
+			clock, err := NewClock(ctx, b, nil)
+			if err != nil {
+				return gone, err
+			}
+			host, _ := os.Hostname()
+			j = &judge{b: b, clock: clock, staleAfter: staleAfter, space: processSpace(), host: host, dead: map[string]bool{}}
+		}
+		var keys []string
+		for _, l := range locks {
+			if seen[l.Key] {
+				continue
+			}
+			seen[l.Key] = true
+			if all || j.stale(ctx, l) {
+				gone = append(gone, l)
+				keys = append(keys, l.Key)
+			}
+		}
+		if len(keys) == 0 {
+			if round == 0 {
+				continue
+			}
+			return gone, nil
+		}
 		if err := b.Delete(ctx, keys...); err != nil {
-			return nil, fmt.Errorf("removing locks: %w", err)
+			return gone, fmt.Errorf("removing locks: %w", err)
 		}
 	}
 	return gone, nil

@@ -50,7 +50,7 @@ func holdLock(raw string) int {
 		return 1
 	}
 	fmt.Println(l.Key())
-	time.Sleep(time.Hour)
+	io.Copy(io.Discard, os.Stdin) // hold the lock until killed (or stdin closes)
 	return 0
 }
 
@@ -64,6 +64,9 @@ func startHolder(t *testing.T, srv *s3test.Server) (*exec.Cmd, string) {
 		t.Fatal(err)
 	}
 	cmd.Stderr = os.Stderr
+	if _, err := cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +118,79 @@ func TestDeadHolder(t *testing.T) {
 	}
 }
 
+// TestReusedPID: a holder is its PID and the time its process started
+// (and its boot): a lock naming a live PID whose process started at
+// another time was left by a process that is gone, the PID since reused,
+// and is stale at once. Before the start time was recorded, gc and erase
+// refused for half an hour beside such a lock.
+func TestReusedPID(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, s3test.VersityGW)
+	b := srv.Open(t, srv.Bucket)
+	holder, key := startHolder(t, srv)
+	// The lock says who holds it, readably.
+	infos, err := lock.List(ctx, b)
+	if err != nil || len(infos) != 1 {
+		t.Fatalf("locks: %v, %v", infos, err)
+	}
+	held, err := lock.Read(ctx, b, infos[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held.PID != holder.Process.Pid || held.Space == "" || held.Host == "" {
+		t.Fatalf("the holder's lock %s says %+v; want its pid %d, host and process space", key, held, holder.Process.Pid)
+	}
+	if start, err := lock.ProcessStart(holder.Process.Pid); err != nil || held.PIDStart != start {
+		t.Fatalf("the holder's lock records start %d; its process started at %d (%v)", held.PIDStart, start, err)
+	}
+	raw, err := s3cache.ReadSmall(ctx, b, key, 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{`"pid": `, `"pid_start": `, `"space": `} {
+		if !strings.Contains(string(raw), field) {
+			t.Errorf("the lock's JSON has no %s field:\n%s", field, raw)
+		}
+	}
+
+	self, err := lock.ProcessStart(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	forge := func(name string, pid int, start uint64) string {
+		k := "locks/exclusive-" + name + ".json"
+		body := fmt.Sprintf(`{"kind":"exclusive","id":%q,"host":%q,"pid":%d,"pid_start":%d,"space":%q}`, name, held.Host, pid, start, held.Space)
+		if err := b.Put(ctx, k, strings.NewReader(body), int64(len(body)), s3cache.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	for _, tc := range []struct {
+		name  string
+		pid   int
+		start uint64
+		dead  bool
+	}{
+		{"live-holder", holder.Process.Pid, held.PIDStart, false},
+		{"us", os.Getpid(), self, false},
+		{"reused-holder-pid", holder.Process.Pid, held.PIDStart + 1, true},
+		{"reused-our-pid", os.Getpid(), self - 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := forge(tc.name, tc.pid, tc.start)
+			defer b.Delete(ctx, k)
+			gone, err := lock.RemoveStale(ctx, b, 0, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			removed := len(gone) == 1 && gone[0].Key == k
+			if removed != tc.dead || len(gone) > 1 {
+				t.Fatalf("unlock removed %v; want the lock of pid %d started at %d removed: %v", gone, tc.pid, tc.start, tc.dead)
+			}
+		})
+	}
+}
+
 // statCounter counts HEADs of lock objects.
 type statCounter struct {
 	*s3cache.S3Bucket
@@ -151,20 +227,36 @@ func TestCheck(t *testing.T) {
 	if _, err := lock.RemoveStale(ctx, b, 0, true); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for !errors.Is(l.Check(ctx), lock.ErrLost) {
-		if time.Now().After(deadline) {
-			t.Fatal("Check never reported the removed lock lost")
-		}
-		time.Sleep(20 * time.Millisecond)
+	// The refresher finds the removal, and stops without writing it back.
+	select {
+	case <-l.RefresherDone():
+	case <-time.After(time.Minute):
+		t.Fatal("the refresher never found the lock removed")
 	}
-	time.Sleep(4 * opts.Refresh) // the refresher ran meanwhile
-	if _, err := b.Stat(ctx, l.Key()); !errors.Is(err, s3cache.ErrNotFound) {
-		t.Fatalf("the removed lock is back: %v", err)
+	if left, err := lock.List(ctx, b); err != nil || len(left) != 0 {
+		t.Fatalf("the removed lock is back: %v, %v", left, err)
 	}
 	if err := l.Check(ctx); !errors.Is(err, lock.ErrLost) {
 		t.Fatalf("Check of a removed lock: %v; want ErrLost", err)
 	}
+}
+
+// manualClock is a local clock that moves only when told.
+type manualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *manualClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *manualClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
 // slowStats delays each HEAD past Settle/2.
@@ -185,14 +277,15 @@ func (s *slowStats) Stat(ctx context.Context, key string) (s3cache.ObjectInfo, e
 func TestCheckParallel(t *testing.T) {
 	ctx := context.Background()
 	srv := s3test.Start(t, s3test.VersityGW)
-	opts := lock.Options{Settle: 40 * time.Millisecond, Refresh: time.Hour, StaleAfter: time.Hour}
+	clock := &manualClock{t: time.Now()}
+	opts := lock.Options{Settle: 40 * time.Millisecond, Refresh: time.Hour, StaleAfter: time.Hour, Clock: clock.now}
 	b := &slowStats{statCounter: statCounter{S3Bucket: srv.Open(t, srv.Bucket)}, delay: 100 * time.Millisecond}
 	l, err := lock.Acquire(ctx, b, lock.Shared, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Release()
-	time.Sleep(opts.Settle) // the acquisition's confirmation is old now
+	clock.add(opts.Settle) // the acquisition's confirmation is old now
 	before := b.n.Load()
 	var wg sync.WaitGroup
 	for range 32 {

@@ -63,23 +63,26 @@ func TestProtocol(t *testing.T) {
 			if _, err := acquire(t, b, lock.Exclusive, fast); !errors.Is(err, lock.ErrLocked) {
 				t.Fatalf("exclusive beside exclusive: %v; want ErrLocked", err)
 			}
-			// A push waiting for the gc gets in once it is done.
-			released := make(chan struct{})
-			go func() {
-				time.Sleep(300 * time.Millisecond)
-				x.Release()
-				close(released)
-			}()
+			// A push waiting for the gc gets in once it is done: the gc
+			// ends once the push has found its lock.
+			releasing := make(chan struct{})
 			wait := fast
 			wait.Wait = time.Minute
+			wait.Listed = func() {
+				close(releasing)
+				go x.Release()
+			}
 			s3, err := acquire(t, b, lock.Shared, wait)
 			if err != nil {
 				t.Fatalf("waiting shared lock: %v", err)
 			}
 			select {
-			case <-released:
+			case <-releasing:
 			default:
 				t.Fatal("shared lock acquired while the exclusive was held")
+			}
+			if !s3.Waited() {
+				t.Fatal("the shared lock did not wait for the exclusive one")
 			}
 			// unlock --all removes it; the holder notices.
 			if gone, err := lock.RemoveStale(ctx, b, 0, true); err != nil || len(gone) != 1 {
