@@ -214,7 +214,11 @@ func openVia(t *testing.T, srv *s3test.Server, proxy *s3test.FaultProxy, bucket 
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := s3cache.OpenS3(context.Background(), u, srv.Options())
+	opts := srv.Options()
+	// Requests that fail are retried for a few seconds, not the default
+	// 90: a test of failures waits for the client to give up.
+	opts.RetryFor, opts.MaxBackoff = 3*time.Second, 500*time.Millisecond
+	b, err := s3cache.OpenS3(context.Background(), u, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
