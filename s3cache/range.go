@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // RangeGetter is implemented by buckets that can open part of an object in
@@ -71,13 +70,8 @@ func (b *S3Bucket) GetRange(ctx context.Context, key string, off, n int64) (io.R
 		info, err := b.Stat(ctx, key)
 		return io.NopCloser(strings.NewReader("")), info, err
 	}
-	r := "bytes=" + strconv.FormatInt(off, 10) + "-"
-	if n > 0 {
-		r += strconv.FormatInt(off+n-1, 10)
-	}
-	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &key, Range: &r})
+	out, err := b.getRange(ctx, key, "", off, n)
 	if err != nil {
-		err = b.wrap("getting", key, err)
 		if errors.Is(err, ErrNotFound) {
 			b.exists.Store(true)
 		}
@@ -92,12 +86,6 @@ func (b *S3Bucket) GetRange(ctx context.Context, key string, off, n int64) (io.R
 			return nil, ObjectInfo{}, fmt.Errorf("getting %s in bucket %q at %s: bad Content-Range %q", key, b.bucket, b.where, cr)
 		}
 		size = total
-	} else if off > 0 {
-		// A server that ignored the range sent the whole object.
-		if _, err := io.CopyN(io.Discard, out.Body, off); err != nil {
-			out.Body.Close()
-			return nil, ObjectInfo{}, fmt.Errorf("getting %s from offset %d: %w", key, off, err)
-		}
 	}
 	return limitRange(out.Body, n), ObjectInfo{
 		Key:          key,

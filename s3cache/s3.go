@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -453,7 +454,22 @@ func (b *S3Bucket) GetWithInfo(ctx context.Context, key string) (io.ReadCloser, 
 // getFrom GETs key from byte off on, if its ETag is still etag (a body
 // being resumed).
 func (b *S3Bucket) getFrom(ctx context.Context, key, etag string, off int64) (io.ReadCloser, error) {
-	in := &s3.GetObjectInput{Bucket: &b.bucket, Key: &key, Range: aws.String(fmt.Sprintf("bytes=%d-", off))}
+	out, err := b.getRange(ctx, key, etag, off, -1)
+	if err != nil {
+		return nil, err
+	}
+	return out.Body, nil
+}
+
+// getRange sends a GetObject of the n bytes of key from off on (n < 0: to
+// the end), only while its ETag is etag if etag is set. A server that
+// ignores the range sends the whole object: its body is skipped to off.
+func (b *S3Bucket) getRange(ctx context.Context, key, etag string, off, n int64) (*s3.GetObjectOutput, error) {
+	r := "bytes=" + strconv.FormatInt(off, 10) + "-"
+	if n > 0 {
+		r += strconv.FormatInt(off+n-1, 10)
+	}
+	in := &s3.GetObjectInput{Bucket: &b.bucket, Key: &key, Range: &r}
 	if etag != "" {
 		in.IfMatch = &etag
 	}
@@ -461,13 +477,13 @@ func (b *S3Bucket) getFrom(ctx context.Context, key, etag string, off int64) (io
 	if err != nil {
 		return nil, b.wrap("getting", key, err)
 	}
-	if out.ContentRange == nil && off > 0 { // the whole object: skip what was read
+	if out.ContentRange == nil && off > 0 {
 		if _, err := io.CopyN(io.Discard, out.Body, off); err != nil {
 			out.Body.Close()
 			return nil, b.wrap("getting", key, err)
 		}
 	}
-	return out.Body, nil
+	return out, nil
 }
 
 // payloadOptions are the per-request options of PutObject and UploadPart:
