@@ -10,6 +10,7 @@ import (
 	"github.com/nixbucket/nixbucket/closure"
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // TestAgainstNix compares closures with `nix-store -qR [--include-outputs]`
@@ -24,12 +25,12 @@ func TestAgainstNix(t *testing.T) {
 	built := nixtest.Build(t, f, "all", "multi")
 	drvs := nixtest.Instantiate(t, f, "all", "unbuilt", "app")
 	ctx := context.Background()
-	db, err := store.OpenDB(ctx, store.DBPath(), store.Dir())
+	db, err := store.OpenDB(ctx, store.DBPath(), storepath.DefaultDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	d, err := store.OpenDaemon(ctx, nixtest.Daemon(t), store.Dir())
+	d, err := store.OpenDaemon(ctx, nixtest.Daemon(t), storepath.DefaultDir())
 	if err != nil {
 		t.Fatal(err)
 	}

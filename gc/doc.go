@@ -2,7 +2,7 @@
 // NARs and .ls listings that no kept root reaches, safely beside pushes.
 //
 // Retention (restic's forget, applied per root name to the manifests of
-// package gc/roots): keep the newest KeepLast manifests and those younger
+// package roots): keep the newest KeepLast manifests and those younger
 // than KeepWithin; every manifest of a pinned root; all of them when no
 // policy is given. Expired manifests are deleted.
 //
@@ -43,7 +43,7 @@
 // the newest LastModified listed. A gc machine whose clock is hours off
 // therefore neither deletes young objects nor takes live locks for stale.
 //
-// Concurrency: gc holds the exclusive lock of package gc/lock from before
+// Concurrency: gc holds the exclusive lock of package lock from before
 // its LIST to after its last delete, and checks it before every delete
 // batch; pushes hold a shared one and check it before every narinfo they
 // write, so a push never skips a narinfo that gc is about to delete, and

@@ -17,10 +17,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/nixbucket/nixbucket/gc/lock"
-	"github.com/nixbucket/nixbucket/gc/roots"
+	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/narinfo"
+	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // CondemnedPrefix is the key prefix of the records of condemned objects.
@@ -414,7 +415,7 @@ func (r *run) list(ctx context.Context) error {
 		r.now = newest.UTC()
 	}
 	r.index.Sort()
-	r.storeDir = narinfo.DefaultStoreDir()
+	r.storeDir = storepath.DefaultDir()
 	if _, ok := r.objects[CacheInfoKey]; ok {
 		text, err := r.get(ctx, CacheInfoKey)
 		if err != nil {

@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/nixbucket/nixbucket/gc"
-	"github.com/nixbucket/nixbucket/gc/lock"
-	"github.com/nixbucket/nixbucket/gc/roots"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/push"
+	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
 )
 

@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"github.com/nixbucket/nixbucket/gc"
-	"github.com/nixbucket/nixbucket/gc/lock"
-	"github.com/nixbucket/nixbucket/gc/roots"
 	"github.com/nixbucket/nixbucket/internal/s3test"
 	"github.com/nixbucket/nixbucket/internal/synth"
+	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/narinfo"
+	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/verify"
 )

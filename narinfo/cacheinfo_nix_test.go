@@ -9,6 +9,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/narinfo"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // TestCacheInfoAgreesWithNix has Nix open file:// caches whose
@@ -18,7 +19,7 @@ import (
 // one wins here.)
 func TestCacheInfoAgreesWithNix(t *testing.T) {
 	nixtest.Require(t)
-	sd := narinfo.DefaultStoreDir()
+	sd := storepath.DefaultDir()
 	for _, text := range []string{
 		"StoreDir: " + sd + "\n",
 		"StoreDir: /other\n",

@@ -3,8 +3,6 @@ package narinfo
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/nix-community/go-nix/pkg/nixhash"
 )
@@ -95,16 +93,3 @@ func (e *ParseError) Error() string {
 
 // Unwrap returns the cause.
 func (e *ParseError) Unwrap() error { return e.Err }
-
-// DefaultStoreDir returns the store directory Nix uses when none is given,
-// as settings.nixStore in Nix's src/libstore/globals.cc: $NIX_STORE_DIR,
-// else $NIX_STORE, else /nix/store; cleaned (no trailing slash, no "//" or
-// "." elements). It is the one definition in nixbucket: store.Dir returns it.
-func DefaultStoreDir() string {
-	for _, v := range []string{"NIX_STORE_DIR", "NIX_STORE"} {
-		if d := os.Getenv(v); d != "" {
-			return filepath.Clean(d)
-		}
-	}
-	return "/nix/store"
-}

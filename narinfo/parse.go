@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/nix-community/go-nix/pkg/nixhash"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // Option configures Parse.
@@ -19,7 +20,7 @@ type options struct {
 }
 
 // WithStoreDir sets the store directory StorePath must lie in (default
-// DefaultStoreDir()).
+// storepath.DefaultDir()).
 func WithStoreDir(dir string) Option {
 	return func(o *options) { o.storeDir = dir }
 }
@@ -37,7 +38,7 @@ func Parse(r io.Reader, opts ...Option) (*NarInfo, error) {
 
 // ParseString parses the narinfo text s; see Parse.
 func ParseString(s string, opts ...Option) (*NarInfo, error) {
-	o := options{storeDir: DefaultStoreDir()}
+	o := options{storeDir: storepath.DefaultDir()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -73,7 +74,7 @@ func ParseString(s string, opts ...Option) (*NarInfo, error) {
 		var err error
 		switch key {
 		case "StorePath":
-			if ni.StorePath, err = parseStorePath(storeDir, value); err != nil {
+			if ni.StorePath, err = storepath.Parse(storeDir, value); err != nil {
 				return nil, bad("%w", err)
 			}
 			pathLine = line
@@ -106,7 +107,7 @@ func ParseString(s string, opts ...Option) (*NarInfo, error) {
 			}
 			refs := strings.FieldsFunc(value, func(r rune) bool { return r == ' ' })
 			for _, r := range refs {
-				if err := checkBaseName(r); err != nil {
+				if err := storepath.CheckBase(r); err != nil {
 					return nil, bad("%w", err)
 				}
 			}
@@ -114,7 +115,7 @@ func ParseString(s string, opts ...Option) (*NarInfo, error) {
 			haveRefs = len(refs) > 0
 		case "Deriver":
 			if value != unknownDeriver {
-				if err := checkBaseName(value); err != nil {
+				if err := storepath.CheckBase(value); err != nil {
 					return nil, bad("%w", err)
 				}
 				ni.Deriver = value

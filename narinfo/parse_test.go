@@ -10,6 +10,7 @@ import (
 	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/nixbucket/nixbucket/narinfo"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // base is a narinfo written by Nix 2.8 (nix copy --to
@@ -340,7 +341,7 @@ func TestParseStoreDir(t *testing.T) {
 		t.Errorf("got StorePath %q, want %q", n.StorePath, sd+"/"+basePath)
 	}
 	t.Setenv("NIX_STORE_DIR", sd)
-	if got := narinfo.DefaultStoreDir(); got != sd {
+	if got := storepath.DefaultDir(); got != sd {
 		t.Errorf("DefaultStoreDir with NIX_STORE_DIR=%s: got %q", sd, got)
 	}
 	if _, err := narinfo.Parse(strings.NewReader(in)); err != nil {

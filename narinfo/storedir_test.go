@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/nixbucket/nixbucket/narinfo"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // TestDefaultStoreDir checks the variables Nix reads for its store
@@ -22,8 +23,8 @@ func TestDefaultStoreDir(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("NIX_STORE_DIR", tc.storeDir)
 			t.Setenv("NIX_STORE", tc.store)
-			if got := narinfo.DefaultStoreDir(); got != tc.want {
-				t.Fatalf("DefaultStoreDir() = %q, want %q", got, tc.want)
+			if got := storepath.DefaultDir(); got != tc.want {
+				t.Fatalf("storepath.DefaultDir() = %q, want %q", got, tc.want)
 			}
 			in := strings.ReplaceAll(base, "@SD@", tc.want)
 			if n, err := narinfo.ParseString(in); err != nil || n.StorePath != tc.want+"/"+basePath {

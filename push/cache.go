@@ -16,7 +16,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/s3cache"
-	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // CacheInfoKey is the key of the cache's nix-cache-info file.
@@ -106,7 +106,7 @@ var narinfoKey = regexp.MustCompile(`^[0-9a-df-np-sv-z]{32}\.narinfo$`)
 func findPresent(ctx context.Context, b s3cache.Bucket, paths []string, jobs int, log *slog.Logger, pre *Listing) (map[string]bool, error) {
 	want := make(map[string]bool, len(paths))
 	for _, p := range paths {
-		want[store.HashPart(p)] = true
+		want[storepath.HashPart(p)] = true
 	}
 	l := pre
 	if l == nil {
@@ -444,7 +444,7 @@ func headPresent(ctx context.Context, b s3cache.Bucket, paths []string, jobs int
 			switch {
 			case err == nil:
 				mu.Lock()
-				present[store.HashPart(p)] = true
+				present[storepath.HashPart(p)] = true
 				mu.Unlock()
 			case !errors.Is(err, s3cache.ErrNotFound):
 				return fmt.Errorf("checking %s: %w", NarInfoKey(p), err)

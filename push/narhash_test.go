@@ -17,6 +17,7 @@ import (
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // TestPushNarHashMismatch alters store paths on disk after Nix registered
@@ -111,7 +112,7 @@ in {
 			}
 			have := narinfoHashes(t, b)
 			for _, p := range []string{altered, tops[i]} {
-				if have[store.HashPart(p)] {
+				if have[storepath.HashPart(p)] {
 					t.Errorf("%s has a narinfo after its NAR (or a reference's) failed the hash check", p)
 				}
 			}

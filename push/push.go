@@ -17,12 +17,13 @@ import (
 
 	"github.com/nixbucket/nixbucket/closure"
 	"github.com/nixbucket/nixbucket/compression"
-	"github.com/nixbucket/nixbucket/gc/lock"
+	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/nar"
 	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
 	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // NarContentType is the media type Nix gives uploaded NARs.
@@ -56,7 +57,7 @@ type Options struct {
 	// (StartListing); a complete one replaces the presence check.
 	Listing *Listing
 	// Lock, if set, makes the push hold a shared cache lock (package
-	// gc/lock) while it writes, so that gc never deletes what the written
+	// lock) while it writes, so that gc never deletes what the written
 	// narinfos refer to. Presence is checked first without the lock (with
 	// Listing, if given); when anything is to be written (or a root
 	// recorded), the lock is taken while the NARs upload, and before the
@@ -67,7 +68,7 @@ type Options struct {
 	// manifest: a push that lost it stops with an error wrapping
 	// lock.ErrLost.
 	Lock *lock.Options
-	// Root, if set, records a root manifest (package gc/roots) after a
+	// Root, if set, records a root manifest (package roots) after a
 	// successful push.
 	Root *RootOptions
 }
@@ -348,7 +349,7 @@ func (p *pusher) missing(ctx context.Context, order []string, listing *Listing) 
 	}
 	var missing []string
 	for _, path := range order {
-		if !present[store.HashPart(path)] {
+		if !present[storepath.HashPart(path)] {
 			missing = append(missing, path)
 		}
 	}
@@ -450,7 +451,7 @@ func (p *pusher) checkOutside(ctx context.Context, missing []string, present map
 		return err
 	}
 	for _, r := range outside {
-		if !have[store.HashPart(r)] {
+		if !have[storepath.HashPart(r)] {
 			return fmt.Errorf("%s is referenced by the paths pushed but is neither pushed nor in the cache; push its closure (drop --no-recursive)", r)
 		}
 	}
@@ -616,7 +617,7 @@ func NarKey(info *store.PathInfo, algo string) string {
 }
 
 // NarInfoKey is the bucket key of a path's narinfo: <hash part>.narinfo.
-func NarInfoKey(path string) string { return store.HashPart(path) + ".narinfo" }
+func NarInfoKey(path string) string { return storepath.HashPart(path) + ".narinfo" }
 
 // UploadNAR uploads the NAR of one valid store path as Push uploads NARs
 // (see uploadNAR), to NarKey(info, opts.Compression), replacing any object
@@ -672,7 +673,7 @@ func (p *pusher) uploadNAR(ctx context.Context, info *store.PathInfo) (*narinfo.
 		NarHash:     info.NarHash,
 		NarSize:     info.NarSize,
 		References:  baseNames(info.References),
-		Deriver:     store.BaseName(info.Deriver),
+		Deriver:     storepath.Base(info.Deriver),
 		Sigs:        slices.Clone(info.Signatures),
 		CA:          info.CA,
 	}, nil
@@ -736,7 +737,7 @@ func PutNarInfo(ctx context.Context, b s3cache.Bucket, ni *narinfo.NarInfo) erro
 func baseNames(paths []string) []string {
 	out := make([]string, len(paths))
 	for i, p := range paths {
-		out[i] = store.BaseName(p)
+		out[i] = storepath.Base(p)
 	}
 	return out
 }

@@ -20,7 +20,7 @@ import (
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
-	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 	"github.com/nixbucket/nixbucket/verify"
 )
 
@@ -243,7 +243,7 @@ func unfinishedUploads(t *testing.T, b s3cache.Bucket) int {
 func hashParts(paths []string) []string {
 	out := make([]string, len(paths))
 	for i, p := range paths {
-		out[i] = store.HashPart(p)
+		out[i] = storepath.HashPart(p)
 	}
 	return out
 }

@@ -14,10 +14,10 @@ import (
 	"github.com/nix-community/go-nix/pkg/nixhash"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/nixbucket/nixbucket/gc/roots"
 	"github.com/nixbucket/nixbucket/narinfo"
+	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
-	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // RootOptions name the root manifest a push records.
@@ -55,7 +55,7 @@ func (p *pusher) readPresent(ctx context.Context, order []string, present map[st
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.metaJobs)
 	for _, sp := range order {
-		if !present[store.HashPart(sp)] {
+		if !present[storepath.HashPart(sp)] {
 			continue
 		}
 		g.Go(func() error {

@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/nixbucket/nixbucket/gc"
-	"github.com/nixbucket/nixbucket/gc/roots"
+	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
 )
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // closureSQL walks the reference graph inside SQLite (a recursive query
@@ -105,7 +107,7 @@ func (d *DB) QueryClosurePaths(ctx context.Context, roots []string) ([]string, e
 // queryClosure runs one of the closure queries on roots.
 func (d *DB) queryClosure(ctx context.Context, query string, roots []string) (*sql.Rows, error) {
 	for _, r := range roots {
-		if err := CheckPath(d.dir, r); err != nil {
+		if err := storepath.Check(d.dir, r); err != nil {
 			return nil, fmt.Errorf("querying closure: %w", err)
 		}
 	}

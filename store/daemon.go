@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nix-community/go-nix/pkg/wire"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // errClosed is returned by a Daemon used after Close.
@@ -51,7 +52,7 @@ type conn struct {
 }
 
 // OpenDaemon connects to the nix-daemon listening at socketPath (normally
-// DaemonSocketPath()) for the store directory storeDir (normally Dir()), and
+// DaemonSocketPath()) for the store directory storeDir (normally storepath.DefaultDir()), and
 // performs the handshake once to check it. When nothing listens there, the
 // error wraps ErrNoStore.
 func OpenDaemon(ctx context.Context, socketPath, storeDir string, opts ...Option) (*Daemon, error) {
@@ -262,7 +263,7 @@ func (d *Daemon) do(ctx context.Context, op uint64, send func(c *conn) error, re
 
 // QueryPathInfo returns the info of a valid path (operation QueryPathInfo).
 func (d *Daemon) QueryPathInfo(ctx context.Context, path string) (*PathInfo, error) {
-	if err := CheckPath(d.dir, path); err != nil {
+	if err := storepath.Check(d.dir, path); err != nil {
 		return nil, fmt.Errorf("querying path info: %w", err)
 	}
 	var info *PathInfo
@@ -279,11 +280,11 @@ func (d *Daemon) QueryPathInfo(ctx context.Context, path string) (*PathInfo, err
 }
 
 // QueryValidPaths returns the valid paths among paths, in input order
-// (duplicates kept); a malformed path is an error wrapping ErrBadPath
+// (duplicates kept); a malformed path is an error wrapping storepath.ErrInvalid
 // (operation QueryValidPaths, without substitution).
 func (d *Daemon) QueryValidPaths(ctx context.Context, paths []string) ([]string, error) {
 	for _, p := range paths {
-		if err := CheckPath(d.dir, p); err != nil {
+		if err := storepath.Check(d.dir, p); err != nil {
 			return nil, fmt.Errorf("querying valid paths: %w", err)
 		}
 	}
@@ -322,7 +323,7 @@ func (d *Daemon) QueryValidPaths(ctx context.Context, paths []string) ([]string,
 // its path (operation QueryDerivationOutputMap, protocol ≥ 1.22); outputs
 // whose path is not known are absent.
 func (d *Daemon) QueryDerivationOutputs(ctx context.Context, drvPath string) (map[string]string, error) {
-	if err := CheckPath(d.dir, drvPath); err != nil {
+	if err := storepath.Check(d.dir, drvPath); err != nil {
 		return nil, fmt.Errorf("querying derivation outputs: %w", err)
 	}
 	if minor(d.version) < 22 {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // TestDaemonError makes the real daemon report an error (STDERR_ERROR): it
@@ -16,7 +17,7 @@ import (
 func TestDaemonError(t *testing.T) {
 	f := getFixture(t)
 	ctx := context.Background()
-	d, err := store.OpenDaemon(ctx, daemonSocket, store.Dir(), store.WithConnections(1))
+	d, err := store.OpenDaemon(ctx, daemonSocket, storepath.DefaultDir(), store.WithConnections(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestDaemonError(t *testing.T) {
 
 func TestDaemonClosed(t *testing.T) {
 	f := getFixture(t)
-	d, err := store.OpenDaemon(context.Background(), daemonSocket, store.Dir())
+	d, err := store.OpenDaemon(context.Background(), daemonSocket, storepath.DefaultDir())
 	if err != nil {
 		t.Fatal(err)
 	}

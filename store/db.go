@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nix-community/go-nix/pkg/nixhash"
+	"github.com/nixbucket/nixbucket/storepath"
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
 )
 
@@ -51,7 +52,7 @@ type DB struct {
 var _ Store = (*DB)(nil)
 
 // OpenDB opens the Nix database at dbPath (normally DBPath()) read-only, for
-// the store directory storeDir (normally Dir()).
+// the store directory storeDir (normally storepath.DefaultDir()).
 //
 // The database is opened with mode=ro: a reader of a WAL database takes no
 // lock that stops Nix from writing, and sees what Nix commits. When that is
@@ -132,7 +133,7 @@ func (d *DB) Close() error {
 
 // QueryPathInfo returns the info of a valid path.
 func (d *DB) QueryPathInfo(ctx context.Context, path string) (*PathInfo, error) {
-	if err := CheckPath(d.dir, path); err != nil {
+	if err := storepath.Check(d.dir, path); err != nil {
 		return nil, fmt.Errorf("querying path info: %w", err)
 	}
 	rows, err := d.info.QueryContext(ctx, path)
@@ -214,10 +215,10 @@ func parseNarHash(s string) (*nixhash.Hash, error) {
 
 // QueryValidPaths returns the valid paths among paths, in input order
 // (duplicates kept), with one query; a malformed path is an error wrapping
-// ErrBadPath.
+// storepath.ErrInvalid.
 func (d *DB) QueryValidPaths(ctx context.Context, paths []string) ([]string, error) {
 	for _, p := range paths {
-		if err := CheckPath(d.dir, p); err != nil {
+		if err := storepath.Check(d.dir, p); err != nil {
 			return nil, fmt.Errorf("querying valid paths: %w", err)
 		}
 	}
@@ -251,7 +252,7 @@ func (d *DB) QueryValidPaths(ctx context.Context, paths []string) ([]string, err
 // its path, from the DerivationOutputs table: floating content-addressed
 // outputs have no row there.
 func (d *DB) QueryDerivationOutputs(ctx context.Context, drvPath string) (map[string]string, error) {
-	if err := CheckPath(d.dir, drvPath); err != nil {
+	if err := storepath.Check(d.dir, drvPath); err != nil {
 		return nil, fmt.Errorf("querying derivation outputs: %w", err)
 	}
 	rows, err := d.outputs.QueryContext(ctx, drvPath)

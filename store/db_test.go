@@ -8,6 +8,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // TestDBDoesNotBlockNix builds a new path with nix-build while the database
@@ -16,7 +17,7 @@ import (
 func TestDBDoesNotBlockNix(t *testing.T) {
 	f := getFixture(t)
 	ctx := context.Background()
-	db, err := store.OpenDB(ctx, store.DBPath(), store.Dir())
+	db, err := store.OpenDB(ctx, store.DBPath(), storepath.DefaultDir())
 	if err != nil {
 		t.Fatal(err)
 	}

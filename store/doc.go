@@ -37,7 +37,7 @@
 // # Store paths
 //
 // A store path is <store dir>/<32 nix32 characters>-<name>
-// (src/libstore/path.cc); CheckPath validates one for any store directory,
+// (src/libstore/path.cc); storepath.Check validates one for any store directory,
 // Resolve turns a command-line argument (a result link, a file inside a
 // store path) into one.
 package store

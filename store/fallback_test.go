@@ -15,6 +15,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // helperEnv, when set, makes TestImmutableFallback the helper it runs as
@@ -87,7 +88,7 @@ func TestImmutableFallback(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the helper failed: %v\n%s", err, out)
 	}
-	db, err := store.OpenDB(ctx, store.DBPath(), store.Dir())
+	db, err := store.OpenDB(ctx, store.DBPath(), storepath.DefaultDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func fallbackHelper(t *testing.T, arg string) {
 		t.Fatal("the helper runs as root")
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	db, err := store.OpenDB(context.Background(), args[0], store.Dir(), store.WithLogger(log))
+	db, err := store.OpenDB(context.Background(), args[0], storepath.DefaultDir(), store.WithLogger(log))
 	if err != nil {
 		t.Fatalf("OpenDB as uid %d: %v", os.Getuid(), err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // daemonSocket is the socket of the nix-daemon TestMain starts for this
@@ -122,11 +123,11 @@ func getFixture(t testing.TB) *fixture {
 func backends(t testing.TB) map[string]store.Store {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.OpenDB(ctx, store.DBPath(), store.Dir())
+	db, err := store.OpenDB(ctx, store.DBPath(), storepath.DefaultDir())
 	if err != nil {
 		t.Fatalf("OpenDB: %v", err)
 	}
-	d, err := store.OpenDaemon(ctx, daemonSocket, store.Dir())
+	d, err := store.OpenDaemon(ctx, daemonSocket, storepath.DefaultDir())
 	if err != nil {
 		t.Fatalf("OpenDaemon: %v", err)
 	}

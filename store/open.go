@@ -10,19 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/nixbucket/nixbucket/narinfo"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // defaultStateDir is the state directory compiled into Debian's and
 // upstream's Nix.
 const defaultStateDir = "/nix/var/nix"
-
-// Dir returns the store directory: $NIX_STORE_DIR, else $NIX_STORE, else
-// /nix/store, cleaned (Nix's settings.nixStore, src/libstore/globals.cc). It
-// is narinfo.DefaultStoreDir, so narinfos and the store always agree.
-func Dir() string {
-	return narinfo.DefaultStoreDir()
-}
 
 // StateDir returns Nix's state directory: $NIX_STATE_DIR, else /nix/var/nix.
 func StateDir() string {
@@ -98,7 +91,7 @@ func newOptions(opts []Option) options {
 // ErrUnsupportedStore.
 func Open(ctx context.Context, opts ...Option) (Store, error) {
 	o := newOptions(opts)
-	dir := Dir()
+	dir := storepath.DefaultDir()
 	remote := os.Getenv("NIX_REMOTE")
 	switch {
 	case remote == "" || remote == "auto":

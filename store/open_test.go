@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
-	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 func TestDirs(t *testing.T) {
@@ -34,11 +34,11 @@ func TestDirs(t *testing.T) {
 			for _, k := range []string{"NIX_STORE_DIR", "NIX_STORE", "NIX_STATE_DIR", "NIX_DAEMON_SOCKET_PATH"} {
 				t.Setenv(k, tc.env[k])
 			}
-			if store.Dir() != narinfo.DefaultStoreDir() {
-				t.Errorf("store.Dir() = %s, narinfo.DefaultStoreDir() = %s", store.Dir(), narinfo.DefaultStoreDir())
+			if storepath.DefaultDir() != storepath.DefaultDir() {
+				t.Errorf("storepath.DefaultDir() = %s, storepath.DefaultDir() = %s", storepath.DefaultDir(), storepath.DefaultDir())
 			}
 			for _, c := range [][2]string{
-				{store.Dir(), tc.store}, {store.StateDir(), tc.state}, {store.DaemonSocketPath(), tc.sock}, {store.DBPath(), tc.db},
+				{storepath.DefaultDir(), tc.store}, {store.StateDir(), tc.state}, {store.DaemonSocketPath(), tc.sock}, {store.DBPath(), tc.db},
 			} {
 				if c[0] != c[1] {
 					t.Errorf("got %s, want %s", c[0], c[1])
@@ -121,7 +121,7 @@ func TestOpen(t *testing.T) {
 // of itself: the Nix version it sends is the one `nix-daemon --version`
 // prints, and Nix 2.8 speaks protocol 1.34.
 func TestDaemonVersion(t *testing.T) {
-	d, err := store.OpenDaemon(context.Background(), daemonSocket, store.Dir())
+	d, err := store.OpenDaemon(context.Background(), daemonSocket, storepath.DefaultDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,56 +10,11 @@ import (
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 const hash32 = "0c1m6jzk2h3yb9pfk0dwdr5zdm3lxmv4"
 
-func TestCheckPath(t *testing.T) {
-	for _, tc := range []struct {
-		p  string
-		ok bool
-	}{
-		{"/nix/store/" + hash32 + "-hello-2.12", true},
-		{"/nix/store/" + hash32 + "-a+b-c_d.e?f=g", true},
-		{"/nix/store/" + hash32 + "-x.drv", true},
-		{"/nix/store/" + hash32 + "-" + strings.Repeat("n", 211), true},
-		{"/nix/store/" + hash32 + "-" + strings.Repeat("n", 212), false},
-		{"/nix/store/" + hash32 + "-", false},
-		{"/nix/store/" + hash32, false},
-		{"/nix/store/" + hash32 + "_x", false},
-		{"/nix/store/" + strings.Repeat("e", 32) + "-x", false}, // e, o, u, t are not nix32
-		{"/nix/store/" + strings.ToUpper(hash32) + "-x", false},
-		{"/nix/store/" + hash32 + "-a b", false},
-		{"/nix/store/" + hash32 + "-a/b", false},
-		{"/nix/store/" + hash32 + "-.", false},
-		{"/nix/store/" + hash32 + "-..", false},
-		{"/nix/store/" + hash32 + "-..-x", false},
-		{"/nix/store/" + hash32 + "-.x", true},
-		{"/nix/store/" + hash32 + "-x/", false},
-		{"/nix/store2/" + hash32 + "-x", false},
-		{"/nix/" + hash32 + "-x", false},
-		{"nix/store/" + hash32 + "-x", false},
-		{"", false},
-	} {
-		err := store.CheckPath("/nix/store", tc.p)
-		if (err == nil) != tc.ok {
-			t.Errorf("CheckPath(%q) = %v, want ok=%v", tc.p, err, tc.ok)
-		}
-		if err != nil && !errors.Is(err, store.ErrBadPath) {
-			t.Errorf("CheckPath(%q) = %v, does not wrap ErrBadPath", tc.p, err)
-		}
-	}
-	if err := store.CheckPath("/custom/store", "/custom/store/"+hash32+"-x"); err != nil {
-		t.Errorf("a custom store dir: %v", err)
-	}
-	p := "/nix/store/" + hash32 + "-hello-2.12"
-	if store.HashPart(p) != hash32 || store.Name(p) != "hello-2.12" || store.BaseName(p) != hash32+"-hello-2.12" {
-		t.Errorf("HashPart, Name, BaseName of %s = %s, %s, %s", p, store.HashPart(p), store.Name(p), store.BaseName(p))
-	}
-}
-
-// TestResolve follows links into the store as Nix does, with
-// `nix path-info ARG` as the oracle where Nix accepts the argument.
 func TestResolve(t *testing.T) {
 	f := getFixture(t)
 	dir := t.TempDir()
@@ -90,16 +45,16 @@ func TestResolve(t *testing.T) {
 		{"bare relative link", "result", f.top, false}, // a flake reference to nix
 		{"link to a link", chain, f.top, true},
 		{"inside a store path", f.top + "/note", f.top, true},
-		{"lexically into the store", f.top + "/../" + store.BaseName(f.dep), f.dep, true},
+		{"lexically into the store", f.top + "/../" + storepath.Base(f.dep), f.dep, true},
 		{"through a result link", "result/note", f.top, false},
 		{"outside the store", plain, "", true},
 		{"link outside the store", outside, "", true},
 		{"missing", filepath.Join(dir, "missing"), "", true},
-		{"the store dir", store.Dir(), "", true},
-		{"bad store path", store.Dir() + "/not-a-store-path/x", "", true},
+		{"the store dir", storepath.DefaultDir(), "", true},
+		{"bad store path", storepath.DefaultDir() + "/not-a-store-path/x", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := store.Resolve(store.Dir(), tc.arg)
+			got, err := store.Resolve(storepath.DefaultDir(), tc.arg)
 			if tc.want == "" {
 				if err == nil {
 					t.Fatalf("Resolve(%q) = %s, want an error", tc.arg, got)
@@ -120,7 +75,7 @@ func TestResolve(t *testing.T) {
 			}
 		})
 	}
-	if _, err := store.Resolve(store.Dir(), plain); !errors.Is(err, store.ErrBadPath) || !strings.Contains(err.Error(), "not in the Nix store") {
+	if _, err := store.Resolve(storepath.DefaultDir(), plain); !errors.Is(err, storepath.ErrInvalid) || !strings.Contains(err.Error(), "not in the Nix store") {
 		t.Errorf("Resolve outside the store: %v, want ErrBadPath saying so", err)
 	}
 }
@@ -137,17 +92,17 @@ func FuzzCheckPath(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, base string) {
 		p := "/nix/store/" + base
-		err := store.CheckPath("/nix/store", p)
-		name := store.Name(p)
+		err := storepath.Check("/nix/store", p)
+		name := storepath.Name(p)
 		want := pathRe.MatchString(p) && name != "." && name != ".." &&
 			!strings.HasPrefix(name, ".-") && !strings.HasPrefix(name, "..-")
 		if (err == nil) != want {
 			t.Fatalf("CheckPath(%q) = %v, the regexp says ok=%v", p, err, want)
 		}
-		if (store.CheckBaseName(base) == nil) != want {
+		if (storepath.CheckBase(base) == nil) != want {
 			t.Fatalf("CheckBaseName(%q) disagrees with CheckPath", base)
 		}
-		if err == nil && (store.BaseName(p) != base || store.HashPart(p)+"-"+store.Name(p) != base) {
+		if err == nil && (storepath.Base(p) != base || storepath.HashPart(p)+"-"+storepath.Name(p) != base) {
 			t.Fatalf("BaseName/HashPart/Name of %q do not add up", p)
 		}
 	})
@@ -168,12 +123,12 @@ func FuzzResolve(f *testing.F) {
 		}
 		got, err := store.Resolve("/nix/store", arg)
 		if err != nil {
-			if !errors.Is(err, store.ErrBadPath) {
+			if !errors.Is(err, storepath.ErrInvalid) {
 				t.Fatalf("Resolve(%q): %v does not wrap ErrBadPath", arg, err)
 			}
 			return
 		}
-		if store.CheckPath("/nix/store", got) != nil || (got != clean && !strings.HasPrefix(clean, got+"/")) {
+		if storepath.Check("/nix/store", got) != nil || (got != clean && !strings.HasPrefix(clean, got+"/")) {
 			t.Fatalf("Resolve(%q) = %q", arg, got)
 		}
 	})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // TestQueryPathInfo compares every field both back ends return with
@@ -31,7 +32,7 @@ func TestQueryPathInfo(t *testing.T) {
 	for name, s := range stores {
 		got[name] = map[string]*store.PathInfo{}
 		for _, p := range f.valid {
-			t.Run(name+"/"+store.Name(p), func(t *testing.T) {
+			t.Run(name+"/"+storepath.Name(p), func(t *testing.T) {
 				info, err := s.QueryPathInfo(context.Background(), p)
 				if err != nil {
 					t.Fatalf("QueryPathInfo: %v", err)
@@ -130,7 +131,7 @@ func invalidPaths(t *testing.T, f *fixture) []string {
 	if len(out) != 1 {
 		t.Fatalf("nix-store -q --outputs %s = %q, want one path", f.unbuilt, out)
 	}
-	return []string{out[0], store.Dir() + "/" + strings.Repeat("0", 32) + "-store-test-nothing"}
+	return []string{out[0], storepath.DefaultDir() + "/" + strings.Repeat("0", 32) + "-store-test-nothing"}
 }
 
 func TestQueryPathInfoNotValid(t *testing.T) {
@@ -139,7 +140,7 @@ func TestQueryPathInfoNotValid(t *testing.T) {
 	oracle := nixtest.PathInfos(t, invalid...)
 	for name, s := range backends(t) {
 		for _, p := range invalid {
-			t.Run(name+"/"+store.Name(p), func(t *testing.T) {
+			t.Run(name+"/"+storepath.Name(p), func(t *testing.T) {
 				if v := oracle[p].Valid; v == nil || *v {
 					t.Fatalf("nix path-info: %s is valid?", p)
 				}
@@ -149,10 +150,10 @@ func TestQueryPathInfoNotValid(t *testing.T) {
 				}
 			})
 		}
-		for _, p := range []string{"/tmp/x", store.Dir() + "/short", f.dep + "/x", store.Dir() + "/" + strings.Repeat("e", 32) + "-x"} {
+		for _, p := range []string{"/tmp/x", storepath.DefaultDir() + "/short", f.dep + "/x", storepath.DefaultDir() + "/" + strings.Repeat("e", 32) + "-x"} {
 			t.Run(name+"/malformed", func(t *testing.T) {
 				_, err := s.QueryPathInfo(context.Background(), p)
-				if !errors.Is(err, store.ErrBadPath) || errors.Is(err, store.ErrNotValid) {
+				if !errors.Is(err, storepath.ErrInvalid) || errors.Is(err, store.ErrNotValid) {
 					t.Errorf("QueryPathInfo(%q) error = %v, want ErrBadPath", p, err)
 				}
 			})
@@ -193,7 +194,7 @@ func TestQueryValidPaths(t *testing.T) {
 					t.Errorf("%s: QueryValidPaths = %q, want %q", tc.name, got, tc.out)
 				}
 			}
-			if _, err := s.QueryValidPaths(context.Background(), []string{f.dep, "/tmp/x"}); !errors.Is(err, store.ErrBadPath) {
+			if _, err := s.QueryValidPaths(context.Background(), []string{f.dep, "/tmp/x"}); !errors.Is(err, storepath.ErrInvalid) {
 				t.Errorf("QueryValidPaths with a malformed path: err = %v, want ErrBadPath", err)
 			}
 		})
@@ -204,7 +205,7 @@ func TestQueryDerivationOutputs(t *testing.T) {
 	f := getFixture(t)
 	for name, s := range backends(t) {
 		for _, drv := range []string{f.topDrv, f.multDrv, f.unbuilt} {
-			t.Run(name+"/"+store.Name(drv), func(t *testing.T) {
+			t.Run(name+"/"+storepath.Name(drv), func(t *testing.T) {
 				outs, err := s.QueryDerivationOutputs(context.Background(), drv)
 				if err != nil {
 					t.Fatal(err)
@@ -213,11 +214,11 @@ func TestQueryDerivationOutputs(t *testing.T) {
 				var got []string
 				for out, p := range outs {
 					got = append(got, p)
-					wantName := strings.TrimSuffix(store.Name(drv), ".drv")
+					wantName := strings.TrimSuffix(storepath.Name(drv), ".drv")
 					if out != "out" {
 						wantName += "-" + out
 					}
-					if store.Name(p) != wantName {
+					if storepath.Name(p) != wantName {
 						t.Errorf("output %s is %s, want a path named %s", out, p, wantName)
 					}
 				}
@@ -244,7 +245,7 @@ func TestQueryDerivationOutputs(t *testing.T) {
 			}
 		})
 		t.Run(name+"/not valid", func(t *testing.T) {
-			drv := store.Dir() + "/" + strings.Repeat("1", 32) + "-nothing.drv"
+			drv := storepath.DefaultDir() + "/" + strings.Repeat("1", 32) + "-nothing.drv"
 			_, err := s.QueryDerivationOutputs(context.Background(), drv)
 			if !errors.Is(err, store.ErrNotValid) {
 				t.Errorf("QueryDerivationOutputs(%s) error = %v, want ErrNotValid", drv, err)

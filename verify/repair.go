@@ -13,12 +13,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nixbucket/nixbucket/compression"
-	"github.com/nixbucket/nixbucket/gc/lock"
+	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/nar"
 	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // Store is the part of the local Nix store a repair reads: the path info
@@ -178,7 +179,7 @@ func (c *checker) repairNAR(ctx context.Context, l *lock.Lock, key string, check
 	}
 	info, err := opts.Store.QueryPathInfo(ctx, ni.StorePath)
 	switch {
-	case errors.Is(err, store.ErrNotValid), errors.Is(err, store.ErrBadPath):
+	case errors.Is(err, store.ErrNotValid), errors.Is(err, storepath.ErrInvalid):
 		c.unrepaired(key, ni, "not in the local store")
 		return nil
 	case err != nil:

@@ -16,7 +16,7 @@ import (
 	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
-	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // Fault kinds, the Kind of a Fault.
@@ -170,7 +170,7 @@ func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error)
 	if len(opts.Paths) > 0 {
 		only = make(map[string]bool, len(opts.Paths))
 		for _, p := range opts.Paths {
-			only[store.HashPart(p)+".narinfo"] = true
+			only[storepath.HashPart(p)+".narinfo"] = true
 		}
 	}
 	sizes := make(map[string]int64)
@@ -233,19 +233,19 @@ func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error)
 }
 
 // readStoreDir reads the StoreDir of nix-cache-info; a missing file is a
-// fault when narinfos exist. Without one, narinfo.DefaultStoreDir is
+// fault when narinfos exist. Without one, storepath.DefaultDir is
 // assumed.
 func (c *checker) readStoreDir(ctx context.Context, sizes map[string]int64, haveInfos bool) (string, error) {
 	if _, ok := sizes[CacheInfoKey]; !ok {
 		if haveInfos {
 			c.fault(CacheInfoKey, KindCacheInfo, "missing: Nix refuses a binary cache without it")
 		}
-		return narinfo.DefaultStoreDir(), nil
+		return storepath.DefaultDir(), nil
 	}
 	body, err := s3cache.ReadSmall(ctx, c.b, CacheInfoKey, 1<<16)
 	if errors.Is(err, s3cache.ErrNotFound) {
 		c.fault(CacheInfoKey, KindCacheInfo, "listed but not found")
-		return narinfo.DefaultStoreDir(), nil
+		return storepath.DefaultDir(), nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("reading %s: %w", CacheInfoKey, err)
@@ -253,7 +253,7 @@ func (c *checker) readStoreDir(ctx context.Context, sizes map[string]int64, have
 	if dir := narinfo.CacheInfoValue(string(body), "StoreDir"); dir != "" {
 		return dir, nil
 	}
-	return narinfo.DefaultStoreDir(), nil
+	return storepath.DefaultDir(), nil
 }
 
 // fetchNarInfos downloads and parses the narinfos, 4×Jobs at a time. A

@@ -7,7 +7,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
-	"github.com/nixbucket/nixbucket/gc/lock"
+	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/s3cache"
 )
 

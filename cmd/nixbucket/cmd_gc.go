@@ -13,7 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/nixbucket/nixbucket/gc"
-	"github.com/nixbucket/nixbucket/gc/lock"
+	"github.com/nixbucket/nixbucket/lock"
 )
 
 func gcCommand() *cli.Command {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/s3cache"
-	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 func initCommand() *cli.Command {
@@ -37,14 +37,14 @@ func initCommand() *cli.Command {
 			if c.Int("priority") < 0 {
 				return usageErrorf("--priority must not be negative, got %d", c.Int("priority"))
 			}
-			if u.StoreDir != "" && u.StoreDir != store.Dir() {
-				return usageErrorf("the cache URL says store=%s, but the local store is %s", u.StoreDir, store.Dir())
+			if u.StoreDir != "" && u.StoreDir != storepath.DefaultDir() {
+				return usageErrorf("the cache URL says store=%s, but the local store is %s", u.StoreDir, storepath.DefaultDir())
 			}
 			b, err := openBucket(ctx, u)
 			if err != nil {
 				return err
 			}
-			want := push.CacheInfo{StoreDir: store.Dir(), WantMassQuery: true, Priority: push.DefaultPriority}
+			want := push.CacheInfo{StoreDir: storepath.DefaultDir(), WantMassQuery: true, Priority: push.DefaultPriority}
 			if info := cacheInfo(u); info != nil {
 				want = *info
 			}

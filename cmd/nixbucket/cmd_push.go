@@ -21,13 +21,14 @@ import (
 
 	"github.com/nixbucket/nixbucket/closure"
 	"github.com/nixbucket/nixbucket/compression"
-	"github.com/nixbucket/nixbucket/gc/lock"
-	"github.com/nixbucket/nixbucket/gc/roots"
+	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/redact"
+	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
 	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 	"github.com/nixbucket/nixbucket/verify"
 )
 
@@ -99,7 +100,7 @@ func pushAction(c *cli.Context) error {
 	}
 	ps.repair = c.Bool("repair")
 	// Bad paths fail before the bucket sees any request.
-	tops, err := resolvePaths(store.Dir(), args)
+	tops, err := resolvePaths(storepath.DefaultDir(), args)
 	if err != nil {
 		return err
 	}
@@ -150,8 +151,8 @@ func newPushSetup(c *cli.Context) (*pushSetup, error) {
 	if err != nil {
 		return nil, usageErrorf("parameter compression-level of %s: %w", u, err)
 	}
-	if u.StoreDir != "" && u.StoreDir != store.Dir() {
-		return nil, usageErrorf("the cache URL says store=%s, but the local store is %s; push from a store in %s, or drop store=", u.StoreDir, store.Dir(), u.StoreDir)
+	if u.StoreDir != "" && u.StoreDir != storepath.DefaultDir() {
+		return nil, usageErrorf("the cache URL says store=%s, but the local store is %s; push from a store in %s, or drop store=", u.StoreDir, storepath.DefaultDir(), u.StoreDir)
 	}
 	root := c.String("root")
 	if root != "" {
@@ -173,7 +174,7 @@ func cacheInfo(u *s3cache.URL) *push.CacheInfo {
 	if u.Priority == nil && u.WantMassQuery == nil {
 		return nil
 	}
-	info := &push.CacheInfo{StoreDir: store.Dir(), WantMassQuery: true, Priority: push.DefaultPriority}
+	info := &push.CacheInfo{StoreDir: storepath.DefaultDir(), WantMassQuery: true, Priority: push.DefaultPriority}
 	if u.Priority != nil {
 		info.Priority = *u.Priority
 	}

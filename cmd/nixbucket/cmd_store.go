@@ -16,6 +16,7 @@ import (
 	"github.com/nixbucket/nixbucket/nar"
 	"github.com/nixbucket/nixbucket/redact"
 	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 func narCommand() *cli.Command {
@@ -31,13 +32,13 @@ func narCommand() *cli.Command {
 				return usageErrorf("nar takes one store path, got %d arguments", c.NArg())
 			}
 			ctx := c.Context
-			p, err := resolvePaths(store.Dir(), c.Args().Slice())
+			p, err := resolvePaths(storepath.DefaultDir(), c.Args().Slice())
 			if err != nil {
 				return err
 			}
 			// A path inside a store path is dumped as nix-store --dump does:
 			// that file or directory alone.
-			_, inside, _ := store.ResolveInside(store.Dir(), c.Args().First())
+			_, inside, _ := store.ResolveInside(storepath.DefaultDir(), c.Args().First())
 			if inside != p[0] {
 				if c.Bool("check") {
 					return usageErrorf("--check needs a store path: the store records no hash of %s inside %s", inside, p[0])
@@ -156,7 +157,7 @@ func closureOf(ctx context.Context, s store.Store, roots []string, recursive, in
 // exitCodeOf picks the exit code of a store error: not found for invalid
 // paths, failure otherwise.
 func exitCodeOf(err error) int {
-	if errors.Is(err, store.ErrNotValid) || errors.Is(err, store.ErrBadPath) || errors.Is(err, store.ErrNoStore) {
+	if errors.Is(err, store.ErrNotValid) || errors.Is(err, storepath.ErrInvalid) || errors.Is(err, store.ErrNoStore) {
 		return exitNotFound
 	}
 	return exitFailure

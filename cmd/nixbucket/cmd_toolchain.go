@@ -8,9 +8,8 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/nixbucket/nixbucket/storepath"
 	"github.com/urfave/cli/v2"
-
-	"github.com/nixbucket/nixbucket/store"
 )
 
 // toolchainCommand is `nixbucket toolchain refresh`, the replacement of
@@ -70,7 +69,7 @@ func toolchainRefreshAction(c *cli.Context) error {
 	if len(paths) == 0 {
 		return fmt.Errorf("%s %s: %s printed no store path", verb, c.String("file"), tool)
 	}
-	tops, err := resolvePaths(store.Dir(), paths)
+	tops, err := resolvePaths(storepath.DefaultDir(), paths)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
 	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // classify maps errors not marked with an exit code to one, by kind: the
@@ -16,7 +17,7 @@ func classify(err error) int {
 	case errors.As(err, &remote),
 		errors.Is(err, s3cache.ErrAccessDenied), errors.Is(err, s3cache.ErrNoSuchBucket), errors.Is(err, s3cache.ErrUnreachable):
 		return exitRemote
-	case errors.Is(err, store.ErrNotValid), errors.Is(err, store.ErrBadPath), errors.Is(err, store.ErrNoStore):
+	case errors.Is(err, store.ErrNotValid), errors.Is(err, storepath.ErrInvalid), errors.Is(err, store.ErrNoStore):
 		return exitNotFound
 	case errors.Is(err, signing.ErrInvalidKey):
 		return exitBadKey

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nixbucket/nixbucket/gc/lock"
-	"github.com/nixbucket/nixbucket/gc/roots"
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/lock"
+	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/verify"
 )

@@ -17,7 +17,7 @@ import (
 	"github.com/nixbucket/nixbucket/internal/s3test"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
-	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // tight are network options that make the tests of a failing server
@@ -213,7 +213,7 @@ func TestCLIPushSurvivesRestart(t *testing.T) {
 	}
 	narinfos, _, _ := bucketKeys(t, b)
 	for _, p := range closure {
-		if !narinfos[store.HashPart(p)] {
+		if !narinfos[storepath.HashPart(p)] {
 			t.Errorf("%s is missing from the cache", p)
 		}
 	}

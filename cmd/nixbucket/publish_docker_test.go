@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nixbucket/nixbucket/publish/oci/ocitest"
+	"github.com/nixbucket/nixbucket/internal/ocitest"
 )
 
 // TestPublishDockerRealRegistry pushes the seed's four per-platform images

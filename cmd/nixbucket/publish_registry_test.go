@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nixbucket/nixbucket/publish/oci/ocitest"
+	"github.com/nixbucket/nixbucket/internal/ocitest"
 )
 
 // TestPublishDockerInsecureTLS pushes to Debian's docker-registry serving

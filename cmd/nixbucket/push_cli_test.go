@@ -22,7 +22,7 @@ import (
 	"github.com/nixbucket/nixbucket/internal/s3test"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
-	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // pushJSON is what push --json prints, decoded field by field so that a
@@ -75,7 +75,7 @@ func bucketKeys(t *testing.T, b s3cache.Bucket) (narinfos map[string]bool, nars 
 func hashSet(paths []string) map[string]bool {
 	m := map[string]bool{}
 	for _, p := range paths {
-		m[store.HashPart(p)] = true
+		m[storepath.HashPart(p)] = true
 	}
 	return m
 }

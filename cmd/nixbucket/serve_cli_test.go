@@ -29,7 +29,7 @@ import (
 	"github.com/nixbucket/nixbucket/internal/s3test"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
-	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // TestServeCommand runs `nixbucket serve` over a bucket that push filled
@@ -79,8 +79,8 @@ func TestServeCommand(t *testing.T) {
 
 	for _, tc := range []struct{ method, path, ctype string }{
 		{http.MethodGet, "/nix-cache-info", "text/x-nix-cache-info"},
-		{http.MethodHead, "/" + store.HashPart(app) + ".narinfo", "text/x-nix-narinfo"},
-		{http.MethodGet, "/" + store.HashPart(app) + ".narinfo", "text/x-nix-narinfo"},
+		{http.MethodHead, "/" + storepath.HashPart(app) + ".narinfo", "text/x-nix-narinfo"},
+		{http.MethodGet, "/" + storepath.HashPart(app) + ".narinfo", "text/x-nix-narinfo"},
 	} {
 		req, _ := http.NewRequest(tc.method, base+tc.path, nil)
 		resp, err := http.DefaultClient.Do(req)
@@ -337,7 +337,7 @@ func TestServeSecured(t *testing.T) {
 		{[]string{"-u", "nix:wrong", s.base + "/nix-cache-info"}, "401"},
 		{[]string{s.base + "/locks/x"}, "401"},
 		{[]string{"-u", "nix:" + password, s.base + "/nix-cache-info"}, "200"},
-		{[]string{"-u", "nix:" + password, s.base + "/" + store.HashPart(app) + ".narinfo"}, "200"},
+		{[]string{"-u", "nix:" + password, s.base + "/" + storepath.HashPart(app) + ".narinfo"}, "200"},
 		{[]string{"-u", "nix:" + password, s.base + "/locks/x"}, "404"},
 	} {
 		if got := curlStatus(tc.args...); got != tc.want {
@@ -397,7 +397,7 @@ func TestServeSecured(t *testing.T) {
 	for _, re := range []string{
 		`level=INFO msg=request method=GET key=nix-cache-info status=401 bytes=\d+ ms=\d+ `,
 		`level=INFO msg=request method=GET key=nix-cache-info status=200 bytes=\d+ ms=\d+ .*user=nix`,
-		`level=INFO msg=request method=GET key=` + store.HashPart(closure[0]) + `\.narinfo status=200 bytes=\d+ ms=\d+ `,
+		`level=INFO msg=request method=GET key=` + storepath.HashPart(closure[0]) + `\.narinfo status=200 bytes=\d+ ms=\d+ `,
 		`level=INFO msg=request method=GET key=nar/\S+ status=200 bytes=\d+ ms=\d+ `,
 		`level=INFO msg=request method=GET key=locks/x status=404 `,
 		`level=INFO msg=request method=GET key=` + bigKey + ` status=200 bytes=67108864 ms=\d+ `,

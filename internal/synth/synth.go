@@ -7,7 +7,7 @@
 // A cache has valid narinfos (format: Nix's src/libstore/nar-info.cc),
 // NARs of the right size but zero content (sparse files: nothing reads
 // them), some keyed by FileHash as nix copy does, listings, logs, other
-// files, orphan NARs and listings, and root manifests (gc/roots) that
+// files, orphan NARs and listings, and root manifests (package roots) that
 // vouch for every rooted narinfo (NAR key and the MD5 of its text), with
 // references between the paths. Optionally it has stray narinfos that no
 // manifest lists (pushed without a root), some of them missing their NAR.
@@ -34,7 +34,7 @@ import (
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/nixbucket/nixbucket/gc/roots"
+	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/stats"
 )
 

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/nixbucket/nixbucket/s3cache"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // Prefix is the key prefix of root manifests and pins.
@@ -128,8 +129,6 @@ func (m *Manifest) NarSize() uint64 {
 	return n
 }
 
-var hashPartRE = regexp.MustCompile(`^[0-9a-df-np-sv-z]{32}$`)
-
 // Parse decodes and checks a manifest: known version, a valid name, every
 // entry a store path in StoreDir whose narinfo key matches its hash part.
 func Parse(data []byte) (*Manifest, error) {
@@ -157,16 +156,15 @@ func Parse(data []byte) (*Manifest, error) {
 		return nil, errors.New("manifest lists no paths")
 	}
 	for _, e := range m.Paths {
-		base, ok := strings.CutPrefix(e.Path, m.StoreDir+"/")
-		if !ok || len(base) < 34 || base[32] != '-' || strings.Contains(base, "/") || !hashPartRE.MatchString(base[:32]) {
-			return nil, fmt.Errorf("manifest path %q is not a store path in %s", e.Path, m.StoreDir)
+		if err := storepath.Check(m.StoreDir, e.Path); err != nil {
+			return nil, fmt.Errorf("manifest path: %w", err)
 		}
-		if e.NarInfo != base[:32]+".narinfo" {
-			return nil, fmt.Errorf("manifest path %s has narinfo key %q, want %s.narinfo", e.Path, e.NarInfo, base[:32])
+		if h := storepath.HashPart(e.Path); e.NarInfo != h+".narinfo" {
+			return nil, fmt.Errorf("manifest path %s has narinfo key %q, want %s.narinfo", e.Path, e.NarInfo, h)
 		}
 		for _, r := range e.References {
-			if len(r) < 34 || !hashPartRE.MatchString(r[:32]) || r[32] != '-' || strings.Contains(r, "/") {
-				return nil, fmt.Errorf("manifest path %s has invalid reference %q", e.Path, r)
+			if err := storepath.CheckBase(r); err != nil {
+				return nil, fmt.Errorf("manifest path %s has an invalid reference: %w", e.Path, err)
 			}
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nixbucket/nixbucket/gc/roots"
+	"github.com/nixbucket/nixbucket/roots"
 )
 
 const good = `{"version":1,"name":"main","created":"2026-11-23T10:00:00Z","storeDir":"/nix/store",

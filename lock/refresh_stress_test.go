@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nixbucket/nixbucket/gc/lock"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/s3cache"
 )
 
