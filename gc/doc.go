@@ -1,5 +1,15 @@
 // Package gc collects the garbage of a binary cache bucket: the narinfos,
 // NARs and .ls listings that no kept root reaches, safely beside pushes.
+// It follows the two cache-wide protocols every writer follows: it keeps
+// what the root manifests of package roots name, and it works under the
+// exclusive lock of package lock while pushes hold shared ones.
+//
+// Run reads as its phases, and the files are named after them: list (one
+// LIST of the bucket, then every narinfo's NAR and references), retain
+// (which root manifests to keep; reading them), mark (the live closure),
+// decide (what to condemn, what to delete and in which order) and sweep
+// (the deletions and the condemnation records). All but sweep make the
+// plan, where a dry run and Inspect stop.
 //
 // Retention (restic's forget, applied per root name to the manifests of
 // package roots): keep the newest KeepLast manifests and those younger
@@ -43,7 +53,7 @@
 // the newest LastModified listed. A gc machine whose clock is hours off
 // therefore neither deletes young objects nor takes live locks for stale.
 //
-// Concurrency: gc holds the exclusive lock of package lock from before
+// Concurrency: gc holds the exclusive lock (package lock) from before
 // its LIST to after its last delete, and checks it before every delete
 // batch; pushes hold a shared one and check it before every narinfo they
 // write, so a push never skips a narinfo that gc is about to delete, and
