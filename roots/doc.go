@@ -1,0 +1,26 @@
+// Package roots keeps the root manifests of a binary cache bucket: what
+// each push was for, so that garbage collection knows what to keep. Like
+// package lock, it is a protocol of the whole cache, not a part of gc:
+// push writes a manifest for every push with --root NAME, and `roots
+// pin|unpin|rm` change the roots, all under the shared lock; gc, under
+// the exclusive lock, keeps what the kept manifests name and expires the
+// manifests past its retention policy; stats reads them too.
+//
+// A push with --root NAME writes one manifest (manifest.go),
+//
+//	roots/NAME/<UTC time as 20060102T150405Z>-<random>.json
+//
+// under layout.RootsDir: a plain JSON document (readable with curl)
+// listing the top-level paths and every path of the pushed closure with
+// its narinfo key, NarHash, NarSize, references, NAR key and file size,
+// and the MD5 of its narinfo's text (its ETag): for the paths the push
+// uploaded, from what it wrote; for those the cache already had, from
+// their narinfos, which the push reads (a GET each, in parallel with the
+// uploads). A root is pinned when roots/NAME/pinned exists (pin.go); gc
+// keeps every manifest of a pinned root. The manifest's time is in its
+// key (key.go), so retention decisions need a LIST only (index.go), and
+// any other key under roots/ makes gc fail closed.
+//
+// Nix has no such notion in a binary cache; the closure recorded is what
+// `nix-store -qR` gives (src/libstore/misc.cc computeFSClosure).
+package roots
