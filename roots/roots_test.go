@@ -26,7 +26,7 @@ func TestParse(t *testing.T) {
 		{"version", `"version":1`, `"version":2`, "version 2"},
 		{"name", `"name":"main"`, `"name":"../x"`, "invalid root name"},
 		{"narinfo key", `"narinfo":"0c9r`, `"narinfo":"1c9r`, "narinfo key"},
-		{"store dir", `"path":"/nix/store/0c9`, `"path":"/gnu/store/0c9`, "not a store path"},
+		{"store dir", `"path":"/nix/store/0c9`, `"path":"/gnu/store/0c9`, "not in the store directory"},
 		{"reference", `"references":["0c9`, `"references":["/nix`, "invalid reference"},
 		{"truncated", `]}]}`, `]}`, "decoding"},
 		{"no paths", `"paths":[{`, `"paths":[],"x":[{`, "no paths"},
