@@ -20,6 +20,7 @@ import (
 	"github.com/nixbucket/nixbucket/gc"
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
@@ -151,7 +152,7 @@ func (s *sampler) round(ctx context.Context, max int) error {
 	overlapped := s.gcRunning.Load() > 0
 	lm := map[string]time.Time{}
 	err := s.b.List(ctx, "", func(o s3cache.ObjectInfo) error {
-		if strings.HasSuffix(o.Key, ".narinfo") {
+		if layout.KindOf(o.Key) == layout.KindNarInfo {
 			lm[o.Key] = o.LastModified
 		}
 		return nil
@@ -216,10 +217,10 @@ func (s *sampler) check(ctx context.Context, key string) ([]string, error) {
 		problems = append(problems, fmt.Sprintf("its NAR %s has %d bytes, the narinfo says %d", ni.URL, st.Size, ni.FileSize))
 	}
 	for _, r := range ni.References {
-		if r[:32] == key[:32] {
+		if layout.NarInfoKeyOf(r) == key {
 			continue
 		}
-		if _, err := s.b.Stat(ctx, r[:32]+".narinfo"); errors.Is(err, s3cache.ErrNotFound) {
+		if _, err := s.b.Stat(ctx, layout.NarInfoKeyOf(r)); errors.Is(err, s3cache.ErrNotFound) {
 			problems = append(problems, "its reference "+r+" has no narinfo")
 		} else if err != nil {
 			return nil, err
@@ -370,7 +371,7 @@ func raceServer(t *testing.T, f *fixture, kind string, chains []string, rng *ran
 			gcRuns++
 			young += rep.Young
 			for _, a := range rep.Actions {
-				if a.Op == gc.OpDelete && (strings.HasSuffix(a.Key, ".narinfo") || strings.HasPrefix(a.Key, "nar/")) {
+				if a.Op == gc.OpDelete && (layout.KindOf(a.Key) == layout.KindNarInfo || layout.IsNar(a.Key)) {
 					gcDeleted++
 				}
 			}

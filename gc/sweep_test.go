@@ -15,10 +15,12 @@ import (
 	"github.com/nixbucket/nixbucket/gc"
 	"github.com/nixbucket/nixbucket/internal/s3test"
 	"github.com/nixbucket/nixbucket/internal/synth"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
+	"github.com/nixbucket/nixbucket/storepath"
 	"github.com/nixbucket/nixbucket/verify"
 )
 
@@ -91,8 +93,9 @@ func TestSweep(t *testing.T) {
 	garbage := slices.Clone(s.Reclaimable)
 	for _, e := range m.Paths {
 		garbage = append(garbage, e.NarInfo, e.NAR)
-		if _, ok := s.Sizes[e.NarInfo[:32]+".ls"]; ok {
-			garbage = append(garbage, e.NarInfo[:32]+".ls")
+		ls := layout.ListingKey(storepath.HashPart(e.Path))
+		if _, ok := s.Sizes[ls]; ok {
+			garbage = append(garbage, ls)
 		}
 	}
 	slices.Sort(garbage)
@@ -101,13 +104,13 @@ func TestSweep(t *testing.T) {
 	}
 	refs := map[string][]string{} // narinfo key → keys of the narinfos it refers to
 	for k, data := range s.Data {
-		if strings.HasSuffix(k, ".narinfo") {
+		if layout.KindOf(k) == layout.KindNarInfo {
 			ni, err := narinfo.ParseString(string(data))
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, r := range ni.References {
-				refs[k] = append(refs[k], r[:32]+".narinfo")
+				refs[k] = append(refs[k], layout.NarInfoKeyOf(r))
 			}
 		}
 	}
@@ -189,7 +192,7 @@ func TestSweep(t *testing.T) {
 		for _, k := range keys {
 			at[k] = i
 			all = append(all, k)
-			if strings.HasSuffix(k, ".narinfo") {
+			if layout.KindOf(k) == layout.KindNarInfo {
 				lastNarInfo = max(lastNarInfo, i)
 			} else {
 				firstOther = min(firstOther, i)
