@@ -396,7 +396,7 @@ func TestAbortUploads(t *testing.T) {
 	srv := s3test.Start(t, s3test.VersityGW) // MinIO lists uploads by exact key only
 	b := srv.Open(t, srv.Bucket)
 	ctx := context.Background()
-	const key = "nar/killed.nar.xz"
+	const key = layout.NarDir + "killed.nar.xz"
 	r := &heldReader{n: 5 << 20, release: make(chan struct{})}
 	putErr := make(chan error, 1)
 	go func() { putErr <- b.Put(ctx, key, r, -1, s3cache.PutOptions{PartSize: 5 << 20}) }()
@@ -442,7 +442,7 @@ func TestRewrittenNarInfo(t *testing.T) {
 	ni := readNarInfo(t, b, f.paths["libA"])
 	oldNAR := ni.URL
 	nar := readAll(t, b, oldNAR)
-	ni.URL = "nar/" + strings.Repeat("1", 52) + ".nar.zst"
+	ni.URL = layout.NarKey(strings.Repeat("1", 52), ".zst")
 	if err := b.Put(ctx, ni.URL, strings.NewReader(nar), int64(len(nar)), s3cache.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
