@@ -69,9 +69,10 @@ func (o *Options) defaults() {
 	}
 }
 
-// run is one gc's state, filled in phase by phase: list sets now,
-// objects, index, records and storeDir; retain sets kept and manifests;
-// readNarInfos sets infos; mark and decide read them all.
+// run is one gc's state, filled in phase by phase: readClock sets now
+// (list raises it), list sets objects, index, records and storeDir,
+// retain sets kept and manifests, readNarInfos sets infos; mark and
+// decide read them all, and every phase adds to rep.
 type run struct {
 	b    s3cache.Bucket
 	opts Options
