@@ -7,9 +7,6 @@ import (
 	"github.com/nix-community/go-nix/pkg/nixhash"
 )
 
-// ContentType is the media type of a narinfo, as binary caches serve it.
-const ContentType = "text/x-nix-narinfo"
-
 // DefaultCompression is the compression a narinfo means when its
 // Compression field is missing or empty.
 const DefaultCompression = "bzip2"

@@ -12,10 +12,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"unicode"
 
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/s3cache"
 )
 
@@ -68,7 +68,7 @@ func CheckName(what, s string) error {
 // NormalizePrefix returns prefix ending with exactly one slash; an empty
 // prefix, one that starts with a slash or has empty components, and one
 // whose first component belongs to the binary cache layout (nar/, locks/,
-// a narinfo name, …: see inCacheLayout) are errors wrapping ErrBadName.
+// a narinfo name, …: see layout.Reserved) are errors wrapping ErrBadName.
 func NormalizePrefix(prefix string) (string, error) {
 	p := strings.TrimSuffix(prefix, "/")
 	if p == "" || strings.HasPrefix(p, "/") {
@@ -79,23 +79,10 @@ func NormalizePrefix(prefix string) (string, error) {
 			return "", fmt.Errorf("prefix %q: %w", prefix, err)
 		}
 	}
-	if first, _, _ := strings.Cut(p, "/"); inCacheLayout(first) {
+	if first, _, _ := strings.Cut(p, "/"); layout.Reserved(first) {
 		return "", fmt.Errorf("%w: prefix %q is part of the binary cache layout: in a bucket shared with a cache, gc or erase would delete the releases there; use another prefix such as %s", ErrBadName, prefix, DefaultPrefix)
 	}
 	return p + "/", nil
-}
-
-// cacheDirs are the top-level directories of a binary cache bucket: Nix's
-// (nar/, log/, realisations/, debuginfo/) and nixbucket's (locks/,
-// roots/, stats/, gc/).
-var cacheDirs = []string{"nar", "log", "realisations", "debuginfo", "locks", "roots", "stats", "gc"}
-
-// inCacheLayout reports whether keys under the top-level name first belong
-// to a binary cache: one of cacheDirs, nix-cache-info, or a narinfo or
-// .ls listing name.
-func inCacheLayout(first string) bool {
-	return slices.Contains(cacheDirs, first) || first == "nix-cache-info" ||
-		strings.HasSuffix(first, ".narinfo") || strings.HasSuffix(first, ".ls")
 }
 
 // BinaryKey returns the key of a binary: <prefix><version>/<target>/<name>.

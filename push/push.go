@@ -17,6 +17,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/closure"
 	"github.com/nixbucket/nixbucket/compression"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/nar"
 	"github.com/nixbucket/nixbucket/narinfo"
@@ -728,7 +729,7 @@ func (p *pusher) writeNarInfo(ctx context.Context, ni *narinfo.NarInfo) error {
 func PutNarInfo(ctx context.Context, b s3cache.Bucket, ni *narinfo.NarInfo) error {
 	text := ni.String()
 	key := NarInfoKey(ni.StorePath)
-	if err := b.Put(ctx, key, strings.NewReader(text), int64(len(text)), s3cache.PutOptions{ContentType: narinfo.ContentType}); err != nil {
+	if err := b.Put(ctx, key, strings.NewReader(text), int64(len(text)), s3cache.PutOptions{ContentType: layout.ContentType(key)}); err != nil {
 		return fmt.Errorf("writing %s: %w", key, err)
 	}
 	return nil

@@ -5,12 +5,12 @@
 // Bucket is the one seam to object storage: Stat, Get, Put, List and
 // Delete, with ctx first. Three implementations:
 //
-//   - S3Bucket (s3.go and retry.go, the only files that import
-//     aws-sdk-go-v2) for any
-//     S3 server: Garage, MinIO, versitygw, AWS, R2, B2. Streams of unknown
-//     length are uploaded as multipart uploads, parts in parallel with
-//     bounded buffers (part size × parts in flight), each part retried on
-//     its own, the upload aborted on any failure or cancellation.
+//   - S3Bucket (the s3*.go files, range.go and retry.go, the only files
+//     that import aws-sdk-go-v2) for any S3 server: Garage, MinIO,
+//     versitygw, AWS, R2, B2. Streams of unknown length are uploaded as
+//     multipart uploads, parts in parallel with bounded buffers (part
+//     size × parts in flight), each part retried on its own, the upload
+//     aborted on any failure or cancellation.
 //   - FileBucket for file:///DIR, laid out as Nix's local binary cache
 //     (src/libstore/local-binary-cache-store.cc), atomic per object.
 //   - MemBucket, in memory, for unit tests.

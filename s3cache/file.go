@@ -7,10 +7,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/nixbucket/nixbucket/layout"
 )
 
 // tmpPrefix starts the names of a FileBucket's temporary files; List skips
@@ -22,7 +23,8 @@ const tmpPrefix = ".nixbucket-tmp-"
 // the file DIR/nar/x.nar.xz. Writes go to a temporary file in the target's
 // directory and are renamed into place, so readers never see a partial
 // object. A file cannot store a content type: Stat and List derive it
-// from the key (see ContentTypeForKey). Keys "a" and "a/b" cannot both
+// from the key (Nix's type, see layout.ContentType, else
+// application/octet-stream). Keys "a" and "a/b" cannot both
 // exist.
 type FileBucket struct {
 	dir string
@@ -42,21 +44,11 @@ func NewFileBucket(dir string) (*FileBucket, error) {
 	return &FileBucket{dir: filepath.Clean(dir)}, nil
 }
 
-// ContentTypeForKey returns the media type Nix uses for a binary cache key
-// (src/libstore/binary-cache-store.cc), or application/octet-stream.
-func ContentTypeForKey(key string) string {
-	base := path.Base(key)
-	switch {
-	case key == "nix-cache-info":
-		return "text/x-nix-cache-info"
-	case strings.HasSuffix(base, ".narinfo"):
-		return "text/x-nix-narinfo"
-	case strings.HasPrefix(key, "nar/"):
-		return "application/x-nix-nar"
-	case strings.HasSuffix(base, ".ls"), strings.HasPrefix(key, "realisations/"), strings.HasPrefix(key, "debuginfo/"):
-		return "application/json"
-	case strings.HasPrefix(key, "log/"):
-		return "text/plain; charset=utf-8"
+// contentType is the media type a FileBucket reports for key: Nix's
+// (layout.ContentType), else application/octet-stream.
+func contentType(key string) string {
+	if t := layout.ContentType(key); t != "" {
+		return t
 	}
 	return "application/octet-stream"
 }
@@ -80,7 +72,7 @@ func (f *FileBucket) info(key string, fi fs.FileInfo) ObjectInfo {
 		Key:          key,
 		Size:         fi.Size(),
 		LastModified: fi.ModTime().UTC(),
-		ContentType:  ContentTypeForKey(key),
+		ContentType:  contentType(key),
 	}
 }
 

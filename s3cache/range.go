@@ -1,7 +1,7 @@
 package s3cache
 
-// Ranged reads. Like s3.go, this file uses the AWS SDK (for S3Bucket's
-// GetRange).
+// Ranged reads. Like the s3*.go files, this file uses the AWS SDK (for
+// S3Bucket's GetRange).
 
 import (
 	"context"

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/signing"
 )
 
@@ -25,8 +26,9 @@ const (
 const (
 	// DefaultRegion is the region when the URL gives none.
 	DefaultRegion = "us-east-1"
-	// DefaultCompression is the NAR compression when the URL gives none.
-	DefaultCompression = "xz"
+	// DefaultCompression is the NAR compression when the URL gives none
+	// (layout.DefaultCompression).
+	DefaultCompression = layout.DefaultCompression
 	// MinPartSize is S3's smallest multipart part (but the last), and the
 	// default multipart-chunk-size.
 	MinPartSize int64 = 5 << 20

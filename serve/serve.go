@@ -1,11 +1,11 @@
 // Package serve is a read-only HTTP view of a bucket in the binary cache
 // protocol Nix speaks (src/libstore/http-binary-cache-store.cc), safe to
 // put on the internet in front of a private bucket: GET and HEAD of the
-// cache's layout only (nix-cache-info, <hash>.narinfo, <hash>.ls, nar/…,
-// log/…, realisations/…), streamed from the bucket, with Range requests,
-// conditional requests and Cache-Control; optional HTTP basic
-// authentication from an htpasswd file (see Users), which Nix sends from
-// its netrc-file; one log line per request.
+// cache's layout only (layout.InLayout: nix-cache-info, <hash>.narinfo,
+// <hash>.ls, nar/…, log/…, realisations/…), streamed from the bucket,
+// with Range requests, conditional requests and Cache-Control; optional
+// HTTP basic authentication from an htpasswd file (see Users), which Nix
+// sends from its netrc-file; one log line per request.
 //
 // A request for any other key is answered at once, without asking the
 // bucket: 400 for a malformed key (control bytes, dot segments, encoded
@@ -28,6 +28,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/s3cache"
 )
 
@@ -155,47 +156,10 @@ func (h *handler) key(r *http.Request) (string, int) {
 			return "", http.StatusNotFound // the root, a "directory", a doubled slash
 		}
 	}
-	if !h.opts.ServeAll && !InLayout(key) {
+	if !h.opts.ServeAll && !layout.InLayout(key) {
 		return "", http.StatusNotFound
 	}
 	return key, 0
-}
-
-// InLayout reports whether key belongs to the layout of a Nix binary
-// cache, which a handler serves without Options.ServeAll:
-// nix-cache-info, <hash>.narinfo, <hash>.ls, and one name under nar/,
-// log/ or realisations/.
-func InLayout(key string) bool {
-	if key == "nix-cache-info" {
-		return true
-	}
-	dir, name, nested := strings.Cut(key, "/")
-	if !nested {
-		hash, ok := strings.CutSuffix(key, ".narinfo")
-		if !ok {
-			hash, ok = strings.CutSuffix(key, ".ls")
-		}
-		return ok && isHashPart(hash)
-	}
-	switch dir {
-	case "nar", "log", "realisations":
-		return name != "" && !strings.Contains(name, "/")
-	}
-	return false
-}
-
-// isHashPart reports whether s is a store path's hash part: 32 characters
-// of Nix's base-32 alphabet.
-func isHashPart(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
-	for i := range len(s) {
-		if !strings.ContainsRune("0123456789abcdfghijklmnpqrsvwxyz", rune(s[i])) {
-			return false
-		}
-	}
-	return true
 }
 
 // serve answers a GET or HEAD of key through http.ServeContent, which
@@ -248,7 +212,7 @@ func (h *handler) cacheControl(key string) string {
 	if h.opts.Users != nil {
 		scope = "private, " // not for shared caches: they would serve it to anyone
 	}
-	if strings.HasPrefix(key, "nar/") {
+	if layout.IsNar(key) {
 		return scope + cacheImmutable
 	}
 	return scope + cacheShort
@@ -402,17 +366,14 @@ func (r *recorder) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// ContentType is the media type served for key: Nix's own types for the
-// cache's files, else the stored type, else one guessed from the extension.
+// ContentType is the media type served for key: the type Nix gives the
+// cache's files (layout.ContentType), else the stored type, else one
+// guessed from the extension.
 func ContentType(key, stored string) string {
-	switch {
-	case key == "nix-cache-info":
-		return "text/x-nix-cache-info"
-	case strings.HasSuffix(key, ".narinfo"):
-		return "text/x-nix-narinfo"
-	case strings.HasPrefix(key, "nar/"):
-		return "application/x-nix-nar"
-	case stored != "" && stored != "application/octet-stream":
+	if t := layout.ContentType(key); t != "" {
+		return t
+	}
+	if stored != "" && stored != "application/octet-stream" {
 		return stored
 	}
 	if t := mime.TypeByExtension(path.Ext(key)); t != "" {

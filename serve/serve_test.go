@@ -77,10 +77,10 @@ func TestHandler(t *testing.T) {
 	cache := []object{
 		{"nix-cache-info", "", []byte("StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n")},
 		{"0123456789abcdfghijklmnpqrsvwxyz.narinfo", "", []byte(narinfoText)},
-		{"0123456789abcdfghijklmnpqrsvwxyz.ls", "application/json", []byte(`{"version":1}`)},
+		{"0123456789abcdfghijklmnpqrsvwxyz.ls", "", []byte(`{"version":1}`)},
 		{"nar/1w1fff338fvdw53sqgamddn1b2xgds473pv6y13gizdbqjv4i5p3.nar.xz", "application/octet-stream", randomBytes(300<<10, 1)},
 		{"nar/0z5r0pkgxy1r6pz6xfpcmg8mdz6ymqz4ffd8x3x2ssyg6pxbs1bz.nar", "", randomBytes(5, 2)},
-		{"log/0123456789abcdfghijklmnpqrsvwxyz-x.drv", "text/plain; charset=utf-8", []byte("a log\n")},
+		{"log/0123456789abcdfghijklmnpqrsvwxyz-x.drv", "", []byte("a log\n")},
 		{"realisations/sha256:0123456789abcdfghijklmnpqrsvwxyz0123456789abcdfghij!out.doi", "application/json", []byte(`{}`)},
 	}
 	other := []object{

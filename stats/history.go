@@ -10,11 +10,12 @@ import (
 	"io"
 	"time"
 
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/s3cache"
 )
 
 // HistoryKey is the key of the growth history: one JSON Point a line.
-const HistoryKey = "stats/history.jsonl"
+const HistoryKey = layout.StatsDir + "history.jsonl"
 
 // Point is one recorded measurement.
 type Point struct {

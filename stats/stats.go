@@ -21,46 +21,34 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/nixbucket/nixbucket/gc"
-	"github.com/nixbucket/nixbucket/roots"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/s3cache"
 )
 
-// Kinds of objects.
+// Kinds of objects stats tells apart, layout's kinds by name; the others
+// count as KindOther. The values appear in the JSON report.
 const (
-	KindNarInfo = "narinfo"
-	KindNAR     = "nar"
-	KindListing = "listing"
-	KindLog     = "log"
-	KindRoot    = "root"
-	KindOther   = "other"
+	KindNarInfo = string(layout.KindNarInfo)
+	KindNAR     = string(layout.KindNAR)
+	KindListing = string(layout.KindListing)
+	KindLog     = string(layout.KindLog)
+	KindRoot    = string(layout.KindRoot)
+	KindOther   = string(layout.KindOther)
 )
 
 // Kinds lists the kinds in display order.
 var Kinds = []string{KindNarInfo, KindNAR, KindListing, KindLog, KindRoot, KindOther}
 
-var (
-	narinfoRE = regexp.MustCompile(`^([0-9a-df-np-sv-z]{32})\.narinfo$`)
-	listingRE = regexp.MustCompile(`^([0-9a-df-np-sv-z]{32})\.ls$`)
-)
-
-// KindOf returns the kind of a key.
+// KindOf returns the kind of a key: its layout.Kind if one of Kinds, else
+// KindOther.
 func KindOf(key string) string {
-	switch {
-	case narinfoRE.MatchString(key):
-		return KindNarInfo
-	case strings.HasPrefix(key, "nar/"):
-		return KindNAR
-	case listingRE.MatchString(key):
-		return KindListing
-	case strings.HasPrefix(key, "log/"):
-		return KindLog
-	case strings.HasPrefix(key, roots.Prefix):
-		return KindRoot
+	switch k := layout.KindOf(key); k {
+	case layout.KindNarInfo, layout.KindNAR, layout.KindListing, layout.KindLog, layout.KindRoot:
+		return string(k)
 	}
 	return KindOther
 }

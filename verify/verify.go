@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
@@ -52,9 +52,6 @@ const (
 	// (Deep); xz, zstd, bzip2 and none can.
 	KindCompression = "compression"
 )
-
-// CacheInfoKey is the key of the cache's nix-cache-info.
-const CacheInfoKey = "nix-cache-info"
 
 // Options tune Check.
 type Options struct {
@@ -129,8 +126,6 @@ type Report struct {
 // OK reports whether no fault was found.
 func (r *Report) OK() bool { return len(r.Faults) == 0 }
 
-var narinfoKey = regexp.MustCompile(`^([0-9a-df-np-sv-z]{32})\.narinfo$`)
-
 // checker holds one Check's state.
 type checker struct {
 	b        s3cache.Bucket
@@ -170,19 +165,18 @@ func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error)
 	if len(opts.Paths) > 0 {
 		only = make(map[string]bool, len(opts.Paths))
 		for _, p := range opts.Paths {
-			only[storepath.HashPart(p)+".narinfo"] = true
+			only[layout.NarInfoKeyOf(p)] = true
 		}
 	}
 	sizes := make(map[string]int64)
 	var infoKeys []string
 	err := b.List(ctx, "", func(o s3cache.ObjectInfo) error {
 		sizes[o.Key] = o.Size
-		switch {
-		case narinfoKey.MatchString(o.Key):
+		if _, ok := layout.NarInfoHash(o.Key); ok {
 			if only == nil || only[o.Key] {
 				infoKeys = append(infoKeys, o.Key)
 			}
-		case strings.HasPrefix(o.Key, "nar/"):
+		} else if layout.IsNar(o.Key) {
 			c.report.NARs++
 		}
 		return nil
@@ -212,7 +206,7 @@ func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error)
 		}
 	}
 	for k := range sizes {
-		if only == nil && strings.HasPrefix(k, "nar/") && !used[k] {
+		if only == nil && layout.IsNar(k) && !used[k] {
 			c.report.OrphanNARs++
 		}
 	}
@@ -236,19 +230,19 @@ func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error)
 // fault when narinfos exist. Without one, storepath.DefaultDir is
 // assumed.
 func (c *checker) readStoreDir(ctx context.Context, sizes map[string]int64, haveInfos bool) (string, error) {
-	if _, ok := sizes[CacheInfoKey]; !ok {
+	if _, ok := sizes[layout.CacheInfoKey]; !ok {
 		if haveInfos {
-			c.fault(CacheInfoKey, KindCacheInfo, "missing: Nix refuses a binary cache without it")
+			c.fault(layout.CacheInfoKey, KindCacheInfo, "missing: Nix refuses a binary cache without it")
 		}
 		return storepath.DefaultDir(), nil
 	}
-	body, err := s3cache.ReadSmall(ctx, c.b, CacheInfoKey, 1<<16)
+	body, err := s3cache.ReadSmall(ctx, c.b, layout.CacheInfoKey, 1<<16)
 	if errors.Is(err, s3cache.ErrNotFound) {
-		c.fault(CacheInfoKey, KindCacheInfo, "listed but not found")
+		c.fault(layout.CacheInfoKey, KindCacheInfo, "listed but not found")
 		return storepath.DefaultDir(), nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", CacheInfoKey, err)
+		return "", fmt.Errorf("reading %s: %w", layout.CacheInfoKey, err)
 	}
 	if dir := narinfo.CacheInfoValue(string(body), "StoreDir"); dir != "" {
 		return dir, nil
@@ -295,9 +289,8 @@ func (c *checker) fetchNarInfos(ctx context.Context, keys []string, storeDir str
 // its store path, its NAR's presence and size, its references and its
 // signatures.
 func (c *checker) checkNarInfo(key string, ni *narinfo.NarInfo, infos map[string]*narinfo.NarInfo, sizes map[string]int64) {
-	hash := key[:32]
-	base := ni.StorePath[strings.LastIndexByte(ni.StorePath, '/')+1:]
-	if !strings.HasPrefix(base, hash+"-") {
+	hash, _ := layout.NarInfoHash(key)
+	if !strings.HasPrefix(storepath.Base(ni.StorePath), hash+"-") {
 		c.fault(key, KindStorePath, "StorePath %s does not have the key's hash part %s", ni.StorePath, hash)
 	}
 	size, ok := sizes[ni.URL]
@@ -308,7 +301,7 @@ func (c *checker) checkNarInfo(key string, ni *narinfo.NarInfo, infos map[string
 		c.fault(key, KindNARSize, "NAR %s is %d bytes, the narinfo's FileSize is %d", ni.URL, size, ni.FileSize)
 	}
 	for _, ref := range ni.References {
-		if _, ok := sizes[ref[:min(len(ref), 32)]+".narinfo"]; !ok {
+		if _, ok := sizes[layout.NarInfoKeyOf(ref)]; !ok {
 			c.fault(key, KindMissingReference, "%s refers to %s, which has no narinfo in the bucket", ni.StorePath, ref)
 		}
 	}
