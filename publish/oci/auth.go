@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/docker/cli/cli/config"
@@ -38,6 +39,8 @@ func badAuth(err error) error {
 	var te *json.UnmarshalTypeError
 	var be base64.CorruptInputError
 	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: not JSON (it ends early)", ErrBadAuth)
 	case errors.As(err, &se):
 		return fmt.Errorf("%w: not JSON (syntax error at byte %d)", ErrBadAuth, se.Offset)
 	case errors.As(err, &te) && te.Field != "":

@@ -66,7 +66,7 @@ func TestKeychainAuths(t *testing.T) {
 
 func TestKeychainBad(t *testing.T) {
 	for _, bad := range []string{
-		`{`, `[]`, `{"auths":[]}`, `{"auths":{"x":"secret"}}`, `{"credHelpers":{"x":1}}`,
+		`{`, `{"auths":`, `[]`, `{"auths":[]}`, `{"auths":{"x":"secret"}}`, `{"credHelpers":{"x":1}}`,
 		`{"auths":{"x":{"auth":"%%%secret"}}}`, `{"auths":{"x":{"auth":"bm9jb2xvbg=="}}}`,
 	} {
 		_, err := oci.Keychain(bad)
