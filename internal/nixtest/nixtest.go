@@ -3,8 +3,9 @@
 // and no substituters, and runs Nix's own commands as the oracle.
 //
 // Every `nix` command it runs gets --extra-experimental-features
-// nix-command, so the tests need no experimental-features in the machine's
-// nix.conf.
+// nix-command, and every command it runs gets the same setting in
+// NIX_CONFIG (for a nix a script runs), so the tests need no
+// experimental-features in the machine's nix.conf.
 //
 // A missing Nix fails the test; it is never skipped, except in -short mode
 // (go test -short), which runs no Nix: there Require, Run and Daemon skip.
@@ -35,6 +36,9 @@ var Options = []string{
 // whatever the machine's nix.conf enables.
 var Features = []string{"--extra-experimental-features", "nix-command"}
 
+// featuresConfig is Features as a NIX_CONFIG line.
+const featuresConfig = "extra-experimental-features = nix-command"
+
 // Require fails the test when Nix's commands are not on PATH. In -short
 // mode it skips the test instead.
 func Require(t testing.TB) {
@@ -61,13 +65,14 @@ func Run(t testing.TB, name string, args ...string) string {
 
 // Output runs a command with extra environment entries and returns its
 // stdout; a failure's error includes stderr. A `nix` command gets Features
-// first.
+// first; any command gets them in NIX_CONFIG, after the caller's own.
 func Output(ctx context.Context, env []string, name string, args ...string) ([]byte, error) {
 	if filepath.Base(name) == "nix" {
 		args = append(slices.Clone(Features), args...)
 	}
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(cmd.Env, "NIX_CONFIG="+lastValue(cmd.Env, "NIX_CONFIG")+"\n"+featuresConfig)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -198,4 +203,16 @@ func skipShort(t testing.TB) {
 	if testing.Short() {
 		t.Skip("skipped in -short: needs Nix")
 	}
+}
+
+// lastValue returns the value of the last entry of env for key, as exec
+// would use it.
+func lastValue(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
 }
