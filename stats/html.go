@@ -49,7 +49,7 @@ th:first-child,td:first-child{text-align:left}svg{border:1px solid #ccc;backgrou
 <b id="store-paths">{{.R.Paths}}</b> store paths. <span id="lists">{{.R.Lists}}</span> LIST and <span id="gets">{{.R.Gets}}</span> GET requests.</p>
 <h2>Growth</h2>
 <div id="chart">{{.Chart}}</div>
-<p class="note">{{.N}} points (recorded by stats --record, and this one). Blue: stored bytes; orange: narinfos.</p>
+<p class="note">{{.N}} points (recorded by stats --record, and this one). Blue: stored bytes; orange, dashed: narinfos (each scaled to its own top).</p>
 <h2>Objects by kind</h2>
 <table><tr><th>kind</th><th>objects</th><th>bytes</th></tr>
 {{range .Kinds}}{{$c := count $.R.ByKind .}}<tr data-kind="{{.}}"><td>{{.}}</td><td class="objects">{{$c.Objects}}</td><td class="bytes" title="{{$c.Bytes}} bytes">{{bytes $c.Bytes}}</td></tr>
@@ -106,16 +106,16 @@ func chart(pts []Point) template.HTML {
 	fmt.Fprintf(&b, `<text id="first-date" x="%.0f" y="%.0f" font-size="12">%s</text>`, pad, h-pad+18, t0.UTC().Format("2006-01-02"))
 	fmt.Fprintf(&b, `<text id="last-date" x="%.0f" y="%.0f" font-size="12" text-anchor="end">%s</text>`, w-pad, h-pad+18, t1.UTC().Format("2006-01-02"))
 	for _, s := range []struct {
-		id, color string
-		v         func(Point) int64
-		label     func(Point) string
-		top       int64
+		id, color, dash string
+		v               func(Point) int64
+		label           func(Point) string
+		top             int64
 	}{
-		{"bytes", "#1f77b4", func(p Point) int64 { return p.Bytes },
+		{"bytes", "#1f77b4", "none", func(p Point) int64 { return p.Bytes },
 			func(p Point) string {
 				return fmt.Sprintf("%d bytes stored (%s)", p.Bytes, humanize.IBytes(uint64(max(p.Bytes, 0))))
 			}, maxBytes},
-		{"narinfos", "#ff7f0e", func(p Point) int64 { return int64(p.NarInfos) },
+		{"narinfos", "#ff7f0e", "6 4", func(p Point) int64 { return int64(p.NarInfos) },
 			func(p Point) string { return fmt.Sprintf("%d narinfos", p.NarInfos) }, int64(maxInfos)},
 	} {
 		top := float64(s.top)
@@ -124,7 +124,7 @@ func chart(pts []Point) template.HTML {
 			line = append(line, fmt.Sprintf("%.1f,%.1f", x(p.Time), y(float64(s.v(p)), top)))
 		}
 		fmt.Fprintf(&b, `<g class="series" data-series="%s" data-max="%d">`, s.id, s.top)
-		fmt.Fprintf(&b, `<polyline id="line-%s" fill="none" stroke="%s" stroke-width="2" points="%s"/>`, s.id, s.color, strings.Join(line, " "))
+		fmt.Fprintf(&b, `<polyline id="line-%s" fill="none" stroke="%s" stroke-width="2" stroke-dasharray="%s" points="%s"/>`, s.id, s.color, s.dash, strings.Join(line, " "))
 		for _, p := range pts {
 			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s" data-time="%s"><title>%s: %s</title></circle>`,
 				x(p.Time), y(float64(s.v(p)), top), s.color, p.Time.UTC().Format(time.RFC3339Nano),

@@ -157,13 +157,15 @@ func statsJSONOf(t *testing.T, r *stats.Report) ([]byte, statsJSON) {
 // every point of the chart, by its tooltip and by where it is drawn
 // against the axis.
 func renderPage(t *testing.T, b s3cache.Bucket, r *stats.Report) {
-	// Two earlier points, as weekly `stats --record` runs would leave.
-	p := stats.PointOf(r)
-	p.Time, p.Bytes, p.NarInfos = p.Time.Add(-14*24*time.Hour), p.Bytes/3, p.NarInfos/3
+	// Two earlier points, as weekly `stats --record` runs would leave,
+	// the two series growing apart so that each line is seen on its own.
+	now := stats.PointOf(r)
+	p := now
+	p.Time, p.Bytes, p.NarInfos = now.Time.Add(-14*24*time.Hour), now.Bytes/3, now.NarInfos/2
 	if _, err := stats.Record(context.Background(), b, p); err != nil {
 		t.Fatal(err)
 	}
-	p.Time, p.Bytes, p.NarInfos = p.Time.Add(7*24*time.Hour), p.Bytes*2, p.NarInfos*2
+	p.Time, p.Bytes, p.NarInfos = now.Time.Add(-7*24*time.Hour), now.Bytes*2/3, now.NarInfos*3/5
 	hist, err := stats.Record(context.Background(), b, p)
 	if err != nil || len(hist) != 2 {
 		t.Fatalf("history after two records: %v, %v", hist, err)
@@ -288,6 +290,8 @@ func checkChart(t *testing.T, m measured, j statsJSON, hist []stats.Point) {
 		"bytes":    {hist[0].Bytes, hist[1].Bytes, j.Total.Bytes},
 		"narinfos": {int64(hist[0].NarInfos), int64(hist[1].NarInfos), j.StorePaths},
 	}
+	// The legend under the chart: blue is bytes, orange narinfos.
+	hue := map[string]string{"bytes": "blue", "narinfos": "orange"}
 	topLabel := map[string]func(int64) string{
 		"bytes":    func(v int64) string { return humanize.IBytes(uint64(v)) },
 		"narinfos": func(v int64) string { return fmt.Sprintf("%d narinfos", v) },
@@ -333,6 +337,9 @@ func checkChart(t *testing.T, m measured, j statsJSON, hist []stats.Point) {
 			if p.Left < m.SVG.Left || p.Right > m.SVG.Right || p.Top < m.SVG.Top || p.Bottom > m.SVG.Bottom {
 				t.Errorf("%s: drawn outside the chart", what)
 			}
+			if got := hueOf(p.Fill); got != hue[s.Name] {
+				t.Errorf("%s: drawn in %s (%s), the legend says %s", what, got, p.Fill, hue[s.Name])
+			}
 			if i > 0 && p.X <= s.Points[i-1].X {
 				t.Errorf("%s: drawn left of the point before it", what)
 			}
@@ -349,4 +356,20 @@ func checkChart(t *testing.T, m measured, j statsJSON, hist []stats.Point) {
 	if got := m.IDs["last-date"].Text; got != times[2].UTC().Format("2006-01-02") {
 		t.Errorf("the time axis ends at %q, want %s", got, times[2].UTC().Format("2006-01-02"))
 	}
+}
+
+// hueOf names a computed CSS colour ("rgb(31, 119, 180)") roughly: blue,
+// orange or other.
+func hueOf(css string) string {
+	var r, g, b int
+	if _, err := fmt.Sscanf(css, "rgb(%d, %d, %d)", &r, &g, &b); err != nil {
+		return "unreadable"
+	}
+	switch {
+	case b > r+60 && b > g:
+		return "blue"
+	case r > b+60 && r > g && g > b:
+		return "orange"
+	}
+	return "other"
 }
