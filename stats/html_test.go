@@ -148,6 +148,17 @@ func statsJSONOf(t *testing.T, r *stats.Report) ([]byte, statsJSON) {
 	if err := json.Unmarshal(buf.Bytes(), &j); err != nil {
 		t.Fatal(err)
 	}
+	// Each figure compared is one --json has, under the name it has there.
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(buf.Bytes(), &keys); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"time", "total", "byKind", "storePaths", "lists", "gets", "roots", "knownPaths",
+		"unaccountedNars", "missingNars", "unfinishedUploads", "reclaimable", "reclaimableNow"} {
+		if _, ok := keys[k]; !ok {
+			t.Errorf("stats --json has no %q", k)
+		}
+	}
 	return buf.Bytes(), j
 }
 
