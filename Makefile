@@ -7,7 +7,7 @@ BIN := bin/nixbucket
 export NIXBUCKET_TOOLS ?= $(HOME)/.cache/nixbucket/bin
 export CGO_ENABLED := 0
 
-.PHONY: build test demo bench check race setup servers fuzz clean
+.PHONY: build quick test demo bench check race setup servers fuzz clean
 
 build: ## the static binary in bin/
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nixbucket
@@ -17,6 +17,9 @@ setup: ## Nix (Debian's nix-bin) configured for tests
 
 servers: ## the real S3 servers (versitygw, MinIO), built once into $(NIXBUCKET_TOOLS)
 	@bash scripts/install-s3-servers.sh
+
+quick: ## the fast tier: unit tests, parsers and fuzz seeds; no servers, Nix or browser
+	$(GO) test -short ./...
 
 test: setup servers build ## the whole suite: unit, fuzz seeds, real Nix, real S3 servers
 	$(GO) vet ./...

@@ -199,6 +199,9 @@ func TestManyStreams(t *testing.T) {
 // the default 8 MiB one it does; zstd's best speed beats its fastest on
 // text. Every output decodes with the reference tools.
 func TestLevels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short: slow (xz -9 and zstd -19 of 6 to 8 MiB)")
+	}
 	block := sample(2<<20, 42)
 	for i := range block {
 		block[i] |= 0x80 // random-looking, so only the repeat compresses

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -37,6 +38,10 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		return m.Run() // -short runs no binary: nothing to build
+	}
 	cliBin = os.Getenv("NIXBUCKET_BIN")
 	if cliBin == "" {
 		dir, err := os.MkdirTemp("", "nixbucket-gc-test-")

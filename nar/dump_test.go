@@ -326,6 +326,9 @@ func TestDumpMissing(t *testing.T) {
 // TestDumpMemory dumps a 1 GiB (sparse) file and checks that Dump's
 // allocations do not grow with it.
 func TestDumpMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short: slow (dumps 1 GiB)")
+	}
 	p := filepath.Join(t.TempDir(), "big")
 	if err := os.WriteFile(p, nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -60,6 +61,10 @@ func measureRSS(file string, args []string) int {
 }
 
 func runMain(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		return m.Run() // -short runs no binary: nothing to build
+	}
 	nixbucketBin = os.Getenv("NIXBUCKET_BIN")
 	if nixbucketBin == "" {
 		dir, err := os.MkdirTemp("", "nixbucket-push-test-")

@@ -45,32 +45,35 @@ th:first-child,td:first-child{text-align:left}svg{border:1px solid #ccc;backgrou
 .note{color:#555;font-size:.9em}
 </style></head><body>
 <h1>Cache stats</h1>
-<p>Measured {{when .R.Time}}: <b id="total-objects">{{.R.Total.Objects}}</b> objects, <b id="total-bytes">{{bytes .R.Total.Bytes}}</b>;
-<b>{{.R.Paths}}</b> store paths. {{.R.Lists}} LIST and {{.R.Gets}} GET requests.</p>
+<p>Measured {{when .R.Time}}: <b id="total-objects">{{.R.Total.Objects}}</b> objects, <b id="total-bytes" title="{{.R.Total.Bytes}} bytes">{{bytes .R.Total.Bytes}}</b>;
+<b id="store-paths">{{.R.Paths}}</b> store paths. <span id="lists">{{.R.Lists}}</span> LIST and <span id="gets">{{.R.Gets}}</span> GET requests.</p>
 <h2>Growth</h2>
 <div id="chart">{{.Chart}}</div>
-<p class="note">{{.N}} points (recorded by stats --record, and this one). Blue: stored bytes; orange: narinfos.</p>
+<p class="note">{{.N}} points (recorded by stats --record, and this one). Blue: stored bytes; orange, dashed: narinfos (each scaled to its own top).</p>
 <h2>Objects by kind</h2>
 <table><tr><th>kind</th><th>objects</th><th>bytes</th></tr>
-{{range .Kinds}}{{$c := count $.R.ByKind .}}<tr><td>{{.}}</td><td>{{$c.Objects}}</td><td>{{bytes $c.Bytes}}</td></tr>
+{{range .Kinds}}{{$c := count $.R.ByKind .}}<tr data-kind="{{.}}"><td>{{.}}</td><td class="objects">{{$c.Objects}}</td><td class="bytes" title="{{$c.Bytes}} bytes">{{bytes $c.Bytes}}</td></tr>
 {{end}}</table>
 <h2>Roots</h2>
 <table><tr><th>root</th><th>manifests</th><th>newest</th><th>paths</th><th>NAR size</th><th>stored</th><th>pinned</th></tr>
-{{range .R.Roots}}<tr><td>{{.Name}}</td><td>{{.Manifests}}</td><td>{{when .Newest}}</td><td>{{.Paths}}</td><td>{{ubytes .NarSize}}</td><td>{{bytes .StoredBytes}}</td><td>{{if .Pinned}}yes{{end}}</td></tr>
+{{range .R.Roots}}<tr data-root="{{.Name}}"><td>{{.Name}}</td><td class="manifests">{{.Manifests}}</td><td>{{when .Newest}}</td><td class="paths">{{.Paths}}</td><td class="nar-size" title="{{.NarSize}} bytes">{{ubytes .NarSize}}</td><td class="stored" title="{{.StoredBytes}} bytes">{{bytes .StoredBytes}}</td><td class="pinned">{{if .Pinned}}yes{{end}}</td></tr>
 {{else}}<tr><td colspan="7">no roots</td></tr>{{end}}</table>
 <h2>Health</h2>
 <table>
-<tr><td>compression (stored / NarSize, {{.R.KnownPaths}} paths known)</td><td>{{pct .R.Ratio}}</td></tr>
-<tr><td>NARs no narinfo refers to</td><td>{{.R.Unaccounted.Objects}} ({{bytes .R.Unaccounted.Bytes}})</td></tr>
-<tr><td>narinfos whose NAR is missing</td><td>{{.R.MissingNARs}}</td></tr>
-<tr><td>unfinished multipart uploads</td><td>{{.R.Uploads}}</td></tr>
-<tr><td>gc would reclaim (gc's own plan, every manifest kept){{if .R.GCRefuses}}: gc refuses to run, see the notes{{end}}</td><td>{{.R.Reclaimable.Objects}} ({{bytes .R.Reclaimable.Bytes}}), of which {{.R.ReclaimableNow.Objects}} ({{bytes .R.ReclaimableNow.Bytes}}) by the next run</td></tr>
+<tr><td>compression (stored / NarSize, <span id="known-paths">{{.R.KnownPaths}}</span> paths known)</td><td id="compression-ratio">{{pct .R.Ratio}}</td></tr>
+<tr><td>NARs no narinfo refers to</td><td><span id="unaccounted-objects">{{.R.Unaccounted.Objects}}</span> (<span id="unaccounted-bytes" title="{{.R.Unaccounted.Bytes}} bytes">{{bytes .R.Unaccounted.Bytes}}</span>)</td></tr>
+<tr><td>narinfos whose NAR is missing</td><td id="missing-nars">{{.R.MissingNARs}}</td></tr>
+<tr><td>unfinished multipart uploads</td><td id="uploads">{{.R.Uploads}}</td></tr>
+<tr><td>gc would reclaim (gc's own plan, every manifest kept){{if .R.GCRefuses}}: gc refuses to run, see the notes{{end}}</td><td><span id="reclaimable-objects">{{.R.Reclaimable.Objects}}</span> (<span id="reclaimable-bytes" title="{{.R.Reclaimable.Bytes}} bytes">{{bytes .R.Reclaimable.Bytes}}</span>), of which <span id="reclaimable-now-objects">{{.R.ReclaimableNow.Objects}}</span> (<span id="reclaimable-now-bytes" title="{{.R.ReclaimableNow.Bytes}} bytes">{{bytes .R.ReclaimableNow.Bytes}}</span>) by the next run</td></tr>
 </table>
 {{range .R.Notes}}<p class="note">{{.}}</p>{{end}}
 </body></html>
 `))
 
 // chart draws stored bytes and narinfos over time as an SVG line chart.
+// Each mark says its figure: a point's <title> (its tooltip) has the time
+// and the exact value, each series carries the value its axis top stands
+// for (data-max), so what is drawn can be read back and checked.
 func chart(pts []Point) template.HTML {
 	const w, h, pad = 720.0, 260.0, 50.0
 	var b strings.Builder
@@ -95,28 +98,39 @@ func chart(pts []Point) template.HTML {
 		}
 		return h - pad - (h-2*pad)*v/top
 	}
-	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#888"/>`, pad, h-pad, w-pad, h-pad)
-	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#888"/>`, pad, pad, pad, h-pad)
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" font-size="12" fill="#1f77b4">%s</text>`, pad+4, pad-8, template.HTMLEscapeString(humanize.IBytes(uint64(maxBytes))))
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" font-size="12" text-anchor="end" fill="#ff7f0e">%d narinfos</text>`, w-pad, pad-8, maxInfos)
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" font-size="12">%s</text>`, pad, h-pad+18, t0.UTC().Format("2006-01-02"))
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" font-size="12" text-anchor="end">%s</text>`, w-pad, h-pad+18, t1.UTC().Format("2006-01-02"))
+	esc := template.HTMLEscapeString
+	fmt.Fprintf(&b, `<line id="axis-x" x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#888"/>`, pad, h-pad, w-pad, h-pad)
+	fmt.Fprintf(&b, `<line id="axis-y" x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#888"/>`, pad, pad, pad, h-pad)
+	fmt.Fprintf(&b, `<text id="max-bytes" x="%.0f" y="%.0f" font-size="12" fill="#1f77b4">%s</text>`, pad+4, pad-8, esc(humanize.IBytes(uint64(maxBytes))))
+	fmt.Fprintf(&b, `<text id="max-narinfos" x="%.0f" y="%.0f" font-size="12" text-anchor="end" fill="#ff7f0e">%d narinfos</text>`, w-pad, pad-8, maxInfos)
+	fmt.Fprintf(&b, `<text id="first-date" x="%.0f" y="%.0f" font-size="12">%s</text>`, pad, h-pad+18, t0.UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, `<text id="last-date" x="%.0f" y="%.0f" font-size="12" text-anchor="end">%s</text>`, w-pad, h-pad+18, t1.UTC().Format("2006-01-02"))
 	for _, s := range []struct {
-		id, color string
-		v         func(Point) float64
-		top       float64
+		id, color, dash string
+		v               func(Point) int64
+		label           func(Point) string
+		top             int64
 	}{
-		{"bytes", "#1f77b4", func(p Point) float64 { return float64(p.Bytes) }, float64(maxBytes)},
-		{"narinfos", "#ff7f0e", func(p Point) float64 { return float64(p.NarInfos) }, float64(maxInfos)},
+		{"bytes", "#1f77b4", "none", func(p Point) int64 { return p.Bytes },
+			func(p Point) string {
+				return fmt.Sprintf("%d bytes stored (%s)", p.Bytes, humanize.IBytes(uint64(max(p.Bytes, 0))))
+			}, maxBytes},
+		{"narinfos", "#ff7f0e", "6 4", func(p Point) int64 { return int64(p.NarInfos) },
+			func(p Point) string { return fmt.Sprintf("%d narinfos", p.NarInfos) }, int64(maxInfos)},
 	} {
+		top := float64(s.top)
 		var line []string
 		for _, p := range pts {
-			line = append(line, fmt.Sprintf("%.1f,%.1f", x(p.Time), y(s.v(p), s.top)))
+			line = append(line, fmt.Sprintf("%.1f,%.1f", x(p.Time), y(float64(s.v(p)), top)))
 		}
-		fmt.Fprintf(&b, `<polyline id="line-%s" fill="none" stroke="%s" stroke-width="2" points="%s"/>`, s.id, s.color, strings.Join(line, " "))
+		fmt.Fprintf(&b, `<g class="series" data-series="%s" data-max="%d">`, s.id, s.top)
+		fmt.Fprintf(&b, `<polyline id="line-%s" fill="none" stroke="%s" stroke-width="2" stroke-dasharray="%s" points="%s"/>`, s.id, s.color, s.dash, strings.Join(line, " "))
 		for _, p := range pts {
-			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`, x(p.Time), y(s.v(p), s.top), s.color)
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s" data-time="%s"><title>%s: %s</title></circle>`,
+				x(p.Time), y(float64(s.v(p)), top), s.color, p.Time.UTC().Format(time.RFC3339Nano),
+				p.Time.UTC().Format("2006-01-02 15:04 UTC"), esc(s.label(p)))
 		}
+		b.WriteString(`</g>`)
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())

@@ -1,7 +1,6 @@
 package stats_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/nixbucket/nixbucket/gc"
-	"github.com/nixbucket/nixbucket/internal/browsertest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
 	"github.com/nixbucket/nixbucket/internal/synth"
 	"github.com/nixbucket/nixbucket/s3cache"
@@ -132,50 +130,4 @@ func collectSynthetic(t *testing.T, srv *s3test.Server, s *synth.Cache) (*stats.
 	}
 	t.Logf("stats of %d objects: %d requests, %v", len(s.Sizes), requests, took.Round(time.Millisecond))
 	return r, b
-}
-
-// renderPage records two history points and renders the page in
-// headless Chromium.
-func renderPage(t *testing.T, b s3cache.Bucket, r *stats.Report) {
-	// Two earlier points, as weekly `stats --record` runs would leave.
-	p := stats.PointOf(r)
-	p.Time, p.Bytes, p.NarInfos = p.Time.Add(-14*24*time.Hour), p.Bytes/3, p.NarInfos/3
-	if _, err := stats.Record(context.Background(), b, p); err != nil {
-		t.Fatal(err)
-	}
-	p.Time, p.Bytes, p.NarInfos = p.Time.Add(7*24*time.Hour), p.Bytes*2, p.NarInfos*2
-	hist, err := stats.Record(context.Background(), b, p)
-	if err != nil || len(hist) != 2 {
-		t.Fatalf("history after two records: %v, %v", hist, err)
-	}
-	if got, err := stats.History(context.Background(), b); err != nil || len(got) != 2 || got[1].Bytes != p.Bytes {
-		t.Fatalf("History = %+v, %v", got, err)
-	}
-	dir := t.TempDir()
-	page := filepath.Join(dir, "stats.html")
-	var buf bytes.Buffer
-	if err := stats.WriteHTML(&buf, r, hist); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(page, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(buf.String(), "http://") || strings.Contains(buf.String(), "https://") || strings.Contains(buf.String(), "src=") {
-		t.Error("the page refers to external assets")
-	}
-	dom := browsertest.Chromium(t, "--dump-dom", "file://"+page)
-	for _, want := range []string{`id="line-bytes"`, `id="line-narinfos"`, "<circle", fmt.Sprintf(`id="total-objects">%d<`, r.Total.Objects)} {
-		if !strings.Contains(dom, want) {
-			t.Errorf("the rendered page lacks %s", want)
-		}
-	}
-	shot := filepath.Join(dir, "stats.png")
-	browsertest.Chromium(t, "--screenshot="+shot, "--window-size=900,900", "file://"+page)
-	if fi, err := os.Stat(shot); err != nil || fi.Size() < 5000 {
-		t.Fatalf("screenshot %s: %v", shot, err)
-	}
-	if out := os.Getenv("NIXBUCKET_STATS_SCREENSHOT"); out != "" {
-		data, _ := os.ReadFile(shot)
-		os.WriteFile(out, data, 0o644)
-	}
 }

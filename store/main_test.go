@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,6 +32,10 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		return m.Run() // -short starts no nix-daemon
+	}
 	tmp, err := os.MkdirTemp("", "storetest")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -92,6 +97,9 @@ var (
 
 func getFixture(t testing.TB) *fixture {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skipped in -short: needs Nix")
+	}
 	fixOnce.Do(func() {
 		nonce := make([]byte, 8)
 		_, _ = rand.Read(nonce)

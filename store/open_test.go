@@ -121,6 +121,9 @@ func TestOpen(t *testing.T) {
 // of itself: the Nix version it sends is the one `nix-daemon --version`
 // prints, and Nix 2.8 speaks protocol 1.34.
 func TestDaemonVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short: needs nix-daemon")
+	}
 	d, err := store.OpenDaemon(context.Background(), daemonSocket, storepath.DefaultDir())
 	if err != nil {
 		t.Fatal(err)

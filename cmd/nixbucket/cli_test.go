@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -32,6 +33,10 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		return m.Run() // -short runs no binary: nothing to build
+	}
 	cliBin = os.Getenv("NIXBUCKET_BIN")
 	if cliBin == "" {
 		dir, err := os.MkdirTemp("", "nixbucket-cli-test-")
@@ -62,6 +67,9 @@ func runBin(t *testing.T, env []string, args ...string) (int, string, string) {
 // fresh HOME with no AWS configuration, and env.
 func runIn(t *testing.T, env []string, stdin string, args ...string) (int, string, string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skipped in -short: needs the nixbucket binary")
+	}
 	cmd := exec.Command(cliBin, args...)
 	cmd.Env = cliEnv(t, env)
 	cmd.Stdin = strings.NewReader(stdin)

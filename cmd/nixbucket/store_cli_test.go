@@ -121,6 +121,9 @@ func TestStoreCLIBadInput(t *testing.T) {
 // binary as nobody: root reads anything): exit 4, one line, no secret.
 func TestKeyFileUnreadable(t *testing.T) {
 	t.Parallel()
+	if testing.Short() {
+		t.Skip("skipped in -short: needs the nixbucket binary")
+	}
 	if os.Geteuid() != 0 {
 		t.Fatal("this test runs the binary as user nobody, which needs root (as make test runs)")
 	}

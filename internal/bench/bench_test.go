@@ -40,6 +40,9 @@ func timed(t *testing.T, env []string, name string, args ...string) run {
 	// rusage would not (a vforked child inherits its parent's high-water
 	// mark).
 	rss := filepath.Join(t.TempDir(), "rss")
+	if name == "nix" {
+		args = append(slices.Clone(nixtest.Features), args...)
+	}
 	cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%M", "-o", rss, name}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer

@@ -1,6 +1,7 @@
 // Package browsertest runs Debian's real headless Chromium for tests of the
 // pages nixbucket writes (the release page, the stats page). A missing
-// Chromium fails the test; it is never skipped.
+// Chromium fails the test; it is never skipped, except in -short mode
+// (go test -short), which runs no browser.
 package browsertest
 
 import (
@@ -16,6 +17,9 @@ import (
 // off the network, and returns its stdout.
 func Chromium(t *testing.T, args ...string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skipped in -short: needs Chromium")
+	}
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatalf("chromium not found (Debian package chromium; scripts/setup.sh installs it): %v", err)

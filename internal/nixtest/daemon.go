@@ -56,9 +56,11 @@ func StartDaemon(socket string) (stop func(), err error) {
 
 // Daemon starts a nix-daemon of the test's own (see StartDaemon), stopped
 // when the test ends, and returns its socket path. Clients reach it with
-// NIX_REMOTE=daemon and NIX_DAEMON_SOCKET_PATH set to the socket.
+// NIX_REMOTE=daemon and NIX_DAEMON_SOCKET_PATH set to the socket. In -short
+// mode it skips the test.
 func Daemon(t testing.TB) string {
 	t.Helper()
+	skipShort(t)
 	// A socket path must fit in sun_path (108 bytes): t.TempDir can be
 	// longer, so the directory is a short one of its own.
 	dir, err := os.MkdirTemp("", "nixd")

@@ -2,7 +2,13 @@
 // builds store paths from small Nix expressions with no nixpkgs, no sandbox
 // and no substituters, and runs Nix's own commands as the oracle.
 //
-// A missing Nix fails the test; it is never skipped.
+// Every `nix` command it runs gets --extra-experimental-features
+// nix-command, and every command it runs gets the same setting in
+// NIX_CONFIG (for a nix a script runs), so the tests need no
+// experimental-features in the machine's nix.conf.
+//
+// A missing Nix fails the test; it is never skipped, except in -short mode
+// (go test -short), which runs no Nix: there Require, Run and Daemon skip.
 package nixtest
 
 import (
@@ -13,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -25,9 +32,18 @@ var Options = []string{
 	"--option", "substituters", "",
 }
 
-// Require fails the test when Nix's commands are not on PATH.
+// Features are the experimental features every `nix` command is given,
+// whatever the machine's nix.conf enables.
+var Features = []string{"--extra-experimental-features", "nix-command"}
+
+// featuresConfig is Features as a NIX_CONFIG line.
+const featuresConfig = "extra-experimental-features = nix-command"
+
+// Require fails the test when Nix's commands are not on PATH. In -short
+// mode it skips the test instead.
 func Require(t testing.TB) {
 	t.Helper()
+	skipShort(t)
 	for _, c := range []string{"nix-build", "nix-store", "nix-instantiate", "nix"} {
 		if _, err := exec.LookPath(c); err != nil {
 			t.Fatalf("%s not found: run `make test` (it installs nix-bin) or `apt-get install nix-bin`", c)
@@ -36,9 +52,10 @@ func Require(t testing.TB) {
 }
 
 // Run runs a command and returns its trimmed stdout; it fails the test on a
-// non-zero exit, showing stderr.
+// non-zero exit, showing stderr. In -short mode it skips the test.
 func Run(t testing.TB, name string, args ...string) string {
 	t.Helper()
+	skipShort(t)
 	out, err := Output(context.Background(), nil, name, args...)
 	if err != nil {
 		t.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
@@ -47,10 +64,15 @@ func Run(t testing.TB, name string, args ...string) string {
 }
 
 // Output runs a command with extra environment entries and returns its
-// stdout; a failure's error includes stderr.
+// stdout; a failure's error includes stderr. A `nix` command gets Features
+// first; any command gets them in NIX_CONFIG, after the caller's own.
 func Output(ctx context.Context, env []string, name string, args ...string) ([]byte, error) {
+	if filepath.Base(name) == "nix" {
+		args = append(slices.Clone(Features), args...)
+	}
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(cmd.Env, "NIX_CONFIG="+lastValue(cmd.Env, "NIX_CONFIG")+"\n"+featuresConfig)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -173,4 +195,24 @@ func Sign(t testing.TB, path string, names ...string) []string {
 		Run(t, "nix", "store", "sign", "--key-file", sk, path)
 	}
 	return PathInfos(t, path)[path].Signatures
+}
+
+// skipShort skips the test in -short mode, which runs no Nix.
+func skipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skipped in -short: needs Nix")
+	}
+}
+
+// lastValue returns the value of the last entry of env for key, as exec
+// would use it.
+func lastValue(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
 }

@@ -3,7 +3,7 @@
 // htpasswd (bcrypt) authentication, over plain HTTP or over TLS with a
 // self-signed certificate made for the test, and runs Debian's skopeo as
 // an independent client. A missing binary fails the test; it is never
-// skipped.
+// skipped, except in -short mode (go test -short), which runs neither.
 package ocitest
 
 import (
@@ -66,6 +66,9 @@ func (r *Registry) Creds() string { return r.User + ":" + r.Password }
 
 func lookPath(t testing.TB, bin, pkg string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("skipped in -short: needs %s", bin)
+	}
 	p, err := exec.LookPath(bin)
 	if err != nil {
 		t.Fatalf("ocitest: %s not found: install Debian's %s (scripts/setup.sh does)", bin, pkg)

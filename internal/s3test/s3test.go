@@ -3,7 +3,8 @@
 // ${NIXBUCKET_TOOLS:-$HOME/.cache/nixbucket/bin}. Start launches one on a
 // free loopback port with random root credentials and region "garage",
 // creates a bucket and stops the server when the test ends. A missing
-// server binary fails the test; it is never skipped.
+// server binary fails the test; it is never skipped, except in -short
+// mode (go test -short), which starts no server: there Start skips.
 //
 // It also has two proxies to put in front of a server: a fault-injecting
 // HTTP reverse proxy that picks requests (NewFaultProxy), and Shopify's
@@ -77,9 +78,13 @@ type Server struct {
 }
 
 // Start starts a server of the given kind, waits until it answers,
-// creates a bucket and registers its shutdown with t.Cleanup.
+// creates a bucket and registers its shutdown with t.Cleanup. In -short
+// mode it skips the test instead.
 func Start(t testing.TB, kind string) *Server {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("skipped in -short: needs an S3 server (%s)", kind)
+	}
 	bin := filepath.Join(ToolsDir(), kind)
 	if kind != VersityGW && kind != MinIO {
 		t.Fatalf("s3test: unknown server kind %q (want %s or %s)", kind, VersityGW, MinIO)

@@ -24,9 +24,12 @@ type Toxi struct {
 
 // NewToxi starts a proxy in front of the server at endpoint (a base URL,
 // http://HOST:PORT) on a free loopback port, and stops it when the test
-// ends.
+// ends. In -short mode it skips the test instead.
 func NewToxi(t testing.TB, endpoint string) *Toxi {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skipped in -short: needs toxiproxy")
+	}
 	u, err := url.Parse(endpoint)
 	if err != nil {
 		t.Fatalf("s3test: toxiproxy upstream %q: %v", endpoint, err)

@@ -5,98 +5,102 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
+	"github.com/docker/cli/cli/config"
+	"github.com/docker/cli/cli/config/configfile"
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // ErrBadAuth is returned (wrapped) for a docker configuration that cannot
 // be parsed. Its messages never include the secrets.
 var ErrBadAuth = errors.New("invalid docker auth configuration")
 
-// dockerHub is the registry name go-containerregistry gives Docker Hub.
-const dockerHub = "index.docker.io"
-
-// ParseDockerConfig parses the "auths" of a docker config.json and returns
-// the credentials by registry host (lower-case, without scheme or path;
-// Docker Hub's keys all become index.docker.io).
-func ParseDockerConfig(data []byte) (map[string]authn.AuthConfig, error) {
-	var cf struct {
-		Auths map[string]struct {
-			Auth          string `json:"auth"`
-			Username      string `json:"username"`
-			Password      string `json:"password"`
-			IdentityToken string `json:"identitytoken"`
-			RegistryToken string `json:"registrytoken"`
-		} `json:"auths"`
+// LoadDockerConfig parses the text of a docker config.json with docker/cli's
+// own loader, so that everything the docker CLI reads there counts: "auths"
+// (an "auth" of base64(user:password), or "username" and "password",
+// "identitytoken", "registrytoken"), "credHelpers" (a docker-credential-NAME
+// program per registry) and "credsStore" (one for every other registry).
+func LoadDockerConfig(data []byte) (*configfile.ConfigFile, error) {
+	cf, err := config.LoadFromReader(strings.NewReader(string(data)))
+	if err != nil {
+		return nil, badAuth(err)
 	}
-	if err := json.Unmarshal(data, &cf); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return nil, fmt.Errorf("%w: not JSON (syntax error at byte %d)", ErrBadAuth, se.Offset)
-		}
-		return nil, fmt.Errorf("%w: not a docker config.json object", ErrBadAuth)
-	}
-	out := make(map[string]authn.AuthConfig, len(cf.Auths))
-	for key, a := range cf.Auths {
-		host := RegistryHost(key)
-		if host == "" {
-			return nil, fmt.Errorf("%w: empty registry name in auths", ErrBadAuth)
-		}
-		ac := authn.AuthConfig{Username: a.Username, Password: a.Password, IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken}
-		if a.Auth != "" {
-			raw, err := base64.StdEncoding.DecodeString(a.Auth)
-			if err != nil {
-				return nil, fmt.Errorf("%w: the auth of %s is not base64", ErrBadAuth, host)
-			}
-			user, pass, ok := strings.Cut(string(raw), ":")
-			if !ok {
-				return nil, fmt.Errorf("%w: the auth of %s is not base64(user:password)", ErrBadAuth, host)
-			}
-			ac.Username, ac.Password = user, pass
-		}
-		out[host] = ac
-	}
-	return out, nil
+	return cf, nil
 }
 
-// RegistryHost normalises a config.json auths key ("https://index.docker.io/v1/",
-// "http://127.0.0.1:5000", "ghcr.io") to the registry host name
-// go-containerregistry uses.
-func RegistryHost(key string) string {
-	h := strings.ToLower(strings.TrimSpace(key))
-	if i := strings.Index(h, "://"); i >= 0 {
-		h = h[i+3:]
+// badAuth words a loader error without the secrets: docker/cli's errors
+// are those of encoding/json and encoding/base64, or its own about a
+// decoded "auth"; none is passed on verbatim.
+func badAuth(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	var be base64.CorruptInputError
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: not JSON (it ends early)", ErrBadAuth)
+	case errors.As(err, &se):
+		return fmt.Errorf("%w: not JSON (syntax error at byte %d)", ErrBadAuth, se.Offset)
+	case errors.As(err, &te) && te.Field != "":
+		return fmt.Errorf("%w: %s is not a JSON %s", ErrBadAuth, te.Field, jsonKind(te.Type.Kind().String()))
+	case errors.As(err, &te):
+		return fmt.Errorf("%w: not a docker config.json object", ErrBadAuth)
+	case errors.As(err, &be):
+		return fmt.Errorf("%w: an auth is not base64 (bad byte at %d)", ErrBadAuth, int64(be))
 	}
-	h, _, _ = strings.Cut(h, "/")
-	switch h {
-	case "docker.io", "registry-1.docker.io", "registry.hub.docker.com":
-		return dockerHub
-	}
-	return h
+	return fmt.Errorf("%w: an auth is not base64(user:password)", ErrBadAuth)
 }
 
-// configKeychain resolves registries from a parsed docker config.
-type configKeychain map[string]authn.AuthConfig
+// jsonKind names a Go kind as the JSON type it decodes from.
+func jsonKind(k string) string {
+	switch k {
+	case "map", "struct":
+		return "object"
+	case "slice", "array":
+		return "array"
+	}
+	return k
+}
+
+// configKeychain resolves registries from a docker config as
+// go-containerregistry's authn.DefaultKeychain resolves them from
+// ~/.docker/config.json: by repository, then by registry (Docker Hub under
+// its historical key), through the config's credential helper or store
+// for that registry when it names one.
+type configKeychain struct{ cf *configfile.ConfigFile }
 
 func (k configKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
-	if ac, ok := k[RegistryHost(r.RegistryStr())]; ok {
-		return authn.FromConfig(ac), nil
+	for _, key := range []string{r.String(), r.RegistryStr()} {
+		if key == name.DefaultRegistry {
+			key = authn.DefaultAuthKey
+		}
+		ac, err := k.cf.GetAuthConfig(key)
+		if err != nil {
+			return nil, fmt.Errorf("credentials for %s: %w", key, err)
+		}
+		cfg := authn.AuthConfig{Username: ac.Username, Password: ac.Password, Auth: ac.Auth,
+			IdentityToken: ac.IdentityToken, RegistryToken: ac.RegistryToken}
+		if cfg != (authn.AuthConfig{}) {
+			return authn.FromConfig(cfg), nil
+		}
 	}
 	return authn.Anonymous, nil
 }
 
 // Keychain returns the credentials to push with: those of dockerAuth (the
-// text of a docker config.json, as in $DOCKER_AUTH) if it is not empty,
-// else the default docker configuration (~/.docker/config.json,
-// $DOCKER_CONFIG and credential helpers).
+// text of a docker config.json, as in $DOCKER_AUTH, read as the docker CLI
+// reads its config.json: auths, credHelpers, credsStore) if it is not
+// empty, else the default docker configuration (~/.docker/config.json,
+// $DOCKER_CONFIG and its credential helpers).
 func Keychain(dockerAuth string) (authn.Keychain, error) {
 	if strings.TrimSpace(dockerAuth) == "" {
 		return authn.DefaultKeychain, nil
 	}
-	m, err := ParseDockerConfig([]byte(dockerAuth))
+	cf, err := LoadDockerConfig([]byte(dockerAuth))
 	if err != nil {
 		return nil, err
 	}
-	return configKeychain(m), nil
+	return configKeychain{cf}, nil
 }

@@ -9,11 +9,13 @@
 // as in the OCI image index specification (image-spec/image-index.md):
 // linux/amd64, linux/386, linux/arm64, linux/arm/v6.
 //
-// Registry credentials come from a docker config.json (cli/config/
-// configfile/file.go in docker/cli): {"auths": {"<registry>": {"auth":
-// base64("user:password")}}} or with "username" and "password" fields
-// instead of "auth", or "identitytoken"/"registrytoken". DOCKER_AUTH holds
-// that document's text (as the seed's CI passed it); without it the
-// default docker configuration (~/.docker/config.json, $DOCKER_CONFIG,
-// credential helpers) is used.
+// Registry credentials come from a docker config.json, read with docker/cli's
+// own loader (cli/config/configfile), so it means what it means to the
+// docker CLI: "auths" ({"<registry>": {"auth": base64("user:password")}},
+// or "username" and "password", or "identitytoken"/"registrytoken"),
+// "credHelpers" (registry → NAME of a docker-credential-NAME program on
+// PATH) and "credsStore" (the program for every other registry).
+// DOCKER_AUTH holds that document's text (as the seed's CI passed it);
+// without it the default docker configuration (~/.docker/config.json,
+// $DOCKER_CONFIG, credential helpers) is used.
 package oci

@@ -109,62 +109,6 @@ func FuzzParseFileSpec(f *testing.F) {
 	})
 }
 
-func TestParseDockerConfig(t *testing.T) {
-	m, err := oci.ParseDockerConfig([]byte(`{"auths":{
-		"https://index.docker.io/v1/":{"auth":"dXNlcjpwYTpzcw=="},
-		"http://127.0.0.1:5000":{"username":"u2","password":"p2"},
-		"GHCR.io":{"identitytoken":"tok"}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]authn.AuthConfig{
-		"index.docker.io": {Username: "user", Password: "pa:ss"},
-		"127.0.0.1:5000":  {Username: "u2", Password: "p2"},
-		"ghcr.io":         {IdentityToken: "tok"},
-	}
-	if len(m) != len(want) {
-		t.Fatalf("got %d registries, want %d", len(m), len(want))
-	}
-	for k, w := range want {
-		if m[k] != w {
-			t.Errorf("%s: got %+v", k, m[k])
-		}
-	}
-	for _, bad := range []string{`{`, `[]`, `{"auths":{"x":{"auth":"%%%secret"}}}`, `{"auths":{"x":{"auth":"bm9jb2xvbg=="}}}`, `{"auths":{"":{}}}`} {
-		_, err := oci.ParseDockerConfig([]byte(bad))
-		if !errors.Is(err, oci.ErrBadAuth) {
-			t.Errorf("ParseDockerConfig(%s): %v", bad, err)
-		}
-		if err != nil && strings.Contains(err.Error(), "secret") {
-			t.Errorf("error %q shows the secret", err)
-		}
-	}
-}
-
-func FuzzParseDockerConfig(f *testing.F) {
-	f.Add([]byte(`{"auths":{"https://index.docker.io/v1/":{"auth":"dXNlcjpwYXNz"}}}`))
-	f.Add([]byte(`{"auths":{"localhost:5000":{"username":"u","password":"secretpw"}}}`))
-	f.Add([]byte(`{"auths":{"x":{"auth":"secretpw"}}}`))
-	f.Add([]byte(`null`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := oci.ParseDockerConfig(data)
-		if err != nil {
-			if !errors.Is(err, oci.ErrBadAuth) {
-				t.Fatalf("error %v does not wrap ErrBadAuth", err)
-			}
-			if strings.Contains(err.Error(), "secretpw") {
-				t.Fatalf("error %q shows a secret", err)
-			}
-			return
-		}
-		for k := range m {
-			if k == "" || strings.Contains(k, "/") {
-				t.Fatalf("registry key %q", k)
-			}
-		}
-	})
-}
-
 // layerFiles returns the regular files of an image's filesystem.
 func layerFiles(t *testing.T, img v1.Image) map[string][]byte {
 	t.Helper()
