@@ -34,9 +34,6 @@ func TestDirs(t *testing.T) {
 			for _, k := range []string{"NIX_STORE_DIR", "NIX_STORE", "NIX_STATE_DIR", "NIX_DAEMON_SOCKET_PATH"} {
 				t.Setenv(k, tc.env[k])
 			}
-			if storepath.DefaultDir() != storepath.DefaultDir() {
-				t.Errorf("storepath.DefaultDir() = %s, storepath.DefaultDir() = %s", storepath.DefaultDir(), storepath.DefaultDir())
-			}
 			for _, c := range [][2]string{
 				{storepath.DefaultDir(), tc.store}, {store.StateDir(), tc.state}, {store.DaemonSocketPath(), tc.sock}, {store.DBPath(), tc.db},
 			} {
