@@ -14,6 +14,7 @@ import (
 	"github.com/nixbucket/nixbucket/gc"
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/push"
@@ -118,7 +119,7 @@ func (f *fixture) garbageKeys(t *testing.T, b s3cache.Bucket, names, kept []stri
 		if keep[p] {
 			continue
 		}
-		out = append(out, push.NarInfoKey(p))
+		out = append(out, layout.NarInfoKeyOf(p))
 		if u := readNarInfo(t, b, p).URL; !keptNARs[u] && !slices.Contains(out, u) {
 			out = append(out, u)
 		}
@@ -131,7 +132,7 @@ func (f *fixture) garbageKeys(t *testing.T, b s3cache.Bucket, names, kept []stri
 
 func readNarInfo(t *testing.T, b s3cache.Bucket, path string) *narinfo.NarInfo {
 	t.Helper()
-	ni, err := narinfo.ParseString(readAll(t, b, push.NarInfoKey(path)))
+	ni, err := narinfo.ParseString(readAll(t, b, layout.NarInfoKeyOf(path)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +292,7 @@ func TestScenarioWeeks(t *testing.T) {
 				t.Fatalf("deleted %v, want %v", got, sorted(garbageApp))
 			}
 			assertGone(t, b, garbageApp)
-			assertPresent(t, b, []string{push.NarInfoKey(f.paths["libA"])})
+			assertPresent(t, b, []string{layout.NarInfoKeyOf(f.paths["libA"])})
 			f.assertSubstitutes(t, b, "appB", "dagB", "libA")
 			if _, err := b.Stat(ctx, "nix-cache-info"); err != nil {
 				t.Fatalf("gc touched nix-cache-info: %v", err)
@@ -437,7 +438,7 @@ func TestRewrittenNarInfo(t *testing.T) {
 	b := srv.Open(t, srv.Bucket)
 	w0 := time.Now().UTC()
 	f.push(t, b, "main", w0, "libA")
-	key := push.NarInfoKey(f.paths["libA"])
+	key := layout.NarInfoKeyOf(f.paths["libA"])
 	ni := readNarInfo(t, b, f.paths["libA"])
 	oldNAR := ni.URL
 	nar := readAll(t, b, oldNAR)

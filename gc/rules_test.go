@@ -14,6 +14,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/gc"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/roots"
@@ -52,7 +53,7 @@ func (f *fixture) closureKeys(t *testing.T, b s3cache.Bucket, names ...string) [
 	t.Helper()
 	var out []string
 	for _, p := range f.closureOf(t, names...).Paths() {
-		out = append(out, push.NarInfoKey(p))
+		out = append(out, layout.NarInfoKeyOf(p))
 		if u := readNarInfo(t, b, p).URL; !slices.Contains(out, u) {
 			out = append(out, u)
 		}
@@ -219,7 +220,7 @@ func TestRevival(t *testing.T) {
 	}
 	// Rewritten after its condemnation, as a push that found it missing
 	// would: same text, a new LastModified.
-	top := push.NarInfoKey(f.paths["appA"])
+	top := layout.NarInfoKeyOf(f.paths["appA"])
 	text := readAll(t, b, top)
 	if err := b.Put(ctx, top, strings.NewReader(text), int64(len(text)), s3cache.PutOptions{}); err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
-	"github.com/nixbucket/nixbucket/push"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
 	"github.com/nixbucket/nixbucket/storepath"
@@ -199,8 +199,8 @@ func narinfoHashes(t *testing.T, b s3cache.Bucket) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
 	err := b.List(context.Background(), "", func(o s3cache.ObjectInfo) error {
-		if strings.HasSuffix(o.Key, ".narinfo") {
-			out[strings.TrimSuffix(o.Key, ".narinfo")] = true
+		if h, ok := layout.NarInfoHash(o.Key); ok {
+			out[h] = true
 		}
 		return nil
 	})
@@ -247,5 +247,3 @@ func hashParts(paths []string) []string {
 	}
 	return out
 }
-
-var _ = push.NarInfoKey

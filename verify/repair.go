@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nixbucket/nixbucket/compression"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/nar"
 	"github.com/nixbucket/nixbucket/narinfo"
@@ -173,7 +174,7 @@ func (c *checker) repairNAR(ctx context.Context, l *lock.Lock, key string, check
 		c.unrepaired(key, checked, "the narinfo changed since the check; verify again")
 		return nil
 	}
-	if push.NarInfoKey(ni.StorePath) != key {
+	if layout.NarInfoKeyOf(ni.StorePath) != key {
 		c.unrepaired(key, ni, "the narinfo's StorePath does not have its key's hash part")
 		return nil
 	}
