@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/s3cache"
 )
@@ -33,7 +34,7 @@ func TestCacheInfo(t *testing.T) {
 	if err != nil || have != want {
 		t.Fatalf("Ensure on an empty cache = %+v, %v", have, err)
 	}
-	text, _ := s3cache.ReadSmall(ctx, b, push.CacheInfoKey, 1<<10)
+	text, _ := s3cache.ReadSmall(ctx, b, layout.CacheInfoKey, 1<<10)
 	if string(text) != "StoreDir: /nix/store\nWantMassQuery: 0\nPriority: 7\n" {
 		t.Errorf("nix-cache-info written: %q", text)
 	}

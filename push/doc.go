@@ -12,4 +12,11 @@
 // after the narinfos of all its references. So every narinfo a reader can
 // see has its NAR and its whole closure behind it (Nix's
 // BinaryCacheStore::addMultipleToStore keeps the same invariant).
+//
+// A push first makes a plan (what the cache lacks and the order of its
+// writes, from one look at the cache), then an attempt carries it out:
+// NAR workers and narinfo writers that follow the plan and decide nothing.
+// The shared lock (package lock) is taken while the NARs upload; an
+// attempt that finds, under it, that the cache changed meanwhile is
+// followed by a new attempt from a new plan.
 package push

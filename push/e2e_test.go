@@ -17,6 +17,7 @@ import (
 	"github.com/nixbucket/nixbucket/closure"
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/s3cache"
@@ -213,7 +214,7 @@ func pushSubstitute(t *testing.T, srv *s3test.Server, sample *e2eSample, algo st
 func xzStreams(t *testing.T, b s3cache.Bucket, path string) int {
 	t.Helper()
 	ctx := context.Background()
-	text, err := s3cache.ReadSmall(ctx, b, push.NarInfoKey(path), 1<<16)
+	text, err := s3cache.ReadSmall(ctx, b, layout.NarInfoKeyOf(path), 1<<16)
 	if err != nil {
 		t.Fatal(err)
 	}

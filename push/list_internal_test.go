@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/s3cache"
 )
 
@@ -19,7 +20,7 @@ import (
 // grow with keys, and shareKey inverts keyShare to six characters.
 func TestKeyShare(t *testing.T) {
 	keys := []string{"", "0", "00000000", "0z", "1", "9zzz", "a", "d", "e", "f", "gc/condemned/x", "locks/shared-1.json",
-		"n", "nar/", narEnd, "nar0", "nix-cache-info", "roots/x", "stats/history.jsonl", "z", "zzzzzz", "zzzzzzzz"}
+		"n", layout.NarDir, narEnd, "nar0", layout.CacheInfoKey, "roots/x", "stats/history.jsonl", "z", "zzzzzz", "zzzzzzzz"}
 	prev := -1.0
 	for _, k := range keys {
 		s := keyShare(k)
@@ -54,16 +55,16 @@ func TestParallelList(t *testing.T) {
 			var want, keys []string
 			for range 3300 {
 				h := shareKey(rng.Float64()) + shareKey(rng.Float64()) + shareKey(rng.Float64()) + shareKey(rng.Float64()) + shareKey(rng.Float64()) + "ab"
-				want = append(want, h+".narinfo")
-				keys = append(keys, h+".narinfo")
+				want = append(want, layout.NarInfoKey(h))
+				keys = append(keys, layout.NarInfoKey(h))
 				if rng.IntN(4) == 0 {
-					keys = append(keys, "nar/"+h+".nar.xz")
+					keys = append(keys, layout.NarKey(h, ".xz"))
 				}
 			}
 			for i := range 150 {
 				keys = append(keys, fmt.Sprintf("roots/r%d/m.json", i), fmt.Sprintf("gc/condemned/%d.json", i))
 			}
-			keys = append(keys, "nix-cache-info", "locks/shared-1.json", "stats/history.jsonl")
+			keys = append(keys, layout.CacheInfoKey, "locks/shared-1.json", "stats/history.jsonl")
 			g, gctx := errgroup.WithContext(ctx)
 			g.SetLimit(32)
 			for _, k := range keys {

@@ -14,6 +14,7 @@ import (
 	"github.com/nixbucket/nixbucket/gc"
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/roots"
@@ -32,7 +33,7 @@ type hookBucket struct {
 }
 
 func (h *hookBucket) Put(ctx context.Context, key string, r io.Reader, size int64, o s3cache.PutOptions) error {
-	if strings.HasPrefix(key, "nar/") {
+	if layout.IsNar(key) {
 		h.once.Do(h.onNAR)
 	}
 	return h.S3Bucket.Put(ctx, key, r, size, o)
@@ -133,7 +134,7 @@ func TestPushLosesLock(t *testing.T) {
 	if rep, err := gc.Run(ctx, b, gcOpts); err != nil || rep.Condemned == 0 {
 		t.Fatalf("condemning lib: %+v, %v", rep, err)
 	}
-	libKey := push.NarInfoKey(lib)
+	libKey := layout.NarInfoKeyOf(lib)
 
 	// Pushing app, which refers to lib: the push finds lib present and
 	// skips it; during its first NAR upload, once its lock is held (taken
@@ -173,8 +174,8 @@ func TestPushLosesLock(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("the cache is broken after a push lost its lock: %v", rep.Faults)
 	}
-	if _, err := b.Stat(ctx, push.NarInfoKey(app)); !errors.Is(err, s3cache.ErrNotFound) {
-		t.Fatalf("%s was written without its reference %s: %v", push.NarInfoKey(app), libKey, err)
+	if _, err := b.Stat(ctx, layout.NarInfoKeyOf(app)); !errors.Is(err, s3cache.ErrNotFound) {
+		t.Fatalf("%s was written without its reference %s: %v", layout.NarInfoKeyOf(app), libKey, err)
 	}
 	// Run again, the push uploads lib again and completes.
 	if _, err := pushRoot(b, app, "app"); err != nil {
@@ -215,7 +216,7 @@ func TestPushWaitsForGC(t *testing.T) {
 		deleted []string // by the "gc" while the push waits
 		pushed  int      // paths the push uploads in the end
 	}{
-		{"a reference deleted", []string{push.NarInfoKey(lib), push.NarKey(libInfo, "zstd")}, len(graph(app).Paths()) - len(graph(lib).Paths()) + 1},
+		{"a reference deleted", []string{layout.NarInfoKeyOf(lib), push.NarKey(libInfo, "zstd")}, len(graph(app).Paths()) - len(graph(lib).Paths()) + 1},
 		{"the push's own NAR deleted", []string{appNAR}, len(graph(app).Paths()) - len(graph(lib).Paths())},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -251,8 +252,8 @@ func TestPushWaitsForGC(t *testing.T) {
 			if err := b.Delete(ctx, tc.deleted...); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := b.Stat(ctx, push.NarInfoKey(app)); !errors.Is(err, s3cache.ErrNotFound) {
-				t.Fatalf("%s was written while a gc held the lock (%v)", push.NarInfoKey(app), err)
+			if _, err := b.Stat(ctx, layout.NarInfoKeyOf(app)); !errors.Is(err, s3cache.ErrNotFound) {
+				t.Fatalf("%s was written while a gc held the lock (%v)", layout.NarInfoKeyOf(app), err)
 			}
 			if err := gcLock.Release(); err != nil {
 				t.Fatal(err)
@@ -315,7 +316,7 @@ func (o *orderBucket) List(ctx context.Context, prefix string, fn func(s3cache.O
 }
 
 func (o *orderBucket) Put(ctx context.Context, key string, r io.Reader, size int64, opts s3cache.PutOptions) error {
-	if strings.HasPrefix(key, "nar/") {
+	if layout.IsNar(key) {
 		o.record("put " + key)
 	}
 	return o.S3Bucket.Put(ctx, key, r, size, opts)
@@ -369,7 +370,7 @@ func TestPushNARsAfterLockListing(t *testing.T) {
 		// At its first NAR upload, the push has found lib present (and
 		// waits for its lock): the "gc" deletes lib then, and ends.
 		hb := &hookBucket{S3Bucket: b, onNAR: func() {
-			if err := b.Delete(ctx, push.NarInfoKey(lib)); err != nil {
+			if err := b.Delete(ctx, layout.NarInfoKeyOf(lib)); err != nil {
 				t.Error(err)
 			}
 			if err := gcLock.Release(); err != nil {
@@ -380,8 +381,8 @@ func TestPushNARsAfterLockListing(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), lib) {
 			t.Fatalf("push of app beside a gc that deleted lib: %v; want an error naming %s", err, lib)
 		}
-		if _, err := b.Stat(ctx, push.NarInfoKey(app)); !errors.Is(err, s3cache.ErrNotFound) {
-			t.Fatalf("%s was written without its reference %s (%v)", push.NarInfoKey(app), lib, err)
+		if _, err := b.Stat(ctx, layout.NarInfoKeyOf(app)); !errors.Is(err, s3cache.ErrNotFound) {
+			t.Fatalf("%s was written without its reference %s (%v)", layout.NarInfoKeyOf(app), lib, err)
 		}
 	})
 }

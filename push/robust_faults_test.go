@@ -10,6 +10,7 @@ import (
 	"github.com/nixbucket/nixbucket/closure"
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
@@ -18,11 +19,11 @@ import (
 
 // Request matchers for the S3 operations a push makes.
 func isNarInfoPut(r *http.Request) bool {
-	return s3test.IsPutObject(r) && strings.HasSuffix(r.URL.Path, ".narinfo")
+	return s3test.IsPutObject(r) && strings.HasSuffix(r.URL.Path, layout.NarInfoSuffix)
 }
 
 func isNarPut(r *http.Request) bool {
-	return s3test.IsPutObject(r) && strings.Contains(r.URL.Path, "/nar/")
+	return s3test.IsPutObject(r) && strings.Contains(r.URL.Path, "/"+layout.NarDir)
 }
 
 func isList(r *http.Request) bool {
@@ -192,7 +193,7 @@ func injected(p *s3test.FaultProxy, rules []s3test.Rule) int {
 
 func persistentFaults(t *testing.T, srv *s3test.Server, fx *faultsFixture) {
 	const always = 1 << 30
-	libInfo := push.NarInfoKey(fx.lib)
+	libInfo := layout.NarInfoKeyOf(fx.lib)
 	cases := []struct {
 		name    string
 		rule    s3test.Rule
@@ -212,12 +213,12 @@ func persistentFaults(t *testing.T, srv *s3test.Server, fx *faultsFixture) {
 	}, {
 		name:    "every request fails",
 		rule:    s3test.Rule{Fault: s3test.InternalError, Times: always},
-		errHas:  []string{"nix-cache-info", "InternalError"},
+		errHas:  []string{layout.CacheInfoKey, "InternalError"},
 		emptied: true,
 	}, {
 		name:    "every connection is reset",
 		rule:    s3test.Rule{Fault: s3test.Reset, Times: always},
-		errHas:  []string{"nix-cache-info", "127.0.0.1"},
+		errHas:  []string{layout.CacheInfoKey, "127.0.0.1"},
 		emptied: true,
 	}}
 	for _, tc := range cases {

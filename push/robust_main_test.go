@@ -18,7 +18,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
-	"github.com/nixbucket/nixbucket/push"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
 	"github.com/nixbucket/nixbucket/storepath"
@@ -204,8 +204,8 @@ func narinfoHashes(t *testing.T, b s3cache.Bucket) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
 	err := b.List(context.Background(), "", func(o s3cache.ObjectInfo) error {
-		if strings.HasSuffix(o.Key, ".narinfo") {
-			out[strings.TrimSuffix(o.Key, ".narinfo")] = true
+		if h, ok := layout.NarInfoHash(o.Key); ok {
+			out[h] = true
 		}
 		return nil
 	})
@@ -252,5 +252,3 @@ func hashParts(paths []string) []string {
 	}
 	return out
 }
-
-var _ = push.NarInfoKey

@@ -14,6 +14,7 @@ import (
 	"github.com/nix-community/go-nix/pkg/nixhash"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
@@ -59,7 +60,7 @@ func (p *pusher) readPresent(ctx context.Context, order []string, present map[st
 			continue
 		}
 		g.Go(func() error {
-			key := NarInfoKey(sp)
+			key := layout.NarInfoKeyOf(sp)
 			data, err := s3cache.ReadSmall(ctx, p.b, key, narinfoMax)
 			if errors.Is(err, s3cache.ErrNotFound) {
 				return fmt.Errorf("%s was in the cache when the push began but is gone now (a gc beside a push without the lock?); run the push again: %w", key, errVanished)
@@ -91,25 +92,25 @@ func (p *pusher) readPresent(ctx context.Context, order []string, present map[st
 // the path's NAR and the MD5 of its narinfo, from the narinfo this push
 // wrote or the one the cache had; the entry's NarHash, NarSize and
 // References are the narinfo's, which is what readers of the cache see.
-func (p *pusher) recordRoot(ctx context.Context, ro *RootOptions) (string, error) {
+func (a *attempt) recordRoot(ctx context.Context, ro *RootOptions) (string, error) {
 	now := time.Now
 	if ro.Now != nil {
 		now = ro.Now
 	}
-	m := &roots.Manifest{Name: ro.Name, Created: now(), StoreDir: p.storeDir, TopLevel: ro.TopLevel}
-	for _, sp := range p.g.Paths() {
-		info := p.g.Info(sp)
+	m := &roots.Manifest{Name: ro.Name, Created: now(), StoreDir: a.storeDir, TopLevel: ro.TopLevel}
+	for _, sp := range a.g.Paths() {
+		info := a.g.Info(sp)
 		e := roots.Entry{
 			Path:       sp,
-			NarInfo:    NarInfoKey(sp),
+			NarInfo:    layout.NarInfoKeyOf(sp),
 			NarHash:    "sha256:" + nixbase32.EncodeToString(info.NarHash.Digest()),
 			NarSize:    info.NarSize,
 			References: baseNames(info.References),
 		}
-		if ni := p.written[sp]; ni != nil {
+		if ni := a.written[sp]; ni != nil {
 			sum := md5.Sum([]byte(ni.String())) // the text writeNarInfo wrote
 			e.NAR, e.FileSize, e.NarInfoMD5 = ni.URL, ni.FileSize, hex.EncodeToString(sum[:])
-		} else if h, ok := p.had[sp]; ok {
+		} else if h, ok := a.had[sp]; ok {
 			e.NAR, e.FileSize, e.NarInfoMD5 = h.ni.URL, h.ni.FileSize, h.md5
 			e.NarHash, e.NarSize, e.References = h.ni.NarHash.Format(nixhash.NixBase32, true), h.ni.NarSize, h.ni.References
 			if e.References == nil {
@@ -123,10 +124,10 @@ func (p *pusher) recordRoot(ctx context.Context, ro *RootOptions) (string, error
 	if m.StoreDir == "" && len(ro.TopLevel) > 0 {
 		m.StoreDir = path.Dir(ro.TopLevel[0])
 	}
-	key, err := roots.Write(ctx, p.b, m)
+	key, err := roots.Write(ctx, a.b, m)
 	if err != nil {
 		return "", fmt.Errorf("recording root %s: %w", ro.Name, err)
 	}
-	p.log.Debug("recorded root", "key", key, "paths", len(m.Paths), "read", len(p.had))
+	a.log.Debug("recorded root", "key", key, "paths", len(m.Paths), "read", len(a.had))
 	return key, nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/storepath"
@@ -20,7 +21,7 @@ func initCommand() *cli.Command {
 			"an existing nix-cache-info is rewritten only when they ask for other values than it has.",
 		Flags: []cli.Flag{
 			cacheFlag(),
-			&cli.IntFlag{Name: "priority", Value: push.DefaultPriority, Usage: "the cache's Priority in nix-cache-info (lower is preferred; default: the URL's priority=, else 40)"},
+			&cli.IntFlag{Name: "priority", Value: layout.DefaultPriority, Usage: "the cache's Priority in nix-cache-info (lower is preferred; default: the URL's priority=, else 40)"},
 		},
 		Action: func(c *cli.Context) error {
 			ctx := c.Context
@@ -44,7 +45,7 @@ func initCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			want := push.CacheInfo{StoreDir: storepath.DefaultDir(), WantMassQuery: true, Priority: push.DefaultPriority}
+			want := push.CacheInfo{StoreDir: storepath.DefaultDir(), WantMassQuery: true, Priority: layout.DefaultPriority}
 			if info := cacheInfo(u); info != nil {
 				want = *info
 			}

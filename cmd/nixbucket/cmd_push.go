@@ -21,6 +21,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/closure"
 	"github.com/nixbucket/nixbucket/compression"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/redact"
@@ -174,7 +175,7 @@ func cacheInfo(u *s3cache.URL) *push.CacheInfo {
 	if u.Priority == nil && u.WantMassQuery == nil {
 		return nil
 	}
-	info := &push.CacheInfo{StoreDir: storepath.DefaultDir(), WantMassQuery: true, Priority: push.DefaultPriority}
+	info := &push.CacheInfo{StoreDir: storepath.DefaultDir(), WantMassQuery: true, Priority: layout.DefaultPriority}
 	if u.Priority != nil {
 		info.Priority = *u.Priority
 	}
@@ -382,7 +383,7 @@ func openBucket(ctx context.Context, u *s3cache.URL) (s3cache.Bucket, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = b.Stat(ctx, push.CacheInfoKey)
+	_, err = b.Stat(ctx, layout.CacheInfoKey)
 	if err != nil && !errors.Is(err, s3cache.ErrNotFound) {
 		return nil, fmt.Errorf("opening cache %s: %w", u.String(), err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/s3cache"
@@ -23,7 +24,7 @@ import (
 // narinfoOf reads the narinfo of path from b.
 func narinfoOf(t *testing.T, b s3cache.Bucket, path string) *narinfo.NarInfo {
 	t.Helper()
-	body, err := s3cache.ReadSmall(context.Background(), b, push.NarInfoKey(path), 1<<20)
+	body, err := s3cache.ReadSmall(context.Background(), b, layout.NarInfoKeyOf(path), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestVerifyRepairCommand(t *testing.T) {
 	var damaged []string
 	for i, p := range closure[:3] {
 		ni := narinfoOf(t, b, p)
-		damaged = append(damaged, push.NarInfoKey(p))
+		damaged = append(damaged, layout.NarInfoKeyOf(p))
 		switch i {
 		case 0:
 			spoil(t, b, ni.URL, func(d []byte) []byte { copy(d[len(d)/2:], "overwritten"); return d })
@@ -161,7 +162,7 @@ func TestPushRepair(t *testing.T) {
 	}
 	b := srv.Open(t, srv.Bucket)
 	spoil(t, b, narinfoOf(t, b, blob).URL, func(d []byte) []byte { copy(d[len(d)/3:], "overwritten"); return d })
-	if err := b.Delete(context.Background(), push.NarInfoKey(app)); err != nil {
+	if err := b.Delete(context.Background(), layout.NarInfoKeyOf(app)); err != nil {
 		t.Fatal(err)
 	}
 

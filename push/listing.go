@@ -3,133 +3,16 @@ package push
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
 	"math"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/nixbucket/nixbucket/narinfo"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/s3cache"
-	"github.com/nixbucket/nixbucket/storepath"
 )
-
-// CacheInfoKey is the key of the cache's nix-cache-info file.
-const CacheInfoKey = "nix-cache-info"
-
-// DefaultPriority is the Priority of a new nix-cache-info unless the store
-// URL's priority= says otherwise (cache.nixos.org's is 40 too).
-const DefaultPriority = 40
-
-// CacheInfo is the content of nix-cache-info: what Nix reads when it opens
-// a binary cache.
-type CacheInfo struct {
-	// StoreDir is the store directory of the cache's paths.
-	StoreDir string
-	// WantMassQuery tells Nix that querying many paths is cheap.
-	WantMassQuery bool
-	// Priority orders substituters; lower is preferred.
-	Priority int
-}
-
-// String renders ci as nix-cache-info.
-func (ci CacheInfo) String() string {
-	mass := 0
-	if ci.WantMassQuery {
-		mass = 1
-	}
-	return fmt.Sprintf("StoreDir: %s\nWantMassQuery: %d\nPriority: %d\n", ci.StoreDir, mass, ci.Priority)
-}
-
-// ParseCacheInfo reads a nix-cache-info text as Nix does: unknown lines are
-// ignored, and a missing or malformed field is left zero.
-func ParseCacheInfo(text string) CacheInfo {
-	ci := CacheInfo{
-		StoreDir:      narinfo.CacheInfoValue(text, "StoreDir"),
-		WantMassQuery: narinfo.CacheInfoValue(text, "WantMassQuery") == "1",
-	}
-	ci.Priority, _ = strconv.Atoi(narinfo.CacheInfoValue(text, "Priority"))
-	return ci
-}
-
-// Ensure writes ci as nix-cache-info when the cache has none, and checks an
-// existing one's StoreDir against ci's, as Nix does when it opens a binary
-// cache. It returns the cache's nix-cache-info: ci when it was written,
-// else the existing one, which it leaves as it is.
-func (ci CacheInfo) Ensure(ctx context.Context, b s3cache.Bucket) (CacheInfo, error) {
-	body, err := s3cache.ReadSmall(ctx, b, CacheInfoKey, 1<<16)
-	if errors.Is(err, s3cache.ErrNotFound) {
-		return ci, ci.Write(ctx, b)
-	}
-	if err != nil {
-		return CacheInfo{}, fmt.Errorf("reading %s: %w", CacheInfoKey, err)
-	}
-	have := ParseCacheInfo(string(body))
-	if have.StoreDir != "" && ci.StoreDir != "" && have.StoreDir != ci.StoreDir {
-		return have, fmt.Errorf("the cache is for store %s, these paths are in %s", have.StoreDir, ci.StoreDir)
-	}
-	return have, nil
-}
-
-// Write writes ci as nix-cache-info, replacing any.
-func (ci CacheInfo) Write(ctx context.Context, b s3cache.Bucket) error {
-	text := ci.String()
-	if err := b.Put(ctx, CacheInfoKey, strings.NewReader(text), int64(len(text)), s3cache.PutOptions{ContentType: "text/x-nix-cache-info"}); err != nil {
-		return fmt.Errorf("writing %s: %w", CacheInfoKey, err)
-	}
-	return nil
-}
-
-// EnsureCacheInfo is CacheInfo.Ensure of a cache for storeDir with
-// WantMassQuery: 1 and the given priority.
-func EnsureCacheInfo(ctx context.Context, b s3cache.Bucket, storeDir string, priority int) error {
-	_, err := CacheInfo{StoreDir: storeDir, WantMassQuery: true, Priority: priority}.Ensure(ctx, b)
-	return err
-}
-
-var narinfoKey = regexp.MustCompile(`^[0-9a-df-np-sv-z]{32}\.narinfo$`)
-
-// findPresent returns the hash parts of the paths whose narinfo the cache
-// has, with whichever of two ways costs fewer requests: one HEAD a path
-// (in parallel), or one paginated LIST of the bucket (1000 keys a
-// request). The size of the bucket is not known in advance, so the
-// listing goes on only while it has cost fewer requests than the HEADs
-// would, and is abandoned for them after: never more than about twice
-// the cheaper way. pre, if not nil, is a listing started earlier
-// (StartListing); the same rule applies to what it has already cost.
-// Never a local cache that a deletion would make stale.
-func findPresent(ctx context.Context, b s3cache.Bucket, paths []string, jobs int, log *slog.Logger, pre *Listing) (map[string]bool, error) {
-	want := make(map[string]bool, len(paths))
-	for _, p := range paths {
-		want[storepath.HashPart(p)] = true
-	}
-	l := pre
-	if l == nil {
-		l = startListing(ctx, b, len(paths)-1, true)
-		defer l.Stop()
-	}
-	l.decide(len(paths))
-	if have, ok := l.result(ctx); ok {
-		present := make(map[string]bool)
-		for h := range want {
-			if have[h] {
-				present[h] = true
-			}
-		}
-		log.Debug("listed the cache", "paths", len(paths), "present", len(present), "requests", l.Requests(), "early", pre != nil)
-		return present, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	log.Debug("checking the paths with HEADs", "paths", len(paths), "listRequests", l.Requests(), "listing", l.err)
-	return headPresent(ctx, b, paths, jobs)
-}
 
 // Listing is a listing of the cache's narinfos, started before the number
 // of paths to check is known (StartListing) so that it overlaps the
@@ -173,7 +56,8 @@ func startListing(ctx context.Context, b s3cache.Bucket, budget int, decided boo
 	go func() {
 		defer close(l.done)
 		l.err = listNarinfos(ctx, b, func() bool { return l.allow(ctx) }, func() { l.settle(ctx) }, func(o s3cache.ObjectInfo) {
-			l.have[o.Key[:32]] = true
+			h, _ := layout.NarInfoHash(o.Key)
+			l.have[h] = true
 		})
 	}()
 	return l
@@ -276,7 +160,7 @@ func listNarinfos(ctx context.Context, b s3cache.Bucket, allow func() bool, sett
 	}
 	return s3cache.ListPages(ctx, b, "", "", func(p s3cache.Page) error {
 		for _, o := range p.Objects {
-			if narinfoKey.MatchString(o.Key) {
+			if _, ok := layout.NarInfoHash(o.Key); ok {
 				fn(o)
 			}
 		}
@@ -314,11 +198,11 @@ func parallelList(ctx context.Context, b s3cache.Bucket, allow func() bool, sett
 					switch {
 					case hi != "" && o.Key >= hi:
 						return errRangeDone
-					case strings.HasPrefix(o.Key, "nar/"):
+					case layout.IsNar(o.Key):
 						jumped = true
 						return errRangeDone
 					}
-					if narinfoKey.MatchString(o.Key) {
+					if _, ok := layout.NarInfoHash(o.Key); ok {
 						mu.Lock()
 						fn(o)
 						mu.Unlock()
@@ -355,7 +239,7 @@ func parallelList(ctx context.Context, b s3cache.Bucket, allow func() bool, sett
 	// about seen*(1-covered)/covered keys.
 	covered := keyShare(next)
 	if next == narEnd {
-		covered = keyShare("nar/")
+		covered = keyShare(layout.NarDir)
 	}
 	ranges := 1
 	if covered > 0 {
@@ -375,8 +259,8 @@ func parallelList(ctx context.Context, b s3cache.Bucket, allow func() bool, sett
 	var todo []keyRange
 	for i := range len(bounds) - 1 {
 		lo, hi := bounds[i], bounds[i+1]
-		if lo < "nar/" && (hi == "" || hi > narEnd) {
-			todo = append(todo, keyRange{lo, "nar/"}, keyRange{narEnd, hi})
+		if lo < layout.NarDir && (hi == "" || hi > narEnd) {
+			todo = append(todo, keyRange{lo, layout.NarDir}, keyRange{narEnd, hi})
 		} else {
 			todo = append(todo, keyRange{lo, hi})
 		}
@@ -392,10 +276,10 @@ func parallelList(ctx context.Context, b s3cache.Bucket, allow func() bool, sett
 	return g.Wait()
 }
 
-// narEnd, the successor of the prefix nar/ ('0' follows '/'), sorts after
-// every key under nar/, whatever its bytes, and before every key after
-// them.
-const narEnd = "nar0"
+// narEnd, the successor of the prefix nar/ (its last byte incremented:
+// "nar0"), sorts after every key under nar/, whatever its bytes, and
+// before every key after them.
+var narEnd = layout.NarDir[:len(layout.NarDir)-1] + string(layout.NarDir[len(layout.NarDir)-1]+1)
 
 // errRangeDone stops a listing at the end of its range.
 var errRangeDone = errors.New("end of range")
@@ -406,9 +290,9 @@ func keyShare(key string) float64 {
 	share, unit := 0.0, 1.0
 	for i := 0; i < 6 && i < len(key); i++ {
 		unit /= 32
-		r := strings.IndexByte(nixbase32Alphabet, key[i])
+		r := strings.IndexByte(layout.HashAlphabet, key[i])
 		if r < 0 { // not a hash character: where it sorts among them
-			r = sort.Search(32, func(j int) bool { return nixbase32Alphabet[j] > key[i] })
+			r = sort.Search(32, func(j int) bool { return layout.HashAlphabet[j] > key[i] })
 			share += unit * float64(r)
 			break
 		}
@@ -423,37 +307,8 @@ func shareKey(share float64) string {
 	for i := range k {
 		share *= 32
 		r := min(int(share), 31)
-		k[i] = nixbase32Alphabet[r]
+		k[i] = layout.HashAlphabet[r]
 		share -= float64(r)
 	}
 	return string(k[:])
-}
-
-// nixbase32Alphabet is Nix's base-32 alphabet, in ascending byte order.
-const nixbase32Alphabet = "0123456789abcdfghijklmnpqrsvwxyz"
-
-// headPresent checks each path's narinfo with one HEAD, jobs at a time.
-func headPresent(ctx context.Context, b s3cache.Bucket, paths []string, jobs int) (map[string]bool, error) {
-	var mu sync.Mutex
-	present := make(map[string]bool)
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.SetLimit(jobs)
-	for _, p := range paths {
-		eg.Go(func() error {
-			_, err := b.Stat(ctx, NarInfoKey(p))
-			switch {
-			case err == nil:
-				mu.Lock()
-				present[storepath.HashPart(p)] = true
-				mu.Unlock()
-			case !errors.Is(err, s3cache.ErrNotFound):
-				return fmt.Errorf("checking %s: %w", NarInfoKey(p), err)
-			}
-			return nil
-		})
-	}
-	if err := eg.Wait(); err != nil {
-		return nil, err
-	}
-	return present, nil
 }

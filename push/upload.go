@@ -1,0 +1,134 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync/atomic"
+
+	"github.com/nix-community/go-nix/pkg/nixbase32"
+
+	"github.com/nixbucket/nixbucket/compression"
+	"github.com/nixbucket/nixbucket/layout"
+	"github.com/nixbucket/nixbucket/nar"
+	"github.com/nixbucket/nixbucket/narinfo"
+	"github.com/nixbucket/nixbucket/s3cache"
+	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
+)
+
+// Large NARs hold several part buffers and compressor state each, so at
+// most bigJobs NARs over bigNar bytes stream at once; the other Jobs slots
+// keep small paths flowing. A large NAR already uses every core through
+// parallel compression, so this costs little speed and keeps a push's
+// peak memory under 200 MiB whatever the NAR sizes.
+const (
+	bigNar  = 16 << 20
+	bigJobs = 1
+	// narPartConcurrency is the number of parts of one NAR in flight.
+	narPartConcurrency = 2
+)
+
+// LargeNAR is the NAR size over which an upload holds several part
+// buffers and a parallel compressor's state: Push streams one such NAR at
+// a time, and callers of UploadNAR should too, to keep within a push's
+// memory.
+const LargeNAR = bigNar
+
+// NarKey is the bucket key of a NAR: nar/<nix32 NarHash>.nar<ext>. Keying
+// by NarHash, not FileHash, fixes the URL before compressing; identical
+// content still dedups.
+func NarKey(info *store.PathInfo, algo string) string {
+	return layout.NarKey(nixbase32.EncodeToString(info.NarHash.Digest()), compression.Ext(algo))
+}
+
+// UploadNAR uploads the NAR of one valid store path as Push uploads NARs
+// (see uploadNAR), to NarKey(info, opts.Compression), replacing any object
+// there, and returns the path's narinfo: unsigned, unwritten, with info's
+// signatures. Of opts it reads Compression, CompressionLevel, PartSize,
+// Counters and Logger; it takes no lock. When the files on disk do not
+// match info's NarHash and NarSize, it fails with an error wrapping
+// nar.ErrMismatch and the upload is abandoned: what the key held before
+// stays.
+func UploadNAR(ctx context.Context, b s3cache.Bucket, info *store.PathInfo, opts Options) (*narinfo.NarInfo, error) {
+	p, err := newPusher(b, nil, opts)
+	if err != nil {
+		return nil, err
+	}
+	return p.uploadNAR(ctx, info)
+}
+
+// uploadNAR streams one path's NAR through the hash check and the
+// compressor into the bucket, and returns its narinfo (unsigned, unwritten).
+// If the NAR on disk does not match the store's NarHash/NarSize, the upload
+// is aborted and nothing is left in the bucket.
+func (p *pusher) uploadNAR(ctx context.Context, info *store.PathInfo) (*narinfo.NarInfo, error) {
+	key := NarKey(info, p.algo)
+	p.log.Debug("uploading nar", "path", info.Path, "key", key, "bytes", info.NarSize)
+	pr, pw := io.Pipe()
+	file := nar.NewHasher()
+	done := make(chan error, 1)
+	go func() {
+		err := p.compressNAR(ctx, io.MultiWriter(file, pw), info)
+		pw.CloseWithError(err) // nil: the upload sees EOF and completes
+		done <- err
+	}()
+	slack := int64(info.NarSize/64) + 1<<16
+	err := p.b.Put(ctx, key, pr, -1, s3cache.PutOptions{
+		ContentType:  layout.ContentType(key),
+		PartSize:     p.opts.PartSize,
+		Concurrency:  narPartConcurrency,
+		ExpectedSize: int64(info.NarSize) + slack,
+	})
+	pr.CloseWithError(errors.Join(err, errUploadStopped)) // unblock the producer if Put stopped early
+	if perr := <-done; perr != nil && !errors.Is(perr, errUploadStopped) {
+		return nil, fmt.Errorf("pushing %s: %w", info.Path, perr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("uploading %s: %w", key, err)
+	}
+	return &narinfo.NarInfo{
+		StorePath:   info.Path,
+		URL:         key,
+		Compression: p.algo,
+		FileHash:    file.Hash(),
+		FileSize:    file.Size(),
+		NarHash:     info.NarHash,
+		NarSize:     info.NarSize,
+		References:  baseNames(info.References),
+		Deriver:     storepath.Base(info.Deriver),
+		Sigs:        slices.Clone(info.Signatures),
+		CA:          info.CA,
+	}, nil
+}
+
+var errUploadStopped = errors.New("upload stopped")
+
+// compressNAR writes the compressed NAR of info to w, failing (before the
+// compressor's end is written) if the NAR differs from the store's record.
+func (p *pusher) compressNAR(ctx context.Context, w io.Writer, info *store.PathInfo) error {
+	cw, err := compression.NewWriter(&countingWriter{w: w, n: &p.counters.FileBytes}, p.algo, compression.Options{SizeHint: int64(info.NarSize), Level: p.opts.CompressionLevel})
+	if err != nil {
+		return err
+	}
+	err = nar.VerifyPath(ctx, &countingWriter{w: cw, n: &p.counters.NarBytes}, info.Path, info.NarHash, info.NarSize)
+	if err != nil {
+		cw.Close()
+		return err
+	}
+	return cw.Close()
+}
+
+// countingWriter adds the bytes written through it to a counter.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n.Add(int64(n))
+	return n, err
+}
