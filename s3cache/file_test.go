@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/nixbucket/nixbucket/s3cache"
-	"github.com/nixbucket/nixbucket/s3cache/s3cachetest"
+	"github.com/nixbucket/nixbucket/internal/s3cachetest"
 )
 
 func newFileBucket(t *testing.T) (*s3cache.FileBucket, string) {

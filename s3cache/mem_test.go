@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/nixbucket/nixbucket/s3cache"
-	"github.com/nixbucket/nixbucket/s3cache/s3cachetest"
+	"github.com/nixbucket/nixbucket/internal/s3cachetest"
 )
 
 func TestMemBucket(t *testing.T) {

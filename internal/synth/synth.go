@@ -34,6 +34,7 @@ import (
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/stats"
 )
@@ -106,7 +107,7 @@ func GenerateWith(n int, opts Options) *Cache {
 		w.Reclaimable.Objects++
 		w.Reclaimable.Bytes += c.Sizes[key]
 	}
-	add("nix-cache-info", stats.KindOther, 0, []byte("StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n"))
+	add(layout.CacheInfoKey, stats.KindOther, 0, []byte("StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n"))
 
 	// storePath writes a path's narinfo and NAR (unless missing) and
 	// returns its text and NAR key.
