@@ -108,7 +108,7 @@ func pathInfo(c *cli.Context) error {
 		// A listing needs the paths alone, which the database gives cheaper.
 		paths, err := closure.Paths(ctx, s, roots, closure.Options{IncludeOutputs: c.Bool("include-outputs")})
 		if err != nil {
-			return withCode(exitCodeOf(err), err)
+			return err
 		}
 		for _, p := range paths {
 			fmt.Fprintln(w, p)
@@ -141,26 +141,17 @@ func pathInfo(c *cli.Context) error {
 func closureOf(ctx context.Context, s store.Store, roots []string, recursive, includeOutputs bool) (*closure.Graph, error) {
 	if recursive {
 		g, err := closure.Compute(ctx, s, roots, closure.Options{IncludeOutputs: includeOutputs})
-		return g, withCode(exitCodeOf(err), err)
+		return g, err
 	}
 	infos := make([]*store.PathInfo, 0, len(roots))
 	for _, r := range roots {
 		info, err := s.QueryPathInfo(ctx, r)
 		if err != nil {
-			return nil, withCode(exitCodeOf(err), err)
+			return nil, err
 		}
 		infos = append(infos, info)
 	}
 	return closure.Partial(infos), nil
-}
-
-// exitCodeOf picks the exit code of a store error: not found for invalid
-// paths, failure otherwise.
-func exitCodeOf(err error) int {
-	if errors.Is(err, store.ErrNotValid) || errors.Is(err, storepath.ErrInvalid) || errors.Is(err, store.ErrNoStore) {
-		return exitNotFound
-	}
-	return exitFailure
 }
 
 // openStore opens the local Nix store as Nix would find it, logging its
