@@ -427,6 +427,10 @@ func TestKeyNixconf(t *testing.T) {
 	} {
 		code, stdout, stderr := runBin(t, nil, "key", "nixconf", "--cache-url", tc.url, "--secret-key-file", file)
 		want := "substituters = " + tc.want + "\ntrusted-public-keys = " + strings.TrimSpace(string(pub)) + "\n"
+		if strings.HasPrefix(tc.url, "s3://") {
+			// This machine's Nix is Debian's 2.8, without S3 support.
+			want += serveWay(tc.want, nixS3No, "2.8.0")
+		}
 		if code != 0 || stdout != want || stderr != "" {
 			t.Errorf("key nixconf --cache-url %s: exit %d, stderr %q, printed\n%s\nwant\n%s", tc.url, code, stderr, stdout, want)
 		}
