@@ -15,15 +15,12 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/nixbucket/nixbucket/closure"
 	"github.com/nixbucket/nixbucket/compression"
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/push"
-	"github.com/nixbucket/nixbucket/redact"
 	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
@@ -421,78 +418,4 @@ func printPushResult(w io.Writer, res *push.Result, asJSON, dryRun bool, algo st
 	_, err := fmt.Fprintf(w, "pushed %d of %d paths (%s of NAR, %s %s) in %.1fs; %d already in the cache\n",
 		res.Pushed, res.Paths, humanize.IBytes(res.NarBytes), humanize.IBytes(res.FileBytes), algo, res.Seconds, res.Skipped)
 	return err
-}
-
-// showProgress draws a bar on a terminal until the returned function is
-// called. Otherwise it logs a line as soon as the work is known, then one
-// every interval; a push that ends before its first line logs it at the
-// end if it succeeded (the returned function's argument).
-func showProgress(ctx context.Context, w io.Writer, c *push.Counters, quiet bool, interval time.Duration) func(ok bool) {
-	done := make(chan bool, 1)
-	stopped := make(chan struct{})
-	f, isFile := redact.Unwrap(w).(*os.File)
-	tty := isFile && term.IsTerminal(int(f.Fd()))
-	if tty {
-		w = f // the bar shows counts only, and redraws with '\r'
-	}
-	if interval <= 0 {
-		interval = 5 * time.Second
-	}
-	logged := false
-	logLine := func() {
-		logged = true
-		slog.Info("pushing", "paths", fmt.Sprintf("%d/%d", c.Done.Load(), c.Total.Load()),
-			"nar", humanize.IBytes(uint64(c.NarBytes.Load()))+"/"+humanize.IBytes(uint64(c.TotalBytes.Load())),
-			"uploaded", humanize.IBytes(uint64(c.FileBytes.Load())))
-	}
-	go func() {
-		defer close(stopped)
-		var bar *progressbar.ProgressBar
-		// Poll until the work is known, then tick at the interval.
-		tick := time.NewTicker(min(interval, 150*time.Millisecond))
-		defer tick.Stop()
-		for {
-			select {
-			case ok := <-done:
-				if bar != nil {
-					bar.Set64(c.NarBytes.Load())
-					bar.Finish()
-				}
-				if ok && !tty && !quiet && !logged && c.Total.Load() > 0 {
-					logLine()
-				}
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			total := c.TotalBytes.Load()
-			if quiet || c.Total.Load() == 0 {
-				continue
-			}
-			if tty {
-				if bar == nil {
-					bar = progressbar.NewOptions64(total,
-						progressbar.OptionSetWriter(w),
-						progressbar.OptionShowBytes(true),
-						progressbar.OptionSetDescription("pushing"),
-						progressbar.OptionShowCount(),
-						progressbar.OptionThrottle(100*time.Millisecond),
-						progressbar.OptionClearOnFinish(),
-					)
-				}
-				bar.Describe(fmt.Sprintf("pushing %d/%d paths", c.Done.Load(), c.Total.Load()))
-				bar.Set64(c.NarBytes.Load())
-				continue
-			}
-			if !logged {
-				tick.Reset(interval)
-			}
-			logLine()
-		}
-	}()
-	return func(ok bool) {
-		done <- ok
-		<-stopped
-	}
 }
