@@ -41,9 +41,14 @@ func cacheFlag() cli.Flag {
 
 func pushCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "push",
-		Usage:     "upload store paths and their closure to a binary cache (nix copy --to)",
-		UsageText: "nixbucket push --cache URL [--include-outputs] [--no-recursive] [--stdin] [--jobs N] [--compression xz|zstd|none] [--secret-key-file F] [--root NAME] [--repair] [--no-lock] [--dry-run] [--json] PATH...",
+		Name:  "push",
+		Usage: "upload store paths and their closure to a binary cache (nix copy --to)",
+		UsageText: "nixbucket push --cache URL [--include-outputs | --no-recursive] [--stdin] [--root NAME] [--repair]\n" +
+			pushFlagsUsage + " PATH...",
+		Description: "PATH is a store path, a path inside one, or a link to one such as nix build's ./result. To push an\n" +
+			"installable such as nixpkgs#hello, build it first: nix build nixpkgs#hello, then push ./result.\n\n" +
+			"Example:\n" +
+			"   nixbucket push --cache 's3://nix?endpoint=https://garage.example.org&region=garage' --secret-key-file cache.key ./result",
 		Flags: append([]cli.Flag{
 			cacheFlag(),
 			&cli.BoolFlag{Name: "include-outputs", Usage: "for every .drv in the closure, also push its valid outputs and their closures"},
@@ -60,18 +65,23 @@ func pushCommand() *cli.Command {
 // refresh), read by newPushSetup and pushClosure.
 func pushFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 8, Usage: "NARs uploaded at once"},
-		&cli.StringFlag{Name: "compression", Usage: "xz, zstd or none (default: the URL's compression=, else xz)"},
+		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 8, Usage: "upload `N` NARs at once"},
+		&cli.StringFlag{Name: "compression", Usage: "compress the NARs with `xz|zstd|none` (default: the URL's compression=, else xz)"},
 		secretKeyFileFlag(),
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be uploaded; upload nothing"},
 		&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
 		&cli.BoolFlag{Name: "no-lock", Usage: "do not take the shared cache lock. Risk: a gc running meanwhile does not " +
 			"wait for this push, and may delete paths it found present (only gc's --grace protects them): narinfos " +
 			"pushed then can refer to paths the cache no longer has"},
-		&cli.DurationFlag{Name: "lock-wait", Value: 2 * lock.DefaultStaleAfter, Usage: "how long to wait for a running gc to finish"},
-		&cli.DurationFlag{Name: "progress-interval", Value: 5 * time.Second, Usage: "how often progress is logged when stderr is not a terminal"},
+		&cli.DurationFlag{Name: "lock-wait", Value: 2 * lock.DefaultStaleAfter, Usage: "wait up to `DURATION` for a running gc to finish"},
+		&cli.DurationFlag{Name: "progress-interval", Value: 5 * time.Second, Usage: "print a progress line every `DURATION` when stderr is not a terminal"},
 	}
 }
+
+// pushFlagsUsage is the synopsis of pushFlags, for the USAGE lines of the
+// commands that have them.
+const pushFlagsUsage = "    [--jobs N] [--compression xz|zstd|none] [--secret-key-file FILE] [--dry-run] [--json]\n" +
+	"    [--no-lock] [--lock-wait DURATION] [--progress-interval DURATION]"
 
 func pushAction(c *cli.Context) error {
 	args := c.Args().Slice()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strings"
 
 	"github.com/nix-community/go-nix/pkg/nixhash"
 	"github.com/urfave/cli/v2"
@@ -176,6 +177,10 @@ func resolvePaths(dir string, args []string) ([]string, error) {
 		p, err := store.Resolve(dir, a)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
+				if isInstallable(a) {
+					return nil, withCode(exitNotFound, fmt.Errorf("%s is an installable, not a path: build it first (%s), then give its ./result",
+						a, shellQuote("nix", "build", a)))
+				}
 				return nil, withCode(exitNotFound, fmt.Errorf("%s does not exist", a))
 			}
 			return nil, withCode(exitNotFound, err)
@@ -183,6 +188,14 @@ func resolvePaths(dir string, args []string) ([]string, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// isInstallable reports whether an argument that names no file is a Nix
+// installable, a flake reference with an attribute (nixpkgs#hello,
+// .#default, github:owner/repo#pkg), that nix build would take.
+func isInstallable(arg string) bool {
+	ref, attr, ok := strings.Cut(arg, "#")
+	return ok && ref != "" && attr != "" && !strings.ContainsAny(attr, "/ ")
 }
 
 // pathInfoJSON is one element of `nix path-info --json` as Nix 2.8 prints it.
