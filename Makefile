@@ -10,6 +10,7 @@ export CGO_ENABLED := 0
 .PHONY: build test demo bench check race setup servers demo-setup fuzz clean
 
 build: ## the static binary in bin/
+	@test -e $(BIN) || echo "building $(BIN) for the first time: go downloads ~100 MB of modules (go: downloading …), then compiles them (a few minutes, silent)"
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nixbucket
 
 setup: ## Nix (Debian's nix-bin) configured, and what the tests use (xz, zstd, gcc, registry, skopeo, chromium…)

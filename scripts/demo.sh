@@ -5,26 +5,13 @@
 # real Nix substitute the closure into an empty store with signatures required.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-nb="$PWD/bin/nixbucket"
+nb="${NIXBUCKET_BIN:-$PWD/bin/nixbucket}"
 tools="${NIXBUCKET_TOOLS:-$HOME/.cache/nixbucket/bin}"
 work=$(mktemp -d /tmp/nixbucket-demo.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-# Headings are bold on a terminal, plain otherwise or with NO_COLOR set (https://no-color.org).
-bold="" plain=""
-if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' plain=$'\033[0m'; fi
-say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
-# quote prints its arguments as shell words that paste back: plain words as they are, others in
-# single quotes (an s3:// URL's '&' would otherwise end the command).
-quote() {
-  local a out=()
-  for a in "$@"; do
-    if [[ $a =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then out+=("$a"); else out+=("'${a//\'/\'\\\'\'}'"); fi
-  done
-  printf '%s' "${out[*]}"
-}
-run() { printf '$ %s\n' "$(quote "$@")"; "$@"; }
+source scripts/lib.sh # say, quote, run
 
 port=$(shuf -i 20000-60000 -n 1)
 export AWS_ACCESS_KEY_ID="demo$RANDOM" AWS_SECRET_ACCESS_KEY="demo-secret-$RANDOM$RANDOM"

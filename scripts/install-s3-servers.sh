@@ -62,9 +62,9 @@ fi
 for what in "$@"; do
 	case $what in
 	versitygw) install versitygw "$VERSITYGW_PKG" "$VERSITYGW_VERSION" \
-		"downloads ~200 MB of Go modules and compiles ~590 packages (~5 minutes on 2 cores)" ;;
+		"downloads ~110 MB of Go modules and compiles ~590 packages (~5 minutes on 2 cores)" ;;
 	minio) install minio "$MINIO_PKG" "$MINIO_VERSION" \
-		"downloads ~500 MB of Go modules and compiles ~1200 packages (~10 minutes on 2 cores)" ;;
+		"downloads a few hundred MB of Go modules and compiles ~1300 packages (~10 minutes on 2 cores)" ;;
 	*)
 		echo "unknown server $what (want versitygw or minio)" >&2
 		exit 2

@@ -285,6 +285,9 @@ func TestPushCLIFlags(t *testing.T) {
 		if !strings.Contains(text, "pushing 0/1 paths") || !strings.Contains(text, "\r") {
 			t.Errorf("no progress bar on the terminal: %q", text)
 		}
+		if strings.Contains(text, "\x1b") {
+			t.Errorf("escapes on the terminal, want the bar drawn with carriage returns: %q", text)
+		}
 		if strings.Contains(text, "pushed 1/1 paths,") {
 			t.Errorf("plain progress lines on a terminal, want the bar alone: %q", text)
 		}
