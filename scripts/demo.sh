@@ -13,7 +13,9 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 source scripts/lib.sh # say, quote, run
 
-port=$(shuf -i 20000-60000 -n 1)
+# A random port with nothing listening on it or on the next one (serve's).
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+while port=$(shuf -i 20000-60000 -n 1); listening "$port" || listening $((port + 1)); do :; done
 export AWS_ACCESS_KEY_ID="demo$RANDOM" AWS_SECRET_ACCESS_KEY="demo-secret-$RANDOM$RANDOM"
 say "1. A local S3 server: versitygw on 127.0.0.1:$port, region garage"
 mkdir -p "$work/s3"
@@ -22,6 +24,7 @@ ROOT_ACCESS_KEY=$AWS_ACCESS_KEY_ID ROOT_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
 pids+=($!)
 cache="s3://demo?endpoint=http://127.0.0.1:$port&region=garage"
 for i in $(seq 50); do "$nb" init --cache "$cache" >/dev/null 2>&1 && break; sleep 0.2; done
+kill -0 "${pids[0]}" 2>/dev/null || { echo "versitygw did not start:" >&2; cat "$work/s3.log" >&2; exit 1; }
 run "$nb" init --cache "$cache"
 
 say "2. A signing key"
