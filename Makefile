@@ -7,16 +7,21 @@ BIN := bin/nixbucket
 export NIXBUCKET_TOOLS ?= $(HOME)/.cache/nixbucket/bin
 export CGO_ENABLED := 0
 
-.PHONY: build quick test demo bench check race setup servers fuzz clean
+.PHONY: build quick test demo bench check race setup servers demo-setup fuzz clean
 
 build: ## the static binary in bin/
+	@test -e $(BIN) || echo "building $(BIN) for the first time: go downloads ~100 MB of modules (go: downloading …), then compiles them (a few minutes, silent)"
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nixbucket
 
-setup: ## Nix (Debian's nix-bin) configured for tests
-	@bash scripts/setup.sh
+setup: ## Nix (Debian's nix-bin) configured, and what the tests use (xz, zstd, gcc, registry, skopeo, chromium…)
+	@bash scripts/setup.sh test
 
 servers: ## the real S3 servers (versitygw, MinIO), built once into $(NIXBUCKET_TOOLS)
-	@bash scripts/install-s3-servers.sh
+	@sh scripts/install-s3-servers.sh versitygw minio
+
+demo-setup: ## what the demo alone uses: Nix configured, curl, and one S3 server (versitygw)
+	@bash scripts/setup.sh demo
+	@sh scripts/install-s3-servers.sh versitygw
 
 quick: ## the fast tier: unit tests, parsers and fuzz seeds; no servers, Nix or browser
 	$(GO) test -short ./...
@@ -25,7 +30,7 @@ test: setup servers build ## the whole suite: unit, fuzz seeds, real Nix, real S
 	$(GO) vet ./...
 	NIXBUCKET_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 45m ./...
 
-demo: setup servers build ## the main job end to end on a sample closure
+demo: demo-setup build ## the main job end to end on a sample closure
 	@bash scripts/demo.sh
 
 bench: setup servers build ## nixbucket against nix on the same paths, as ratios

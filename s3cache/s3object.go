@@ -1,6 +1,6 @@
 package s3cache
 
-// S3Bucket: reading, deleting and the server's clock.
+// S3Bucket: reading, deleting, and the server's clock and name.
 
 import (
 	"bytes"
@@ -193,4 +193,19 @@ func (b *S3Bucket) ServerTime(ctx context.Context) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("reading the clock of bucket %q at %s: %w", b.bucket, b.where, err)
 	}
 	return t.UTC(), nil
+}
+
+// ServerName returns the Server header of the server's answer to a
+// HeadBucket ("MinIO", "VERSITYGW", "AmazonS3", "Garage"…), "" when it
+// sends none: for messages that concern one server's behaviour only.
+func (b *S3Bucket) ServerName(ctx context.Context) (string, error) {
+	out, err := b.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &b.bucket})
+	if err != nil {
+		return "", b.wrap("asking the server of", b.bucket, err)
+	}
+	raw, _ := awsmiddleware.GetRawResponse(out.ResultMetadata).(*smithyhttp.Response)
+	if raw == nil {
+		return "", nil
+	}
+	return raw.Header.Get("Server"), nil
 }

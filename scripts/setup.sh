@@ -1,29 +1,47 @@
 #!/usr/bin/env bash
-# Installs and configures what nixbucket's tests and demo need on a Debian machine:
-# xz-utils and zstd (reference decoders), docker-registry, apache2-utils (htpasswd), skopeo and chromium (release
-# publishing tests), and Debian's nix-bin as a single-user root Nix that builds without a sandbox, without
-# build users and without network substituters. Idempotent; run as root (CI is root).
+# Installs and configures what nixbucket's demo or tests need on a Debian machine, then configures
+# Debian's nix-bin as a single-user root Nix that builds without a sandbox, without build users and
+# without network substituters. Idempotent; run as root (CI is root) or with sudo.
+#
+# Usage: scripts/setup.sh demo   what `make demo` uses: nix-bin and curl
+#        scripts/setup.sh [test] what `make test` uses besides: xz-utils and zstd (reference decoders),
+#                                time (make bench), gcc (make race), docker-registry, apache2-utils
+#                                (htpasswd), skopeo and chromium (release publishing tests)
 set -euo pipefail
+
+mode=${1:-test}
+case $mode in
+demo | test) ;;
+*)
+  echo "setup: unknown mode $mode (want demo or test)" >&2
+  exit 2
+  ;;
+esac
 
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
 
 need=()
-command -v nix-build >/dev/null 2>&1 || need+=(nix-bin)
-command -v xz >/dev/null 2>&1 || need+=(xz-utils)
-command -v zstd >/dev/null 2>&1 || need+=(zstd)
-[ -x /usr/bin/time ] || need+=(time) # make bench: peak RSS of each command
-command -v curl >/dev/null 2>&1 || need+=(curl)
-command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev) # make race: the race detector needs cgo
-# Release publishing tests: a real registry with htpasswd auth, skopeo as an independent client, headless Chromium.
-command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
-command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
-command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
+want() { # command package...: the packages, unless the command is there
+  command -v "$1" >/dev/null 2>&1 || need+=("${@:2}")
+}
+want nix-build nix-bin
+want curl curl
+if [ "$mode" = test ]; then
+  want xz xz-utils
+  want zstd zstd
+  want /usr/bin/time time # make bench: peak RSS of each command
+  want gcc gcc libc6-dev  # make race: the race detector needs cgo
+  # Release publishing tests: a real registry with htpasswd auth, skopeo as an independent client, headless Chromium.
+  want docker-registry docker-registry
+  want htpasswd apache2-utils
+  want skopeo skopeo
+  want chromium chromium
+fi
 if [ ${#need[@]} -gt 0 ]; then
-  echo "setup: installing ${need[*]} from Debian" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  echo "setup ($mode): installing ${need[*]} from Debian (apt-get; the first time, a few hundred MB for the tests, ~40 MB for the demo)" >&2
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q -o Dpkg::Use-Pty=0 "${need[@]}"
 fi
 
 conf=/etc/nix/nix.conf

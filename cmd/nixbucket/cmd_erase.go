@@ -7,6 +7,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/s3cache"
 )
@@ -68,7 +69,7 @@ func eraseCommand() *cli.Command {
 			// Narinfos go first, so that no reader sees one without its NAR.
 			var first, rest []string
 			for _, k := range keys {
-				if len(k) == 40 && k[32:] == ".narinfo" {
+				if _, ok := layout.NarInfoHash(k); ok {
 					first = append(first, k)
 				} else {
 					rest = append(rest, k)

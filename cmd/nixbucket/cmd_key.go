@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -135,8 +136,11 @@ func pathErrorCause(err error) error {
 
 func nixconfCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "nixconf",
-		Usage:     "print the nix.conf lines that make Nix substitute from the cache",
+		Name:  "nixconf",
+		Usage: "print the nix.conf lines that make Nix substitute from the cache",
+		Description: "For an s3:// cache, when the nix on PATH has no S3 support (Debian's nix-bin) or cannot tell, " +
+			"the lines are followed by comments that give the other way: nixbucket serve in front of the bucket, " +
+			"and an http:// substituter.",
 		UsageText: "nixbucket key nixconf --cache-url URL --secret-key-file FILE",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "cache-url", EnvVars: []string{"NIXBUCKET_CACHE"}, Usage: "the URL Nix reads the cache from (e.g. s3://… or https://…)"},
@@ -157,10 +161,45 @@ func nixconfCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(c.App.Writer, "substituters = %s\ntrusted-public-keys = %s\n", u, k.PublicKey())
+			w := c.App.Writer
+			if _, err := fmt.Fprintf(w, "substituters = %s\ntrusted-public-keys = %s\n", u, k.PublicKey()); err != nil {
+				return err
+			}
+			if !strings.HasPrefix(u, "s3://") {
+				return nil
+			}
+			support, version := nixS3Support(c.Context)
+			_, err = io.WriteString(w, serveWay(u, support, version))
 			return err
 		},
 	}
+}
+
+// serveListen is the address serveWay's command listens on.
+const serveListen = "127.0.0.1:8080"
+
+// serveWay is what key nixconf adds after the lines for an s3:// cache, as
+// nix.conf comments: nothing when this machine's Nix reads s3:// stores;
+// when it cannot (Debian's nix-bin), or when that is unknown, the other
+// way, nixbucket serve in front of the bucket and an http:// substituter,
+// and which to use.
+func serveWay(u string, support nixS3, version string) string {
+	serve := shellQuote("nixbucket", "serve", "--cache", u, "--listen", serveListen)
+	var b strings.Builder
+	switch support {
+	case nixS3Yes:
+		return ""
+	case nixS3No:
+		fmt.Fprintf(&b, "# This machine's Nix (%s) has no S3 support (Debian's nix-bin is built without it): it cannot read\n", version)
+		fmt.Fprintf(&b, "# the s3:// substituter above. Use nixbucket serve instead: run, with the bucket's credentials,\n")
+	default:
+		fmt.Fprintf(&b, "# A Nix without S3 support (Debian's nix-bin) cannot read the s3:// substituter above; for one, run\n")
+		fmt.Fprintf(&b, "# nixbucket serve in front of the bucket, with its credentials,\n")
+	}
+	fmt.Fprintf(&b, "#   %s\n", serve)
+	fmt.Fprintf(&b, "# and use this substituters line in place of the one above:\n")
+	fmt.Fprintf(&b, "# substituters = http://%s\n", serveListen)
+	return b.String()
 }
 
 // readerURL drops the parameters only a writer needs (the signing key file,

@@ -89,7 +89,7 @@ func publishBinaryCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "binary",
 		Usage: "upload release binaries to <prefix><version>/<target>/<name>, each with a .sha256 beside it",
-		UsageText: "nixbucket publish binary --bucket URL [--prefix _releases/] [--version V] --target TRIPLE FILE...\n\n" +
+		UsageText: "nixbucket publish binary --bucket URL [--prefix _releases/] [--version V] --target TRIPLE [--json] FILE...\n\n" +
 			"The version defaults to the CI's tag, else its commit; every tag variable is read before any commit one:\n" +
 			"GITHUB_REF_NAME when GITHUB_REF_TYPE=tag, DRONE_TAG, CI_COMMIT_TAG (Woodpecker, GitLab), then DRONE_COMMIT,\n" +
 			"CI_COMMIT_SHA, GITHUB_SHA. Blank variables count as unset.\n\n" +

@@ -15,16 +15,13 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/nixbucket/nixbucket/closure"
 	"github.com/nixbucket/nixbucket/compression"
 	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/push"
-	"github.com/nixbucket/nixbucket/redact"
 	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
@@ -45,9 +42,14 @@ func cacheFlag() cli.Flag {
 
 func pushCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "push",
-		Usage:     "upload store paths and their closure to a binary cache (nix copy --to)",
-		UsageText: "nixbucket push --cache URL [--include-outputs] [--no-recursive] [--stdin] [--jobs N] [--compression xz|zstd|none] [--secret-key-file F] [--root NAME] [--repair] [--no-lock] [--dry-run] [--json] PATH...",
+		Name:  "push",
+		Usage: "upload store paths and their closure to a binary cache (nix copy --to)",
+		UsageText: "nixbucket push --cache URL [--include-outputs | --no-recursive] [--stdin] [--root NAME] [--repair]\n" +
+			pushFlagsUsage + " PATH...",
+		Description: "PATH is a store path, a path inside one, or a link to one such as nix build's ./result. To push an\n" +
+			"installable such as nixpkgs#hello, build it first: nix build nixpkgs#hello, then push ./result.\n\n" +
+			"Example:\n" +
+			"   nixbucket push --cache 's3://nix?endpoint=https://garage.example.org&region=garage' --secret-key-file cache.key ./result",
 		Flags: append([]cli.Flag{
 			cacheFlag(),
 			&cli.BoolFlag{Name: "include-outputs", Usage: "for every .drv in the closure, also push its valid outputs and their closures"},
@@ -64,18 +66,23 @@ func pushCommand() *cli.Command {
 // refresh), read by newPushSetup and pushClosure.
 func pushFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 8, Usage: "NARs uploaded at once"},
-		&cli.StringFlag{Name: "compression", Usage: "xz, zstd or none (default: the URL's compression=, else xz)"},
+		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 8, Usage: "upload `N` NARs at once"},
+		&cli.StringFlag{Name: "compression", Usage: "compress the NARs with `xz|zstd|none` (default: the URL's compression=, else xz)"},
 		secretKeyFileFlag(),
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be uploaded; upload nothing"},
 		&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
 		&cli.BoolFlag{Name: "no-lock", Usage: "do not take the shared cache lock. Risk: a gc running meanwhile does not " +
 			"wait for this push, and may delete paths it found present (only gc's --grace protects them): narinfos " +
 			"pushed then can refer to paths the cache no longer has"},
-		&cli.DurationFlag{Name: "lock-wait", Value: 2 * lock.DefaultStaleAfter, Usage: "how long to wait for a running gc to finish"},
-		&cli.DurationFlag{Name: "progress-interval", Value: 5 * time.Second, Usage: "how often progress is logged when stderr is not a terminal"},
+		&cli.DurationFlag{Name: "lock-wait", Value: 2 * lock.DefaultStaleAfter, Usage: "wait up to `DURATION` for a running gc to finish"},
+		&cli.DurationFlag{Name: "progress-interval", Value: 5 * time.Second, Usage: "print a progress line every `DURATION` when stderr is not a terminal"},
 	}
 }
+
+// pushFlagsUsage is the synopsis of pushFlags, for the USAGE lines of the
+// commands that have them.
+const pushFlagsUsage = "    [--jobs N] [--compression xz|zstd|none] [--secret-key-file FILE] [--dry-run] [--json]\n" +
+	"    [--no-lock] [--lock-wait DURATION] [--progress-interval DURATION]"
 
 func pushAction(c *cli.Context) error {
 	args := c.Args().Slice()
@@ -422,78 +429,4 @@ func printPushResult(w io.Writer, res *push.Result, asJSON, dryRun bool, algo st
 	_, err := fmt.Fprintf(w, "pushed %d of %d paths (%s of NAR, %s %s) in %.1fs; %d already in the cache\n",
 		res.Pushed, res.Paths, humanize.IBytes(res.NarBytes), humanize.IBytes(res.FileBytes), algo, res.Seconds, res.Skipped)
 	return err
-}
-
-// showProgress draws a bar on a terminal until the returned function is
-// called. Otherwise it logs a line as soon as the work is known, then one
-// every interval; a push that ends before its first line logs it at the
-// end if it succeeded (the returned function's argument).
-func showProgress(ctx context.Context, w io.Writer, c *push.Counters, quiet bool, interval time.Duration) func(ok bool) {
-	done := make(chan bool, 1)
-	stopped := make(chan struct{})
-	f, isFile := redact.Unwrap(w).(*os.File)
-	tty := isFile && term.IsTerminal(int(f.Fd()))
-	if tty {
-		w = f // the bar shows counts only, and redraws with '\r'
-	}
-	if interval <= 0 {
-		interval = 5 * time.Second
-	}
-	logged := false
-	logLine := func() {
-		logged = true
-		slog.Info("pushing", "paths", fmt.Sprintf("%d/%d", c.Done.Load(), c.Total.Load()),
-			"nar", humanize.IBytes(uint64(c.NarBytes.Load()))+"/"+humanize.IBytes(uint64(c.TotalBytes.Load())),
-			"uploaded", humanize.IBytes(uint64(c.FileBytes.Load())))
-	}
-	go func() {
-		defer close(stopped)
-		var bar *progressbar.ProgressBar
-		// Poll until the work is known, then tick at the interval.
-		tick := time.NewTicker(min(interval, 150*time.Millisecond))
-		defer tick.Stop()
-		for {
-			select {
-			case ok := <-done:
-				if bar != nil {
-					bar.Set64(c.NarBytes.Load())
-					bar.Finish()
-				}
-				if ok && !tty && !quiet && !logged && c.Total.Load() > 0 {
-					logLine()
-				}
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			total := c.TotalBytes.Load()
-			if quiet || c.Total.Load() == 0 {
-				continue
-			}
-			if tty {
-				if bar == nil {
-					bar = progressbar.NewOptions64(total,
-						progressbar.OptionSetWriter(w),
-						progressbar.OptionShowBytes(true),
-						progressbar.OptionSetDescription("pushing"),
-						progressbar.OptionShowCount(),
-						progressbar.OptionThrottle(100*time.Millisecond),
-						progressbar.OptionClearOnFinish(),
-					)
-				}
-				bar.Describe(fmt.Sprintf("pushing %d/%d paths", c.Done.Load(), c.Total.Load()))
-				bar.Set64(c.NarBytes.Load())
-				continue
-			}
-			if !logged {
-				tick.Reset(interval)
-			}
-			logLine()
-		}
-	}()
-	return func(ok bool) {
-		done <- ok
-		<-stopped
-	}
 }

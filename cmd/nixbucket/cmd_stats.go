@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
+	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/stats"
 )
 
@@ -19,7 +23,7 @@ func statsCommand() *cli.Command {
 		Usage:     "measure the cache from its listing: objects and bytes by kind, roots, compression, orphan NARs, what gc would reclaim, growth",
 		UsageText: "nixbucket stats --cache URL [--json] [--record] [--html FILE] [--grace DURATION]",
 		Description: "One LIST of the bucket, one of unfinished uploads, a GET per root manifest, and a GET of each " +
-			"narinfo no root manifest vouches for (none for a cache pushed with --root). The figures are gc's own dry run: " +
+			"narinfo that no root manifest lists (none for a cache pushed with --root). The figures are gc's own dry run: " +
 			"\"gc would reclaim\" is what gc's planner decides with the same --grace, keeping every manifest. --record " +
 			"appends the figures to stats/history.jsonl in the bucket; --html writes a self-contained page with a growth chart.",
 		Flags: []cli.Flag{
@@ -54,6 +58,7 @@ func statsAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	r.Notes = slices.DeleteFunc(r.Notes, func(n string) bool { return isMinIONote(n) && !isMinIO(ctx, b) })
 	var history []stats.Point
 	if c.Bool("record") {
 		if history, err = stats.Record(ctx, b, stats.PointOf(r)); err != nil {
@@ -81,10 +86,12 @@ func statsAction(c *cli.Context) error {
 	if c.Bool("json") {
 		return json.NewEncoder(w).Encode(r)
 	}
-	fmt.Fprintf(w, "%d objects, %s; %d store paths (%d LIST, %d GET requests, %d of them narinfos no manifest vouches for)\n",
+	fmt.Fprintf(w, "%d objects, %s; %d store paths (%d LIST and %d GET requests; %d of the GETs read narinfos that no root manifest lists)\n",
 		r.Total.Objects, humanize.IBytes(uint64(r.Total.Bytes)), r.Paths, r.Lists, r.Gets, r.NarInfoGets)
 	for _, k := range stats.Kinds {
-		fmt.Fprintf(w, "  %-8s %8d  %s\n", k, r.ByKind[k].Objects, humanize.IBytes(uint64(r.ByKind[k].Bytes)))
+		if n := r.ByKind[k]; n.Objects != 0 || n.Bytes != 0 {
+			fmt.Fprintf(w, "  %-8s %8d  %s\n", k, n.Objects, humanize.IBytes(uint64(n.Bytes)))
+		}
 	}
 	for _, root := range r.Roots {
 		pin := ""
@@ -113,4 +120,25 @@ func statsAction(c *cli.Context) error {
 		fmt.Fprintf(w, "recorded in %s (%d points)\n", stats.HistoryKey, len(history))
 	}
 	return nil
+}
+
+// isMinIONote reports whether a note of stats.Collect is the one about
+// MinIO's listing of unfinished uploads.
+func isMinIONote(note string) bool { return strings.Contains(note, "MinIO") }
+
+// isMinIO reports whether b is served by MinIO, from the Server header of
+// its answer; true when that cannot be told, so that the note stays.
+func isMinIO(ctx context.Context, b s3cache.Bucket) bool {
+	s, ok := b.(interface {
+		ServerName(context.Context) (string, error)
+	})
+	if !ok {
+		return false // file://, memory: no server
+	}
+	name, err := s.ServerName(ctx)
+	if err != nil {
+		slog.Debug("asking the bucket's server its name", "err", err)
+		return true
+	}
+	return strings.Contains(strings.ToLower(name), "minio")
 }

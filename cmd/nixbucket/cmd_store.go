@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strings"
 
 	"github.com/nix-community/go-nix/pkg/nixhash"
 	"github.com/urfave/cli/v2"
@@ -108,7 +109,7 @@ func pathInfo(c *cli.Context) error {
 		// A listing needs the paths alone, which the database gives cheaper.
 		paths, err := closure.Paths(ctx, s, roots, closure.Options{IncludeOutputs: c.Bool("include-outputs")})
 		if err != nil {
-			return withCode(exitCodeOf(err), err)
+			return err
 		}
 		for _, p := range paths {
 			fmt.Fprintln(w, p)
@@ -141,26 +142,17 @@ func pathInfo(c *cli.Context) error {
 func closureOf(ctx context.Context, s store.Store, roots []string, recursive, includeOutputs bool) (*closure.Graph, error) {
 	if recursive {
 		g, err := closure.Compute(ctx, s, roots, closure.Options{IncludeOutputs: includeOutputs})
-		return g, withCode(exitCodeOf(err), err)
+		return g, err
 	}
 	infos := make([]*store.PathInfo, 0, len(roots))
 	for _, r := range roots {
 		info, err := s.QueryPathInfo(ctx, r)
 		if err != nil {
-			return nil, withCode(exitCodeOf(err), err)
+			return nil, err
 		}
 		infos = append(infos, info)
 	}
 	return closure.Partial(infos), nil
-}
-
-// exitCodeOf picks the exit code of a store error: not found for invalid
-// paths, failure otherwise.
-func exitCodeOf(err error) int {
-	if errors.Is(err, store.ErrNotValid) || errors.Is(err, storepath.ErrInvalid) || errors.Is(err, store.ErrNoStore) {
-		return exitNotFound
-	}
-	return exitFailure
 }
 
 // openStore opens the local Nix store as Nix would find it, logging its
@@ -185,6 +177,10 @@ func resolvePaths(dir string, args []string) ([]string, error) {
 		p, err := store.Resolve(dir, a)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
+				if isInstallable(a) {
+					return nil, withCode(exitNotFound, fmt.Errorf("%s is an installable, not a path: build it first (%s), then give its ./result",
+						a, shellQuote("nix", "build", a)))
+				}
 				return nil, withCode(exitNotFound, fmt.Errorf("%s does not exist", a))
 			}
 			return nil, withCode(exitNotFound, err)
@@ -192,6 +188,14 @@ func resolvePaths(dir string, args []string) ([]string, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// isInstallable reports whether an argument that names no file is a Nix
+// installable, a flake reference with an attribute (nixpkgs#hello,
+// .#default, github:owner/repo#pkg), that nix build would take.
+func isInstallable(arg string) bool {
+	ref, attr, ok := strings.Cut(arg, "#")
+	return ok && ref != "" && attr != "" && !strings.ContainsAny(attr, "/ ")
 }
 
 // pathInfoJSON is one element of `nix path-info --json` as Nix 2.8 prints it.

@@ -21,8 +21,8 @@ func toolchainCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "refresh",
 			Usage: "nix-build the expression, push the runtime closure of the results and record the root (--derivations: push the build-time closure, building nothing)",
-			UsageText: "nixbucket toolchain refresh --cache URL [-f nix/toolchain.nix] [-A ATTR]... [--root toolchain] [--derivations] " +
-				"[--nix-option K=V]... [--jobs N] [--compression xz|zstd|none] [--secret-key-file F] [--dry-run] [--json]",
+			UsageText: "nixbucket toolchain refresh --cache URL [-f nix/toolchain.nix] [-A ATTR]... [--root toolchain] [--derivations]\n" +
+				"    [--nix-option K=V]...\n" + pushFlagsUsage,
 			Flags: append([]cli.Flag{
 				cacheFlag(),
 				&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Value: "nix/toolchain.nix", Usage: "the Nix expression `FILE`"},

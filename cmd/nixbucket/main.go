@@ -15,7 +15,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,38 +31,6 @@ import (
 
 // version is set with -ldflags "-X main.version=…" by the Makefile.
 var version = "dev"
-
-// Exit codes, documented in the package comment and the README.
-const (
-	exitFailure     = 1
-	exitUsage       = 2
-	exitNotFound    = 3
-	exitBadKey      = 4
-	exitRemote      = 5
-	exitInterrupted = 130
-)
-
-// exitError carries an error with the exit code it maps to.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-// withCode marks err with an exit code; nil stays nil.
-func withCode(code int, err error) error {
-	if err == nil {
-		return nil
-	}
-	return &exitError{code: code, err: err}
-}
-
-// usageErrorf is a usage error (exit 2).
-func usageErrorf(format string, args ...any) error {
-	return withCode(exitUsage, fmt.Errorf(format, args...))
-}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -112,26 +79,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	msg := r.String(strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " "))
 	fmt.Fprintf(stderr, "nixbucket: %s\n", msg)
 	return code
-}
-
-// exitCode maps an error to the documented exit status.
-func exitCode(ctx context.Context, err error) int {
-	var (
-		ee *exitError
-		// urfave/cli reports bad flags through OnUsageError (exit 2); the
-		// one error it makes otherwise is help's "No help topic", a
-		// cli.ExitCoder (nixbucket makes none).
-		help cli.ExitCoder
-	)
-	switch {
-	case errors.As(err, &ee):
-		return ee.code
-	case ctx.Err() != nil || errors.Is(err, context.Canceled):
-		return exitInterrupted
-	case errors.As(err, &help):
-		return exitUsage
-	}
-	return classify(err)
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer, r *redact.Redactor) *cli.App {

@@ -8,6 +8,7 @@ import (
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
 	"github.com/nixbucket/nixbucket/store"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // TestExitCodeClasses checks that the one mapping from error classes to
@@ -23,6 +24,8 @@ func TestExitCodeClasses(t *testing.T) {
 		{s3cache.ErrUnreachable, exitRemote},
 		{s3cache.ErrNotFound, exitFailure},
 		{store.ErrNotValid, exitNotFound},
+		{storepath.ErrInvalid, exitNotFound},
+		{store.ErrNoStore, exitNotFound},
 		{signing.ErrInvalidKey, exitBadKey},
 		{context.Canceled, exitInterrupted},
 		{fmt.Errorf("plain"), exitFailure},
