@@ -310,6 +310,9 @@ func isSecretKey(w []byte, buf *[keyBody + 2]byte) bool {
 
 // awsSecrets finds 40 base64 characters shaped like an AWS secret access
 // key, standing alone or as a path component (without a '/' of its own).
+// A run followed by '=' is padded base64, a Nix public key, signature or
+// SRI hash (AWS secrets are never padded): its '/'s do not make path
+// components, or one key in about thirty would be masked.
 func awsSecrets(b []byte) []span {
 	var out []span
 	for i := 0; i < len(b); {
@@ -320,6 +323,10 @@ func awsSecrets(b []byte) []span {
 		j := i
 		for j < len(b) && isB64(b[j]) {
 			j++
+		}
+		if j < len(b) && b[j] == '=' {
+			i = j
+			continue
 		}
 		if isAWSSecret(b[i:j]) {
 			out = append(out, span{i, j, Mask})

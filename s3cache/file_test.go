@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/internal/s3cachetest"
+	"github.com/nixbucket/nixbucket/s3cache"
 )
 
 func newFileBucket(t *testing.T) (*s3cache.FileBucket, string) {

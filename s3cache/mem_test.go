@@ -3,8 +3,8 @@ package s3cache_test
 import (
 	"testing"
 
-	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/internal/s3cachetest"
+	"github.com/nixbucket/nixbucket/s3cache"
 )
 
 func TestMemBucket(t *testing.T) {

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nixbucket/nixbucket/internal/s3cachetest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
 	"github.com/nixbucket/nixbucket/s3cache"
-	"github.com/nixbucket/nixbucket/internal/s3cachetest"
 )
 
 // TestS3Bucket runs the conformance suite against every real server, one
