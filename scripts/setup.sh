@@ -39,7 +39,7 @@ if [ "$mode" = test ]; then
   want chromium chromium
 fi
 if [ ${#need[@]} -gt 0 ]; then
-  echo "setup ($mode): installing ${need[*]} from Debian (apt-get; the first time, a few hundred MB for the tests, ~40 MB for the demo)" >&2
+  echo "setup ($mode): installing ${need[*]} from Debian (apt-get; the first time, a few hundred MB for the tests, ~25 MB for the demo)" >&2
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q -o Dpkg::Use-Pty=0 "${need[@]}"
 fi
