@@ -116,7 +116,7 @@ func GenerateWith(n int, opts Options) *Cache {
 		if byFileHash {
 			fileHash = hash(32)
 		}
-		narKey := "nar/" + fileHash + ".nar.zst"
+		narKey := layout.NarKey(fileHash, ".zst")
 		info := []byte(fmt.Sprintf("StorePath: /nix/store/%s\nURL: %s\nCompression: zstd\nFileHash: sha256:%s\nFileSize: %d\nNarHash: sha256:%s\nNarSize: %d\nReferences: %s\n",
 			base, narKey, fileHash, fileSize, narHash, narSize, strings.Join(refs, " ")))
 		add(h+".narinfo", stats.KindNarInfo, 0, info)
@@ -176,7 +176,7 @@ func GenerateWith(n int, opts Options) *Cache {
 
 	// Orphans (killed pushes, narinfos deleted by hand).
 	for i := range n / 20 {
-		key := "nar/" + hash(32) + ".nar.xz"
+		key := layout.NarKey(hash(32), ".xz")
 		add(key, stats.KindNAR, int64(5000+i), nil)
 		w.Unaccounted.Objects++
 		w.Unaccounted.Bytes += int64(5000 + i)
