@@ -53,6 +53,10 @@ func KindOf(key string) string {
 	return KindOther
 }
 
+// NoteMinIOUploads is the note of a report whose unfinished uploads were
+// listed: a caller that knows the server is not MinIO may drop it.
+const NoteMinIOUploads = "unfinished uploads are listed by prefix; MinIO lists them only by exact key, so there they show as 0"
+
 // Count is a number of objects and their bytes.
 type Count struct {
 	// Objects is the number of objects.
@@ -241,7 +245,7 @@ func Collect(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, erro
 		r.Roots = append(r.Roots, rs)
 	}
 	if p.Uploads >= 0 {
-		r.Notes = append(r.Notes, "unfinished uploads are listed by prefix; MinIO lists them only by exact key, so there they show as 0")
+		r.Notes = append(r.Notes, NoteMinIOUploads)
 	}
 	return r, nil
 }

@@ -58,7 +58,9 @@ func statsAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	r.Notes = slices.DeleteFunc(r.Notes, func(n string) bool { return isMinIONote(n) && !isMinIO(ctx, b) })
+	if slices.Contains(r.Notes, stats.NoteMinIOUploads) && !isMinIO(ctx, b) {
+		r.Notes = slices.DeleteFunc(r.Notes, func(n string) bool { return n == stats.NoteMinIOUploads })
+	}
 	var history []stats.Point
 	if c.Bool("record") {
 		if history, err = stats.Record(ctx, b, stats.PointOf(r)); err != nil {
@@ -121,10 +123,6 @@ func statsAction(c *cli.Context) error {
 	}
 	return nil
 }
-
-// isMinIONote reports whether a note of stats.Collect is the one about
-// MinIO's listing of unfinished uploads.
-func isMinIONote(note string) bool { return strings.Contains(note, "MinIO") }
 
 // isMinIO reports whether b is served by MinIO, from the Server header of
 // its answer; true when that cannot be told, so that the note stays.
