@@ -100,6 +100,9 @@ func getFixture(t testing.TB) *fixture {
 	if testing.Short() {
 		t.Skip("skipped in -short: needs Nix")
 	}
+	if tmpDir == "" {
+		t.Fatal("getFixture outside TestMain's nix-daemon run: no directory for the fixture")
+	}
 	fixOnce.Do(func() {
 		nonce := make([]byte, 8)
 		_, _ = rand.Read(nonce)
