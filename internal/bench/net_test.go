@@ -3,10 +3,12 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,19 +17,19 @@ import (
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/verify"
 )
 
 // netRun is one timed command with its resource use and what it cost on
 // the network.
 type netRun struct {
-	wall           time.Duration
-	cpu            time.Duration // user + system
-	maxRSS         int64         // KiB
-	out            string
-	requests       int64
-	conns          int64
-	fileBytes      int64
-	failed, stderr string
+	wall      time.Duration
+	cpu       time.Duration // user + system
+	maxRSS    int64         // KiB
+	out       string
+	requests  int64
+	conns     int64
+	fileBytes int64
 }
 
 // runVia runs a command whose traffic goes through l, and counts it.
@@ -102,14 +104,34 @@ func envList(name, def string) []string {
 	return strings.Split(v, ",")
 }
 
+// rtts is $NIXBUCKET_BENCH_RTT as milliseconds (default 0,20,80).
+func rtts(t *testing.T) []int {
+	var ms []int
+	for _, s := range envList("NIXBUCKET_BENCH_RTT", "0,20,80") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 0 {
+			t.Fatalf("NIXBUCKET_BENCH_RTT: %q is not a number of milliseconds", s)
+		}
+		ms = append(ms, n)
+	}
+	return ms
+}
+
 // TestBenchNet is `make bench`'s network mode: nixbucket pushing to a real
 // S3 server (versitygw, keep-alive) against Nix pushing to an HTTP binary
-// cache (`nix copy --to http://…`), both through the same latency proxy,
-// at each round-trip time of $NIXBUCKET_BENCH_RTT (ms, default 0,20,80).
+// cache (`nix copy --to http://…`), both through identical links (a
+// toxiproxy delay line and a counting proxy, see link), at each round-trip
+// time of $NIXBUCKET_BENCH_RTT (ms, default 0,20,80).
 // $NIXBUCKET_BENCH_CASES picks cases (default all: dag, noop, zstd, xz,
 // mixed, big); $NIXBUCKET_BENCH_TOOLS=nixbucket skips Nix (for quick
-// iterations: no ratios then). It prints a Markdown table, also written to
-// bench-net.md.
+// iterations: no ratios then).
+//
+// Every fresh push is checked before its row counts: `nixbucket verify`
+// on the cache Nix wrote (file://, the HTTP cache's directory) and on the
+// bucket (directly, not through the link) must find every path of the
+// closure, signed by the benchmark's key, and no fault. It prints a
+// Markdown table, also written to bench-net.md with a line saying where
+// and how it was measured (scripts/bench.sh copies it into the README).
 func TestBenchNet(t *testing.T) {
 	bin := os.Getenv("NIXBUCKET_BIN")
 	if bin == "" {
@@ -122,10 +144,16 @@ func TestBenchNet(t *testing.T) {
 	corpus, _ = filepath.Abs(corpus)
 	cases := envList("NIXBUCKET_BENCH_CASES", "dag,noop,zstd,xz,mixed,big")
 	want := func(c string) bool { return slices.Contains(cases, c) }
-	withNix := slices.Contains(envList("NIXBUCKET_BENCH_TOOLS", "nix,nixbucket"), "nix")
+	tools := envList("NIXBUCKET_BENCH_TOOLS", "nix,nixbucket")
+	withNix := slices.Contains(tools, "nix")
+	ms := rtts(t)
+	caption := captionStart(bin, ms, cases, tools)
 	built := map[string]string{}
 	for _, a := range []string{"medium", "dag", "big"} {
 		built[a] = nixtest.Build(t, corpus, a)[0]
+	}
+	closure := func(paths ...string) int {
+		return len(nixtest.Lines(t, "nix-store", append([]string{"-qR"}, paths...)...))
 	}
 
 	// Nix's side: an HTTP binary cache behind its own link.
@@ -138,29 +166,58 @@ func TestBenchNet(t *testing.T) {
 	s3Link := newLink(t, srv.Endpoint)
 
 	key := filepath.Join(t.TempDir(), "key")
-	if out, err := execOut(nil, bin, "key", "generate", "--name", "bench-1", "--secret-key-file", key); err != nil {
-		t.Fatalf("key generate: %v: %s", err, out)
+	pub, err := execOut(nil, bin, "key", "generate", "--name", "bench-1", "--secret-key-file", key)
+	if err != nil {
+		t.Fatalf("key generate: %v: %s", err, pub)
 	}
+	pub = strings.TrimSpace(pub)
 	ourEnv := []string{"AWS_ACCESS_KEY_ID=" + srv.AccessKey, "AWS_SECRET_ACCESS_KEY=" + srv.SecretKey}
+	// check fails the benchmark unless the cache at url holds exactly n
+	// narinfos, all signed by the key, and verify finds no fault.
+	check := func(who, url string, n int) {
+		t.Helper()
+		out, err := execOut(ourEnv, bin, "verify", "--json", "--cache", url, "--trusted-public-key", pub)
+		var r verify.Report
+		if jerr := json.Unmarshal([]byte(out), &r); err != nil || jerr != nil {
+			t.Fatalf("%s: verify --cache %s: %v %v\n%s", who, url, err, jerr, out)
+		}
+		if r.NarInfos != n || r.Signed != n || len(r.Faults) > 0 {
+			t.Fatalf("%s: verify --cache %s: %d narinfos, %d signed, faults %v; want %d, all signed, no fault",
+				who, url, r.NarInfos, r.Signed, r.Faults, n)
+		}
+	}
+
+	var rtt int
+	progress := func(what, tool string, r netRun) {
+		t.Logf("%3d ms  %-44s %-9s %8.2f s  %6d requests  %3d connections", rtt, what, tool, r.wall.Seconds(), r.requests, r.conns)
+	}
 	runs := 0
 	newRun := func() string { runs++; return fmt.Sprintf("run-%d-%s", runs, s3test.RandomHex(4)) }
-	nixCopy := func(run, params string, paths ...string) netRun {
-		// A fresh XDG_CACHE_HOME: a new runner, whose Nix has no cached
-		// narinfo lookups.
-		env := []string{"XDG_CACHE_HOME=" + t.TempDir()}
+	// nixCopy copies paths to the HTTP cache under /run with a fresh
+	// XDG_CACHE_HOME: a new runner, whose Nix has no cached narinfo
+	// lookups.
+	nixCopy := func(what, run, params string, paths ...string) netRun {
 		u := nixLink.URL + "/" + run + "?secret-key=" + key
 		if params != "" {
 			u += "&" + params
 		}
-		r := runVia(t, nixLink, env, "nix", append([]string{"copy", "--to", u}, paths...)...)
+		r := runVia(t, nixLink, []string{"XDG_CACHE_HOME=" + t.TempDir()}, "nix", append([]string{"copy", "--to", u}, paths...)...)
 		r.fileBytes = dirSize(t, filepath.Join(nixDir, run, "nar"))
+		progress(what, "nix copy", r)
 		return r
 	}
-	push := func(bucket string, args []string, paths ...string) netRun {
-		u := "s3://" + bucket + "?endpoint=" + s3Link.URL + "&region=" + s3test.Region
-		a := append([]string{"push", "--json", "--cache", u, "--secret-key-file", key}, args...)
-		return runVia(t, s3Link, ourEnv, bin, append(a, paths...)...)
+	nixCheck := func(run string, paths ...string) {
+		check("nix copy", "file://"+filepath.Join(nixDir, run), closure(paths...))
 	}
+	push := func(what, bucket, compression string, paths ...string) netRun {
+		u := "s3://" + bucket + "?endpoint=" + s3Link.URL + "&region=" + s3test.Region
+		a := []string{"push", "--json", "--cache", u, "--secret-key-file", key, "--compression", compression}
+		r := runVia(t, s3Link, ourEnv, bin, append(a, paths...)...)
+		progress(what, "nixbucket", r)
+		return r
+	}
+	ourCheck := func(bucket string, paths ...string) { check("nixbucket", srv.StoreURL(bucket), closure(paths...)) }
+
 	var table []netCase
 	add := func(c netCase) {
 		if c.nix.wall > 0 && c.ours.wall > 0 {
@@ -170,49 +227,54 @@ func TestBenchNet(t *testing.T) {
 		t.Log(c.String())
 	}
 	mb := func(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
-
-	for _, rttStr := range envList("NIXBUCKET_BENCH_RTT", "0,20,80") {
-		rtt, err := strconv.Atoi(strings.TrimSpace(rttStr))
-		if err != nil {
-			t.Fatalf("NIXBUCKET_BENCH_RTT: %v", err)
+	sizes := func(nix, ours netRun) string {
+		if !withNix {
+			return "size " + mb(ours.fileBytes)
 		}
+		return fmt.Sprintf("size %s vs %s (%.2fx)", mb(nix.fileBytes), mb(ours.fileBytes), float64(ours.fileBytes)/float64(nix.fileBytes))
+	}
+
+	for _, rtt = range ms {
 		nixLink.setRTT(t, rtt)
 		s3Link.setRTT(t, rtt)
 		var dagRun, dagBucket string
-		var dagOurs netRun
-		if want("dag") || want("noop") || want("mixed") {
-			c := netCase{rtt: rtt, what: fmt.Sprintf("`dag` fresh (2001 small paths, xz)")}
+		if want("dag") || want("noop") {
+			c := netCase{rtt: rtt, what: "`dag` fresh (2001 small paths, xz)"}
 			if withNix {
 				dagRun = newRun()
-				c.nix = nixCopy(dagRun, "compression=xz", built["dag"])
+				c.nix = nixCopy(c.what, dagRun, "compression=xz", built["dag"])
+				nixCheck(dagRun, built["dag"])
 			}
 			dagBucket = srv.NewBucket(t)
-			c.ours = push(dagBucket, nil, built["dag"])
-			dagOurs = c.ours
+			c.ours = push(c.what, dagBucket, "xz", built["dag"])
+			ourCheck(dagBucket, built["dag"])
 			if want("dag") {
 				add(c)
 			}
 		}
 		if want("noop") {
+			// The same run path and bucket as dag's, all present; a new
+			// runner (Nix without its narinfo cache).
 			c := netCase{rtt: rtt, what: "no-op, new runner (all present)"}
 			if withNix {
-				c.nix = nixCopy(dagRun, "compression=xz", built["dag"])
+				c.nix = nixCopy(c.what, dagRun, "compression=xz", built["dag"])
 			}
-			c.ours = push(dagBucket, nil, built["dag"])
+			c.ours = push(c.what, dagBucket, "xz", built["dag"])
 			add(c)
 		}
 		var zstdOurs netRun
 		if want("zstd") || want("mixed") {
 			c := netCase{rtt: rtt, what: "medium 216 MB, zstd"}
 			if withNix {
-				c.nix = nixCopy(newRun(), "compression=zstd", built["medium"])
+				run := newRun()
+				c.nix = nixCopy(c.what, run, "compression=zstd", built["medium"])
+				nixCheck(run, built["medium"])
 			}
-			c.ours = push(srv.NewBucket(t), []string{"--compression", "zstd"}, built["medium"])
+			b := srv.NewBucket(t)
+			c.ours = push(c.what, b, "zstd", built["medium"])
+			ourCheck(b, built["medium"])
 			zstdOurs = c.ours
-			c.note = "size " + mb(c.ours.fileBytes)
-			if withNix {
-				c.note = fmt.Sprintf("size %s vs %s", mb(c.nix.fileBytes), mb(c.ours.fileBytes))
-			}
+			c.note = sizes(c.nix, c.ours)
 			if want("zstd") {
 				add(c)
 			}
@@ -220,44 +282,78 @@ func TestBenchNet(t *testing.T) {
 		if want("xz") {
 			c := netCase{rtt: rtt, what: "medium, xz (nix parallel-compression)"}
 			if withNix {
-				c.nix = nixCopy(newRun(), "compression=xz&parallel-compression=true", built["medium"])
+				run := newRun()
+				c.nix = nixCopy(c.what, run, "compression=xz&parallel-compression=true", built["medium"])
+				nixCheck(run, built["medium"])
 			}
-			c.ours = push(srv.NewBucket(t), []string{"--compression", "xz"}, built["medium"])
-			c.note = "size " + mb(c.ours.fileBytes)
-			if withNix {
-				c.note = fmt.Sprintf("size %s vs %s (%.2fx)", mb(c.nix.fileBytes), mb(c.ours.fileBytes), float64(c.ours.fileBytes)/float64(c.nix.fileBytes))
-			}
+			b := srv.NewBucket(t)
+			c.ours = push(c.what, b, "xz", built["medium"])
+			ourCheck(b, built["medium"])
+			c.note = sizes(c.nix, c.ours)
 			add(c)
 		}
 		if want("mixed") {
 			// Small paths must not wait behind a large NAR: both closures
 			// in one push, against the slower alone.
-			dagZstd := push(srv.NewBucket(t), []string{"--compression", "zstd"}, built["dag"])
 			c := netCase{rtt: rtt, what: "medium + dag together, zstd (nixbucket only)"}
-			c.ours = push(srv.NewBucket(t), []string{"--compression", "zstd"}, built["medium"], built["dag"])
+			b := srv.NewBucket(t)
+			dagZstd := push("dag alone, zstd", b, "zstd", built["dag"])
+			ourCheck(b, built["dag"])
+			b = srv.NewBucket(t)
+			c.ours = push(c.what, b, "zstd", built["medium"], built["dag"])
+			ourCheck(b, built["medium"], built["dag"])
 			slower := max(dagZstd.wall, zstdOurs.wall)
 			c.note = fmt.Sprintf("apart: dag %.2f s, medium %.2f s; together / slower = %.2f (aim ≤ 1.10)",
 				dagZstd.wall.Seconds(), zstdOurs.wall.Seconds(), c.ours.wall.Seconds()/slower.Seconds())
-			_ = dagOurs
 			add(c)
 		}
 		if want("big") {
 			c := netCase{rtt: rtt, what: "big (one 1 GiB file), zstd"}
 			if withNix {
-				c.nix = nixCopy(newRun(), "compression=zstd", built["big"])
+				run := newRun()
+				c.nix = nixCopy(c.what, run, "compression=zstd", built["big"])
+				nixCheck(run, built["big"])
 			}
-			c.ours = push(srv.NewBucket(t), []string{"--compression", "zstd"}, built["big"])
+			b := srv.NewBucket(t)
+			c.ours = push(c.what, b, "zstd", built["big"])
+			ourCheck(b, built["big"])
 			c.note = fmt.Sprintf("peak RSS aim < 200 MiB: %d MiB", c.ours.maxRSS/1024)
 			add(c)
 		}
 	}
 	var b strings.Builder
+	b.WriteString(caption + loadAverage() + " at the end.\n\n")
 	b.WriteString(netHeader + "\n")
 	for _, c := range table {
 		b.WriteString(c.String() + "\n")
 	}
 	fmt.Print("\n" + b.String())
 	if err := os.WriteFile("bench-net.md", []byte(b.String()), 0o644); err != nil {
-		t.Log(err)
+		t.Error(err)
 	}
+}
+
+// captionStart is the first part of the line above the table: when, on
+// what, with which knobs, and how loaded the machine was (the table's
+// times are only comparable within a run; its ratios, request and
+// connection counts across runs).
+func captionStart(bin string, ms []int, cases, tools []string) string {
+	nixV, _ := execOut(nil, "nix", "--version")
+	ourV, _ := execOut(nil, bin, "version")
+	var rs []string
+	for _, m := range ms {
+		rs = append(rs, strconv.Itoa(m))
+	}
+	return fmt.Sprintf("Measured %s on %d cores with %s and %s (RTT %s ms; cases %s; tools %s); load average %s at the start, ",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), strings.TrimSpace(nixV), strings.TrimSpace(ourV),
+		strings.Join(rs, ", "), strings.Join(cases, ", "), strings.Join(tools, ", "), loadAverage())
+}
+
+// loadAverage is the one-minute load average, or "unknown".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
 }
