@@ -124,7 +124,9 @@ func rtts(t *testing.T) []int {
 // time of $NIXBUCKET_BENCH_RTT (ms, default 0,20,80).
 // $NIXBUCKET_BENCH_CASES picks cases (default all: dag, noop, zstd, xz,
 // mixed, big); $NIXBUCKET_BENCH_TOOLS=nixbucket skips Nix (for quick
-// iterations: no ratios then).
+// iterations: no ratios then); $NIXBUCKET_BENCH_PROFILE=DIR has every
+// push write a CPU profile and a runtime trace into DIR, named by RTT and
+// case (slower pushes: for finding bottlenecks, not for the table).
 //
 // Every fresh push is checked before its row counts: `nixbucket verify`
 // on the cache Nix wrote (file://, the HTTP cache's directory) and on the
@@ -212,7 +214,12 @@ func TestBenchNet(t *testing.T) {
 	push := func(what, bucket, compression string, paths ...string) netRun {
 		u := "s3://" + bucket + "?endpoint=" + s3Link.URL + "&region=" + s3test.Region
 		a := []string{"push", "--json", "--cache", u, "--secret-key-file", key, "--compression", compression}
-		r := runVia(t, s3Link, ourEnv, bin, append(a, paths...)...)
+		env := ourEnv
+		if dir := os.Getenv("NIXBUCKET_BENCH_PROFILE"); dir != "" {
+			base := filepath.Join(dir, fmt.Sprintf("%dms-%s", rtt, slug(what)))
+			env = append(slices.Clone(env), "NIXBUCKET_CPUPROFILE="+base+".pprof", "NIXBUCKET_TRACE="+base+".trace")
+		}
+		r := runVia(t, s3Link, env, bin, append(a, paths...)...)
 		progress(what, "nixbucket", r)
 		return r
 	}
@@ -322,7 +329,11 @@ func TestBenchNet(t *testing.T) {
 		}
 	}
 	var b strings.Builder
-	b.WriteString(caption + loadAverage() + " at the end.\n\n")
+	b.WriteString(caption + loadAverage() + " at the end.")
+	if l, err := strconv.ParseFloat(loadAverage(), 64); err == nil && l > float64(runtime.NumCPU()) {
+		b.WriteString(" **A loaded machine** (load above its cores): every time is slower than on an idle one; compare the two tools within this table only.")
+	}
+	b.WriteString("\n\n")
 	b.WriteString(netHeader + "\n")
 	for _, c := range table {
 		b.WriteString(c.String() + "\n")
@@ -356,4 +367,13 @@ func loadAverage() string {
 		return f[0]
 	}
 	return "unknown"
+}
+
+// slug is a case's name as a file name: its letters and digits, joined by
+// dashes.
+func slug(what string) string {
+	f := strings.FieldsFunc(strings.ToLower(what), func(r rune) bool {
+		return !('a' <= r && r <= 'z' || '0' <= r && r <= '9')
+	})
+	return strings.Join(f, "-")
 }
