@@ -10,7 +10,7 @@
 # versitygw on loopback; then stats and gc --dry-run on a synthetic
 # 50 000-object bucket.
 #
-# Network (TestBenchLink, TestBenchNet): nix copy --to http:// against push
+# Network (TestBenchLink first, then TestBenchNet): nix copy --to http:// against push
 # to versitygw, both through the same toxiproxy delay line, at each RTT of
 # NIXBUCKET_BENCH_RTT (ms, default 0,20,80), cases NIXBUCKET_BENCH_CASES
 # (default dag,noop,zstd,xz,mixed,big), tools NIXBUCKET_BENCH_TOOLS (default
