@@ -67,6 +67,11 @@ type Entry struct {
 	NarInfoMD5 string `json:"narinfoMd5,omitempty"`
 	// References are the base names of the paths it refers to.
 	References []string `json:"references"`
+	// Sigs are the narinfo's signatures, when NarInfoMD5 is set; absent
+	// from manifests of older nixbucket versions. verify with trusted
+	// keys checks them instead of GETting the narinfo when the listed
+	// ETag matches.
+	Sigs []string `json:"sigs,omitempty"`
 }
 
 // NarSize is the sum of the entries' NAR sizes.
