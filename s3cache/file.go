@@ -23,18 +23,18 @@ import (
 // them and keys may not use it.
 const tmpPrefix = ".nixbucket-tmp-"
 
-// etagAttr is the extended attribute in which Put records the ETag (MD5)
+// FileETagAttr is the extended attribute in which Put records the ETag (MD5)
 // of a small object, with the size and modification time it was
 // computed for: "<md5 hex> <size> <mtime in ns>". List reports the ETag
 // only while the file still has that size and time, so a file rewritten
 // in place by another tool (which keeps its attributes) has none.
-const etagAttr = "user.nixbucket.etag"
+const FileETagAttr = "user.nixbucket.etag"
 
 // etagMax bounds the objects whose MD5 Put computes: narinfos and
 // manifests, not NARs.
 const etagMax = 1 << 20
 
-// FileETag returns the value of the extended attribute that makes List
+// FileETag returns the value of FileETagAttr that makes List
 // report md5 (hex) as the ETag of a file whose size and modification
 // time are fi's. Tools that write a FileBucket's directory directly
 // (internal/synth) set it as Put does.
@@ -46,7 +46,7 @@ func FileETag(md5 string, fi fs.FileInfo) []byte {
 // or "" (none recorded, or recorded for other content).
 func fileETag(p string, fi fs.FileInfo) string {
 	var buf [96]byte
-	n, err := syscall.Getxattr(p, etagAttr, buf[:])
+	n, err := syscall.Getxattr(p, FileETagAttr, buf[:])
 	if err != nil || n <= 0 {
 		return ""
 	}
@@ -64,7 +64,7 @@ func fileETag(p string, fi fs.FileInfo) string {
 // object. A file cannot store a content type: Stat and List derive it
 // from the key (Nix's type, see layout.ContentType, else
 // application/octet-stream). List reports the ETag (MD5) of the small
-// objects Put wrote (see etagAttr), so that a root manifest can vouch
+// objects Put wrote (see FileETagAttr), so that a root manifest can vouch
 // for a narinfo here as on S3. Keys "a" and "a/b" cannot both
 // exist.
 type FileBucket struct {
@@ -218,7 +218,7 @@ func (f *FileBucket) Put(ctx context.Context, key string, r io.Reader, size int6
 	if sum != nil {
 		// Best effort: a file system without user attributes lists no ETag.
 		if fi, err := os.Lstat(tmp.Name()); err == nil {
-			_ = syscall.Setxattr(tmp.Name(), etagAttr, FileETag(hex.EncodeToString(sum.Sum(nil)), fi), 0)
+			_ = syscall.Setxattr(tmp.Name(), FileETagAttr, FileETag(hex.EncodeToString(sum.Sum(nil)), fi), 0)
 		}
 	}
 	if err := ctx.Err(); err != nil {
