@@ -306,7 +306,7 @@ func (c *checker) learnNarInfos(ctx context.Context, keys, manifests []string, e
 	vouch := map[string]*narinfo.NarInfo{}
 	if !c.opts.Deep && len(manifests) > 0 && len(etags) > 0 {
 		var err error
-		if vouch, err = c.vouched(ctx, manifests, etags); err != nil {
+		if vouch, err = c.vouched(ctx, manifests, sizes, etags); err != nil {
 			return nil, err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nix-community/go-nix/pkg/nixhash"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/roots"
@@ -24,15 +25,25 @@ import (
 // manifest of an older nixbucket does not), and its NarHash is kept for
 // the fingerprint. A manifest that does not parse, is of another store
 // directory or is gone since the listing vouches for nothing.
-func (c *checker) vouched(ctx context.Context, keys []string, etags map[string]string) (map[string]*narinfo.NarInfo, error) {
+//
+// Manifests are read 4×Jobs at a time and at most manifestBudget bytes
+// of them at once (a manifest of a million paths is hundreds of MB
+// parsed); each is dropped once its entries are taken.
+func (c *checker) vouched(ctx context.Context, keys []string, sizes map[string]int64, etags map[string]string) (map[string]*narinfo.NarInfo, error) {
 	sigs := len(c.opts.TrustedKeys) > 0
 	var mu sync.Mutex
 	out := map[string]*narinfo.NarInfo{}
-	eg, ctx := errgroup.WithContext(ctx)
+	budget := semaphore.NewWeighted(manifestBudget)
+	eg, gctx := errgroup.WithContext(ctx)
 	eg.SetLimit(4 * c.opts.Jobs)
 	for _, key := range keys {
+		weight := min(max(sizes[key], 1), manifestBudget)
+		if err := budget.Acquire(gctx, weight); err != nil {
+			break // the group's error, or ctx's
+		}
 		eg.Go(func() error {
-			m, err := roots.Read(ctx, c.b, key)
+			defer budget.Release(weight)
+			m, err := roots.Read(gctx, c.b, key)
 			switch {
 			case errors.Is(err, s3cache.ErrNotFound), errors.Is(err, roots.ErrInvalidManifest):
 				c.log.Debug("manifest vouches for nothing", "key", key, "err", err)
@@ -69,5 +80,11 @@ func (c *checker) vouched(ctx context.Context, keys []string, etags map[string]s
 	if err := eg.Wait(); err != nil {
 		return nil, fmt.Errorf("reading root manifests: %w", err)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("reading root manifests: %w", err)
+	}
 	return out, nil
 }
+
+// manifestBudget bounds the bytes of manifest text read at once.
+const manifestBudget = 64 << 20
