@@ -3,9 +3,11 @@
 package bench
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -31,7 +33,7 @@ var scaleCommands = []struct {
 type scaleRow struct {
 	objects     int
 	where, what string
-	wall        time.Duration
+	wall, cpu   time.Duration // cpu: user + system
 	requests    int // -1 on file://
 	bound       int // LIST pages + manifests
 	maxRSS      int64
@@ -64,12 +66,17 @@ func TestBenchScale(t *testing.T) {
 	var rows []scaleRow
 
 	// check runs one command and checks its report against the cache.
-	check := func(t *testing.T, cache *synth.Cache, where string, env []string, url string, requests func() int) {
+	check := func(t *testing.T, cache *synth.Cache, where string, runs int, env []string, url string, requests func() int) {
 		for _, c := range scaleCommands {
 			before := requests()
-			r := timed(t, env, bin, append(c.args, "--json", "--cache", url)...)
-			row := scaleRow{objects: len(cache.Sizes), where: where, what: c.name, wall: r.wall, requests: requests() - before,
+			r := timedCPU(t, env, bin, append(c.args, "--json", "--cache", url)...)
+			row := scaleRow{objects: len(cache.Sizes), where: where, what: c.name, wall: r.wall, cpu: r.cpu, requests: requests() - before,
 				bound: (len(cache.Sizes)+999)/1000 + cache.Manifests, maxRSS: r.maxRSS}
+			for range runs - 1 { // the fastest of runs: the machine is shared
+				if again := timedCPU(t, env, bin, append(c.args, "--json", "--cache", url)...); again.wall < row.wall {
+					row.wall, row.cpu, row.maxRSS = again.wall, again.cpu, again.maxRSS
+				}
+			}
 			var rep struct {
 				Total       struct{ Objects int } `json:"total"`
 				Objects     int                   `json:"objects"`
@@ -91,8 +98,8 @@ func TestBenchScale(t *testing.T) {
 			if len(rep.Faults) > 0 {
 				t.Errorf("verify on %s found %d faults in a sound cache, first %s", where, len(rep.Faults), rep.Faults[0])
 			}
-			t.Logf("%d objects, %s on %s: %s, %d requests, %d narinfo GETs, RSS %d MiB", row.objects, c.name, where,
-				row.wall.Round(time.Millisecond), row.requests, row.narinfoGets, row.maxRSS/1024)
+			t.Logf("%d objects, %s on %s: %s (CPU %s), %d requests, %d narinfo GETs, RSS %d MiB", row.objects, c.name, where,
+				row.wall.Round(time.Millisecond), row.cpu.Round(time.Millisecond), row.requests, row.narinfoGets, row.maxRSS/1024)
 			rows = append(rows, row)
 		}
 	}
@@ -104,7 +111,7 @@ func TestBenchScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy := s3test.NewFaultProxy(t, srv.Endpoint)
-	check(t, cache, "s3", []string{"AWS_ACCESS_KEY_ID=" + srv.AccessKey, "AWS_SECRET_ACCESS_KEY=" + srv.SecretKey},
+	check(t, cache, "s3", 1, []string{"AWS_ACCESS_KEY_ID=" + srv.AccessKey, "AWS_SECRET_ACCESS_KEY=" + srv.SecretKey},
 		"s3://"+srv.Bucket+"?endpoint="+proxy.URL+"&region="+s3test.Region, proxy.Requests)
 
 	noRequests := func() int { return -1 }
@@ -122,17 +129,17 @@ func TestBenchScale(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("wrote %d objects in %s", len(cache.Sizes), time.Since(start).Round(time.Millisecond))
-		check(t, cache, "file", nil, "file://"+dir, noRequests)
+		check(t, cache, "file", 2, nil, "file://"+dir, noRequests)
 	}
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-9s %-5s %-13s %-9s %-17s %-12s %-9s %s\n", "objects", "where", "command", "time", "requests (bound)", "narinfo GETs", "peak RSS", "RSS/100k")
+	fmt.Fprintf(&b, "\n%-9s %-5s %-13s %-9s %-9s %-17s %-12s %-9s %s\n", "objects", "where", "command", "time", "CPU", "requests (bound)", "narinfo GETs", "peak RSS", "RSS/100k")
 	for _, r := range rows {
 		req := "-"
 		if r.where == "s3" {
 			req = fmt.Sprintf("%d (%d)", r.requests, r.bound)
 		}
-		fmt.Fprintf(&b, "%-9d %-5s %-13s %-9s %-17s %-12d %-9s %.1f MiB\n", r.objects, r.where, r.what, r.wall.Round(time.Millisecond), req,
+		fmt.Fprintf(&b, "%-9d %-5s %-13s %-9s %-9s %-17s %-12d %-9s %.1f MiB\n", r.objects, r.where, r.what, r.wall.Round(time.Millisecond), r.cpu.Round(time.Millisecond), req,
 			r.narinfoGets, fmt.Sprintf("%d MiB", r.maxRSS/1024), float64(r.maxRSS)/1024/(float64(r.objects)/1e5))
 	}
 	for _, c := range scaleCommands {
@@ -147,9 +154,43 @@ func TestBenchScale(t *testing.T) {
 			}
 		}
 		if s != nil && l != nil {
-			fmt.Fprintf(&b, "%s on file://, %d vs %d objects: time ×%.2f (objects ×%.1f), peak RSS ×%.2f\n", c.name, l.objects, s.objects,
-				l.wall.Seconds()/s.wall.Seconds(), float64(l.objects)/float64(s.objects), float64(l.maxRSS)/float64(s.maxRSS))
+			fmt.Fprintf(&b, "%s on file://, %d vs %d objects (×%.1f): time ×%.2f, CPU ×%.2f, peak RSS ×%.2f\n", c.name, l.objects, s.objects,
+				float64(l.objects)/float64(s.objects), l.wall.Seconds()/s.wall.Seconds(), l.cpu.Seconds()/s.cpu.Seconds(), float64(l.maxRSS)/float64(s.maxRSS))
 		}
 	}
 	fmt.Print(b.String())
+}
+
+// cpuRun is one command's wall and CPU time and peak RSS.
+type cpuRun struct {
+	wall, cpu time.Duration
+	maxRSS    int64 // KiB
+	out       string
+}
+
+// timedCPU runs a command under /usr/bin/time, as timed does, and also
+// reads its user and system CPU time, which the other helpers sharing the
+// machine disturb less than the wall time.
+func timedCPU(t *testing.T, env []string, name string, args ...string) cpuRun {
+	t.Helper()
+	stat := filepath.Join(t.TempDir(), "time")
+	cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%M %U %S", "-o", stat, name}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	r := cpuRun{wall: time.Since(start), out: stdout.String()}
+	b, err := os.ReadFile(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var user, sys float64
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d %f %f", &r.maxRSS, &user, &sys); err != nil {
+		t.Fatalf("/usr/bin/time wrote %q: %v", b, err)
+	}
+	r.cpu = time.Duration((user + sys) * float64(time.Second))
+	return r
 }
