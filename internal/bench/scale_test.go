@@ -34,8 +34,8 @@ type scaleRow struct {
 	objects     int
 	where, what string
 	wall, cpu   time.Duration // cpu: user + system
-	requests    int // -1 on file://
-	bound       int // LIST pages + manifests
+	requests    int           // -1 on file://
+	bound       int           // LIST pages + manifests
 	maxRSS      int64
 	narinfoGets int
 }
