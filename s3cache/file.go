@@ -15,6 +15,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nixbucket/nixbucket/layout"
 )
@@ -39,19 +42,23 @@ const etagMax = 1 << 20
 // time are fi's. Tools that write a FileBucket's directory directly
 // (internal/synth) set it as Put does.
 func FileETag(md5 string, fi fs.FileInfo) []byte {
-	return []byte(md5 + " " + strconv.FormatInt(fi.Size(), 10) + " " + strconv.FormatInt(fi.ModTime().UnixNano(), 10))
+	return etagValue(md5, fi.Size(), fi.ModTime())
 }
 
-// fileETag returns the ETag recorded for the file at p, whose Lstat is fi,
-// or "" (none recorded, or recorded for other content).
-func fileETag(p string, fi fs.FileInfo) string {
+func etagValue(md5 string, size int64, mtime time.Time) []byte {
+	return []byte(md5 + " " + strconv.FormatInt(size, 10) + " " + strconv.FormatInt(mtime.UnixNano(), 10))
+}
+
+// fileETag returns the ETag recorded for the file at p, of size bytes and
+// modified at mtime, or "" (none recorded, or recorded for other content).
+func fileETag(p string, size int64, mtime time.Time) string {
 	var buf [96]byte
 	n, err := syscall.Getxattr(p, FileETagAttr, buf[:])
 	if err != nil || n <= 0 {
 		return ""
 	}
 	sum, rest, ok := strings.Cut(string(buf[:n]), " ")
-	if !ok || len(sum) != 32 || string(FileETag("", fi)) != " "+rest {
+	if !ok || len(sum) != 32 || string(etagValue("", size, mtime)) != " "+rest {
 		return ""
 	}
 	return sum
@@ -278,15 +285,16 @@ func (w *walker) dir(ctx context.Context, d string) error {
 	if !w.wants(d) {
 		return nil
 	}
-	fh, err := os.Open(filepath.Join(w.f.dir, filepath.FromSlash(d)))
+	dirPath := filepath.Join(w.f.dir, filepath.FromSlash(d))
+	fh, err := os.Open(dirPath)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return nil // deleted meanwhile, or not created yet
 	}
 	if err != nil {
 		return err
 	}
+	defer fh.Close()
 	names, err := fh.Readdirnames(-1)
-	fh.Close()
 	if err != nil {
 		return err
 	}
@@ -305,6 +313,7 @@ func (w *walker) dir(ctx context.Context, d string) error {
 		}
 		return nil
 	}
+	dirfd := int(fh.Fd())
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -312,29 +321,39 @@ func (w *walker) dir(ctx context.Context, d string) error {
 		if strings.HasPrefix(name, tmpPrefix) {
 			continue
 		}
-		key := d + name
-		fi, err := os.Lstat(filepath.Join(w.f.dir, filepath.FromSlash(key)))
-		if errors.Is(err, fs.ErrNotExist) {
+		// fstatat relative to the open directory: no path to build and
+		// walk for each of a million files.
+		var st unix.Stat_t
+		err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if errors.Is(err, unix.ENOENT) {
 			continue // deleted meanwhile
 		}
 		if err != nil {
-			return err
+			return &fs.PathError{Op: "fstatat", Path: filepath.Join(dirPath, name), Err: err}
 		}
-		if fi.IsDir() {
+		key := d + name
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
 			if err := flush(key + "/"); err != nil {
 				return err
 			}
 			pending = append(pending, key+"/")
 			continue
+		case unix.S_IFREG:
+		default:
+			continue
 		}
-		if !fi.Mode().IsRegular() || !strings.HasPrefix(key, w.prefix) || key <= w.after {
+		if !strings.HasPrefix(key, w.prefix) || key <= w.after {
 			continue
 		}
 		if err := flush(key); err != nil {
 			return err
 		}
-		info := w.f.info(key, fi)
-		info.ETag = fileETag(filepath.Join(w.f.dir, filepath.FromSlash(key)), fi)
+		mtime := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+		info := ObjectInfo{Key: key, Size: st.Size, LastModified: mtime.UTC(), ContentType: contentType(key)}
+		if st.Size <= etagMax {
+			info.ETag = fileETag(filepath.Join(dirPath, name), st.Size, mtime)
+		}
 		if err := w.fn(info); err != nil {
 			return errStop{err}
 		}
