@@ -151,14 +151,16 @@ func (r *run) layers(infos []Action) [][]Action {
 			}
 		}
 	}
+	// Kahn's algorithm: a layer is every narinfo left that no narinfo left
+	// refers to; the next one those whose last referrer this layer took.
 	var out [][]Action
-	for len(byHash) > 0 {
-		var layer []Action
-		for h, a := range byHash {
-			if referrers[h] == 0 {
-				layer = append(layer, a)
-			}
+	var layer []Action
+	for h, a := range byHash {
+		if referrers[h] == 0 {
+			layer = append(layer, a)
 		}
+	}
+	for len(byHash) > 0 {
 		if len(layer) == 0 { // a cycle cannot happen in Nix; delete the rest together
 			for _, a := range byHash {
 				layer = append(layer, a)
@@ -166,15 +168,24 @@ func (r *run) layers(infos []Action) [][]Action {
 		}
 		slices.SortFunc(layer, func(a, b Action) int { return cmp.Compare(a.Key, b.Key) })
 		for _, a := range layer {
+			delete(byHash, narInfoHash(a.Key))
+		}
+		var next []Action
+		for _, a := range layer {
 			h := narInfoHash(a.Key)
-			delete(byHash, h)
 			for _, ref := range refHashes(r.infos[h].References) {
-				if ref != h {
-					referrers[ref]--
+				if ref == h {
+					continue
+				}
+				if referrers[ref]--; referrers[ref] == 0 {
+					if b, ok := byHash[ref]; ok {
+						next = append(next, b)
+					}
 				}
 			}
 		}
 		out = append(out, layer)
+		layer = next
 	}
 	return out
 }

@@ -22,7 +22,7 @@ type Plan struct {
 	Problems []string
 	// Now is the time the plan is for (the server's clock, or Options.Now).
 	Now time.Time
-	// Objects is the listing, by key.
+	// Objects is the listing, by key (ETags only of narinfos).
 	Objects map[string]s3cache.ObjectInfo
 	// Roots are the root names and manifest keys listed.
 	Roots roots.Index

@@ -25,6 +25,9 @@ func (r *run) list(ctx context.Context) error {
 	var bad []string
 	var newest time.Time
 	err := r.b.List(ctx, "", func(o s3cache.ObjectInfo) error {
+		if _, ok := layout.NarInfoHash(o.Key); !ok {
+			o.ETag = "" // only a narinfo's is used: not kept for a million NARs
+		}
 		r.objects[o.Key] = o
 		if o.LastModified.After(newest) {
 			newest = o.LastModified

@@ -91,7 +91,8 @@ func (p *pusher) readPresent(ctx context.Context, order []string, present map[st
 // recordRoot writes the manifest of the pushed closure. Every entry names
 // the path's NAR and the MD5 of its narinfo, from the narinfo this push
 // wrote or the one the cache had; the entry's NarHash, NarSize and
-// References are the narinfo's, which is what readers of the cache see.
+// References are the narinfo's, which is what readers of the cache see;
+// its Sigs too, so that verify with trusted keys needs no GET either.
 func (a *attempt) recordRoot(ctx context.Context, ro *RootOptions) (string, error) {
 	now := time.Now
 	if ro.Now != nil {
@@ -109,9 +110,9 @@ func (a *attempt) recordRoot(ctx context.Context, ro *RootOptions) (string, erro
 		}
 		if ni := a.written[sp]; ni != nil {
 			sum := md5.Sum([]byte(ni.String())) // the text writeNarInfo wrote
-			e.NAR, e.FileSize, e.NarInfoMD5 = ni.URL, ni.FileSize, hex.EncodeToString(sum[:])
+			e.NAR, e.FileSize, e.NarInfoMD5, e.Sigs = ni.URL, ni.FileSize, hex.EncodeToString(sum[:]), ni.Sigs
 		} else if h, ok := a.had[sp]; ok {
-			e.NAR, e.FileSize, e.NarInfoMD5 = h.ni.URL, h.ni.FileSize, h.md5
+			e.NAR, e.FileSize, e.NarInfoMD5, e.Sigs = h.ni.URL, h.ni.FileSize, h.md5, h.ni.Sigs
 			e.NarHash, e.NarSize, e.References = h.ni.NarHash.Format(nixhash.NixBase32, true), h.ni.NarSize, h.ni.References
 			if e.References == nil {
 				e.References = []string{}

@@ -67,6 +67,11 @@ type Entry struct {
 	NarInfoMD5 string `json:"narinfoMd5,omitempty"`
 	// References are the base names of the paths it refers to.
 	References []string `json:"references"`
+	// Sigs are the narinfo's signatures, when NarInfoMD5 is set; absent
+	// from manifests of older nixbucket versions. verify with trusted
+	// keys checks them instead of GETting the narinfo when the listed
+	// ETag matches.
+	Sigs []string `json:"sigs,omitempty"`
 }
 
 // NarSize is the sum of the entries' NAR sizes.
@@ -82,12 +87,10 @@ func (m *Manifest) NarSize() uint64 {
 // entry a store path in StoreDir whose narinfo key matches its hash part.
 func Parse(data []byte) (*Manifest, error) {
 	var m Manifest
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&m); err != nil {
+	// Unmarshal, unlike a Decoder, decodes data in place (no copy of a
+	// manifest of a million paths) and refuses data after the object.
+	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("decoding manifest: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("decoding manifest: data after the JSON object")
 	}
 	if m.Version != Version {
 		return nil, fmt.Errorf("manifest version %d, want %d", m.Version, Version)
@@ -126,17 +129,32 @@ func Parse(data []byte) (*Manifest, error) {
 }
 
 // Read GETs and parses the manifest at key; a manifest that does not
-// parse is an error wrapping ErrInvalidManifest.
+// parse is an error wrapping ErrInvalidManifest. It holds the manifest's
+// text once, in a buffer of its size when the bucket tells it with the
+// GET (s3cache.InfoGetter).
 func Read(ctx context.Context, b s3cache.Bucket, key string) (*Manifest, error) {
-	rc, err := b.Get(ctx, key)
+	var rc io.ReadCloser
+	var size int64
+	var err error
+	if g, ok := b.(s3cache.InfoGetter); ok {
+		var info s3cache.ObjectInfo
+		rc, info, err = g.GetWithInfo(ctx, key)
+		size = info.Size
+	} else {
+		rc, err = b.Get(ctx, key)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading root manifest %s: %w", key, err)
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(rc)
-	if err != nil {
+	var buf bytes.Buffer
+	if size > 0 && size < 1<<31 {
+		buf.Grow(int(size) + bytes.MinRead) // ReadFrom wants MinRead spare to see EOF
+	}
+	if _, err := buf.ReadFrom(rc); err != nil {
 		return nil, fmt.Errorf("reading root manifest %s: %w", key, err)
 	}
+	data := buf.Bytes()
 	m, err := Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("parsing root manifest %s: %w", key, invalidError{err})

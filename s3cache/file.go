@@ -2,14 +2,22 @@ package s3cache
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nixbucket/nixbucket/layout"
 )
@@ -18,13 +26,53 @@ import (
 // them and keys may not use it.
 const tmpPrefix = ".nixbucket-tmp-"
 
+// FileETagAttr is the extended attribute in which Put records the ETag (MD5)
+// of a small object, with the size and modification time it was
+// computed for: "<md5 hex> <size> <mtime in ns>". List reports the ETag
+// only while the file still has that size and time, so a file rewritten
+// in place by another tool (which keeps its attributes) has none.
+const FileETagAttr = "user.nixbucket.etag"
+
+// etagMax bounds the objects whose MD5 Put computes: narinfos and
+// manifests, not NARs.
+const etagMax = 1 << 20
+
+// FileETag returns the value of FileETagAttr that makes List
+// report md5 (hex) as the ETag of a file whose size and modification
+// time are fi's. Tools that write a FileBucket's directory directly
+// (internal/synth) set it as Put does.
+func FileETag(md5 string, fi fs.FileInfo) []byte {
+	return etagValue(md5, fi.Size(), fi.ModTime())
+}
+
+func etagValue(md5 string, size int64, mtime time.Time) []byte {
+	return []byte(md5 + " " + strconv.FormatInt(size, 10) + " " + strconv.FormatInt(mtime.UnixNano(), 10))
+}
+
+// fileETag returns the ETag recorded for the file at p, of size bytes and
+// modified at mtime, or "" (none recorded, or recorded for other content).
+func fileETag(p string, size int64, mtime time.Time) string {
+	var buf [96]byte
+	n, err := syscall.Getxattr(p, FileETagAttr, buf[:])
+	if err != nil || n <= 0 {
+		return ""
+	}
+	sum, rest, ok := strings.Cut(string(buf[:n]), " ")
+	if !ok || len(sum) != 32 || string(etagValue("", size, mtime)) != " "+rest {
+		return ""
+	}
+	return sum
+}
+
 // FileBucket is a Bucket in a local directory, as Nix's file:// binary
 // cache (src/libstore/local-binary-cache-store.cc): key "nar/x.nar.xz" is
 // the file DIR/nar/x.nar.xz. Writes go to a temporary file in the target's
 // directory and are renamed into place, so readers never see a partial
 // object. A file cannot store a content type: Stat and List derive it
 // from the key (Nix's type, see layout.ContentType, else
-// application/octet-stream). Keys "a" and "a/b" cannot both
+// application/octet-stream). List reports the ETag (MD5) of the small
+// objects Put wrote (see FileETagAttr), so that a root manifest can vouch
+// for a narinfo here as on S3. Keys "a" and "a/b" cannot both
 // exist.
 type FileBucket struct {
 	dir string
@@ -155,7 +203,13 @@ func (f *FileBucket) Put(ctx context.Context, key string, r io.Reader, size int6
 	if size >= 0 {
 		src = ctxReader{ctx, io.LimitReader(r, size+1)}
 	}
-	n, err := io.Copy(tmp, src)
+	var sum hash.Hash
+	dst := io.Writer(tmp)
+	if size >= 0 && size <= etagMax {
+		sum = md5.New()
+		dst = io.MultiWriter(tmp, sum)
+	}
+	n, err := io.Copy(dst, src)
 	if err != nil {
 		return fmt.Errorf("putting %s: %w", key, err)
 	}
@@ -168,6 +222,12 @@ func (f *FileBucket) Put(ctx context.Context, key string, r io.Reader, size int6
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("putting %s: %w", key, err)
 	}
+	if sum != nil {
+		// Best effort: a file system without user attributes lists no ETag.
+		if fi, err := os.Lstat(tmp.Name()); err == nil {
+			_ = syscall.Setxattr(tmp.Name(), FileETagAttr, FileETag(hex.EncodeToString(sum.Sum(nil)), fi), 0)
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("putting %s: %w", key, err)
 	}
@@ -177,59 +237,128 @@ func (f *FileBucket) Put(ctx context.Context, key string, r io.Reader, size int6
 	return nil
 }
 
-// List implements Bucket. It walks only the directory that holds prefix,
-// and sorts the keys before calling fn.
+// List implements Bucket (see ListAfter).
 func (f *FileBucket) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
-	root := f.dir
-	if i := strings.LastIndex(prefix, "/"); i >= 0 {
-		sub := prefix[:i]
-		if _, err := f.path(sub); err != nil {
-			return nil // no key can have this prefix
-		}
-		root = filepath.Join(f.dir, filepath.FromSlash(sub))
+	return f.ListAfter(ctx, prefix, "", fn)
+}
+
+// ListAfter implements RangeLister. It streams the keys in order, walking
+// the directories depth first, each read once, its entries sorted as
+// their keys sort (a directory's name as if followed by "/"), and skips
+// the directories that cannot hold a key under prefix after startAfter.
+// It holds the names of one directory per level, not the listing.
+func (f *FileBucket) ListAfter(ctx context.Context, prefix, startAfter string, fn func(ObjectInfo) error) error {
+	w := walker{f: f, prefix: prefix, after: startAfter, fn: fn}
+	err := w.dir(ctx, "")
+	if stop, ok := err.(errStop); ok {
+		return stop.err
 	}
-	var infos []ObjectInfo
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if strings.HasPrefix(d.Name(), tmpPrefix) || !d.Type().IsRegular() {
-			return nil
-		}
-		rel, err := filepath.Rel(f.dir, p)
-		if err != nil {
-			return err
-		}
-		key := filepath.ToSlash(rel)
-		if !strings.HasPrefix(key, prefix) {
-			return nil
-		}
-		fi, err := d.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // deleted meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		infos = append(infos, f.info(key, fi))
-		return nil
-	})
 	if err != nil {
 		return fmt.Errorf("listing %s in %s: %w", prefix, f.dir, err)
 	}
-	slices.SortFunc(infos, func(a, b ObjectInfo) int { return strings.Compare(a.Key, b.Key) })
-	for _, info := range infos {
-		if err := fn(info); err != nil {
+	return nil
+}
+
+// errStop carries fn's error out of the walk, to be returned unwrapped.
+type errStop struct{ err error }
+
+func (e errStop) Error() string { return e.err.Error() }
+
+// walker is one ListAfter.
+type walker struct {
+	f             *FileBucket
+	prefix, after string
+	fn            func(ObjectInfo) error
+}
+
+// wants reports whether keys under the directory key d ("" or ending in
+// "/") can be listed: under prefix and not all at or before after.
+func (w *walker) wants(d string) bool {
+	if !strings.HasPrefix(d, w.prefix) && !strings.HasPrefix(w.prefix, d) {
+		return false
+	}
+	return w.after < d || strings.HasPrefix(w.after, d)
+}
+
+// dir lists the directory of key prefix d ("" for the bucket's).
+func (w *walker) dir(ctx context.Context, d string) error {
+	if !w.wants(d) {
+		return nil
+	}
+	dirPath := filepath.Join(w.f.dir, filepath.FromSlash(d))
+	fh, err := os.Open(dirPath)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil // deleted meanwhile, or not created yet
+	}
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	names, err := fh.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	// A directory's keys sort after the names it is a prefix of with a
+	// byte below '/' ("nar-x" < "nar/…"): it waits on a stack, whose top
+	// is its smallest, until a key greater than its own comes.
+	var pending []string
+	flush := func(before string) error {
+		for len(pending) > 0 && (before == "" || pending[len(pending)-1] < before) {
+			sub := pending[len(pending)-1]
+			pending = pending[:len(pending)-1]
+			if err := w.dir(ctx, sub); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	dirfd := int(fh.Fd())
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if strings.HasPrefix(name, tmpPrefix) {
+			continue
+		}
+		// fstatat relative to the open directory: no path to build and
+		// walk for each of a million files.
+		var st unix.Stat_t
+		err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if errors.Is(err, unix.ENOENT) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return &fs.PathError{Op: "fstatat", Path: filepath.Join(dirPath, name), Err: err}
+		}
+		key := d + name
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			if err := flush(key + "/"); err != nil {
+				return err
+			}
+			pending = append(pending, key+"/")
+			continue
+		case unix.S_IFREG:
+		default:
+			continue
+		}
+		if !strings.HasPrefix(key, w.prefix) || key <= w.after {
+			continue
+		}
+		if err := flush(key); err != nil {
+			return err
+		}
+		mtime := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+		info := ObjectInfo{Key: key, Size: st.Size, LastModified: mtime.UTC(), ContentType: contentType(key)}
+		if st.Size <= etagMax {
+			info.ETag = fileETag(filepath.Join(dirPath, name), st.Size, mtime)
+		}
+		if err := w.fn(info); err != nil {
+			return errStop{err}
+		}
 	}
-	return nil
+	return flush("")
 }
 
 // Delete implements Bucket.

@@ -23,6 +23,21 @@
 // addresses: with TrustedKeys set, a narinfo no trusted key signed is
 // reported "unsigned" even when it has a CA field.
 //
+// Check reads a narinfo only when no root manifest (package roots) vouches
+// for it: an entry recording the MD5 of the narinfo's text that is the
+// listed ETag (what gc and stats trust too) gives its StorePath, NAR key,
+// FileSize and References, and, with TrustedKeys, its NarHash, NarSize and
+// signatures, when the entry records them (manifests of older nixbucket
+// versions do not: those narinfos are read). A cache pushed with --root
+// is then checked at the cost of its listing and its manifests. A vouched
+// narinfo in which any check fails is read and checked again, so every
+// fault reported is found in the narinfo itself; Deep reads every
+// narinfo, for its hashes and compression. The entry is trusted as the
+// narinfo's own record: a writer who forges a manifest entry (fields and
+// the MD5 of another text) could make Check pass a narinfo it would fail;
+// signatures bind store paths to NARs for Nix's clients, which check
+// them themselves.
+//
 // A NAR no narinfo points to (left by an interrupted push) is counted, not
 // reported as a fault: it is invisible to readers, and garbage collection
 // removes it. nix-cache-info must exist once any narinfo does, since Nix

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/narinfo"
+	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
 	"github.com/nixbucket/nixbucket/storepath"
@@ -96,6 +97,10 @@ type Report struct {
 	Objects int `json:"objects"`
 	// NarInfos is the number of narinfos checked.
 	NarInfos int `json:"narinfos"`
+	// NarInfoGets is the number of narinfos read with a GET: those no
+	// root manifest vouches for (all of them with Deep), and vouched ones
+	// in which a fault was found.
+	NarInfoGets int `json:"narinfoGets"`
 	// NARs is the number of objects under nar/.
 	NARs int `json:"nars"`
 	// OrphanNARs is the number of NARs no narinfo points to: left by an
@@ -169,15 +174,21 @@ func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error)
 		}
 	}
 	sizes := make(map[string]int64)
-	var infoKeys []string
+	etags := make(map[string]string) // of the narinfos to check, if listed with one
+	var infoKeys, manifests []string
 	err := b.List(ctx, "", func(o s3cache.ObjectInfo) error {
 		sizes[o.Key] = o.Size
 		if _, ok := layout.NarInfoHash(o.Key); ok {
 			if only == nil || only[o.Key] {
 				infoKeys = append(infoKeys, o.Key)
+				if o.ETag != "" {
+					etags[o.Key] = o.ETag
+				}
 			}
 		} else if layout.IsNar(o.Key) {
 			c.report.NARs++
+		} else if _, pin, err := roots.ParseKey(o.Key); err == nil && !pin {
+			manifests = append(manifests, o.Key)
 		}
 		return nil
 	})
@@ -185,23 +196,22 @@ func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error)
 		return nil, fmt.Errorf("listing the cache: %w", err)
 	}
 	c.report.Objects = len(sizes)
-	c.log.Debug("listed cache", "objects", len(sizes), "narinfos", len(infoKeys))
+	c.log.Debug("listed cache", "objects", len(sizes), "narinfos", len(infoKeys), "manifests", len(manifests))
 
 	storeDir, err := c.readStoreDir(ctx, sizes, len(infoKeys) > 0)
 	if err != nil {
 		return nil, err
 	}
 	c.storeDir = storeDir
-	infos, err := c.fetchNarInfos(ctx, infoKeys, storeDir)
+	infos, err := c.learnNarInfos(ctx, infoKeys, manifests, etags, sizes)
 	if err != nil {
 		return nil, err
 	}
 	c.report.NarInfos = len(infos)
 
-	used := make(map[string]bool)
+	used := make(map[string]bool, len(infos))
 	for _, key := range infoKeys {
 		if ni := infos[key]; ni != nil {
-			c.checkNarInfo(key, ni, infos, sizes)
 			used[ni.URL] = true
 		}
 	}
@@ -253,7 +263,7 @@ func (c *checker) readStoreDir(ctx context.Context, sizes map[string]int64, have
 // fetchNarInfos downloads and parses the narinfos, 4×Jobs at a time. A
 // narinfo that does not parse is a fault and absent from the result; one
 // deleted since the listing is skipped.
-func (c *checker) fetchNarInfos(ctx context.Context, keys []string, storeDir string) (map[string]*narinfo.NarInfo, error) {
+func (c *checker) fetchNarInfos(ctx context.Context, keys []string) (map[string]*narinfo.NarInfo, error) {
 	var mu sync.Mutex
 	infos := make(map[string]*narinfo.NarInfo, len(keys))
 	eg, ctx := errgroup.WithContext(ctx)
@@ -268,7 +278,7 @@ func (c *checker) fetchNarInfos(ctx context.Context, keys []string, storeDir str
 			if err != nil {
 				return fmt.Errorf("reading %s: %w", key, err)
 			}
-			ni, err := narinfo.ParseString(string(body), narinfo.WithStoreDir(storeDir))
+			ni, err := narinfo.ParseString(string(body), narinfo.WithStoreDir(c.storeDir))
 			if err != nil {
 				c.fault(key, KindParse, "%v", err)
 				return nil
@@ -285,45 +295,115 @@ func (c *checker) fetchNarInfos(ctx context.Context, keys []string, storeDir str
 	return infos, nil
 }
 
+// learnNarInfos learns what the checks need of every narinfo (keys):
+// from a root manifest that vouches for it (see vouched; never with
+// Deep, which needs every field), else with a GET. A vouched narinfo the
+// checks find any fault in is read after all and checked again, so that
+// every fault reported is the narinfo's own, never a manifest's: a
+// manifest can spare a GET, not hide or invent a fault of the narinfos
+// it names. The narinfos checked are returned by key.
+func (c *checker) learnNarInfos(ctx context.Context, keys, manifests []string, etags map[string]string, sizes map[string]int64) (map[string]*narinfo.NarInfo, error) {
+	vouch := map[string]*narinfo.NarInfo{}
+	if !c.opts.Deep && len(manifests) > 0 && len(etags) > 0 {
+		var err error
+		if vouch, err = c.vouched(ctx, manifests, sizes, etags); err != nil {
+			return nil, err
+		}
+	}
+	var read, recheck []string
+	for _, k := range keys {
+		if vouch[k] == nil {
+			read = append(read, k)
+		}
+	}
+	infos, err := c.fetchNarInfos(ctx, read)
+	if err != nil {
+		return nil, err
+	}
+	for _, key := range keys {
+		if ni := vouch[key]; ni != nil {
+			if faults, signed := c.checkNarInfo(key, ni, sizes); len(faults) > 0 {
+				recheck = append(recheck, key)
+			} else {
+				c.record(nil, signed)
+				infos[key] = ni
+			}
+		} else if ni := infos[key]; ni != nil {
+			c.record(c.checkNarInfo(key, ni, sizes))
+		}
+	}
+	if len(recheck) > 0 {
+		c.log.Debug("vouched narinfos with faults read", "n", len(recheck))
+		again, err := c.fetchNarInfos(ctx, recheck)
+		if err != nil {
+			return nil, err
+		}
+		for _, key := range recheck {
+			if ni := again[key]; ni != nil {
+				infos[key] = ni
+				c.record(c.checkNarInfo(key, ni, sizes))
+			}
+		}
+	}
+	c.report.NarInfoGets = len(read) + len(recheck)
+	return infos, nil
+}
+
+// record adds the faults of one narinfo to the report, and counts it as
+// signed.
+func (c *checker) record(faults []Fault, signed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.report.Faults = append(c.report.Faults, faults...)
+	if signed {
+		c.report.Signed++
+	}
+}
+
 // checkNarInfo checks what the listing alone can tell about one narinfo:
 // its store path, its NAR's presence and size, its references and its
-// signatures.
-func (c *checker) checkNarInfo(key string, ni *narinfo.NarInfo, infos map[string]*narinfo.NarInfo, sizes map[string]int64) {
+// signatures. It returns the faults and whether a trusted key signed it.
+func (c *checker) checkNarInfo(key string, ni *narinfo.NarInfo, sizes map[string]int64) (faults []Fault, signed bool) {
+	fault := func(kind, format string, args ...any) {
+		faults = append(faults, Fault{Key: key, Kind: kind, Detail: fmt.Sprintf(format, args...)})
+	}
 	hash, _ := layout.NarInfoHash(key)
 	if !strings.HasPrefix(storepath.Base(ni.StorePath), hash+"-") {
-		c.fault(key, KindStorePath, "StorePath %s does not have the key's hash part %s", ni.StorePath, hash)
+		fault(KindStorePath, "StorePath %s does not have the key's hash part %s", ni.StorePath, hash)
 	}
 	size, ok := sizes[ni.URL]
 	switch {
 	case !ok:
-		c.fault(key, KindMissingNAR, "NAR %s of %s is not in the bucket", ni.URL, ni.StorePath)
+		fault(KindMissingNAR, "NAR %s of %s is not in the bucket", ni.URL, ni.StorePath)
 	case ni.FileSize != 0 && uint64(size) != ni.FileSize:
-		c.fault(key, KindNARSize, "NAR %s is %d bytes, the narinfo's FileSize is %d", ni.URL, size, ni.FileSize)
+		fault(KindNARSize, "NAR %s is %d bytes, the narinfo's FileSize is %d", ni.URL, size, ni.FileSize)
 	}
 	for _, ref := range ni.References {
 		if _, ok := sizes[layout.NarInfoKeyOf(ref)]; !ok {
-			c.fault(key, KindMissingReference, "%s refers to %s, which has no narinfo in the bucket", ni.StorePath, ref)
+			fault(KindMissingReference, "%s refers to %s, which has no narinfo in the bucket", ni.StorePath, ref)
 		}
 	}
 	if len(c.opts.TrustedKeys) > 0 {
-		c.checkSignatures(key, ni)
+		kind, detail := c.checkSignatures(ni)
+		if kind == "" {
+			return faults, true
+		}
+		fault(kind, "%s", detail)
 	}
+	return faults, false
 }
 
 // checkSignatures requires one valid signature by a trusted key, as Nix's
-// require-sigs does.
-func (c *checker) checkSignatures(key string, ni *narinfo.NarInfo) {
+// require-sigs does; it returns the fault's kind and detail, or "" when
+// one verifies.
+func (c *checker) checkSignatures(ni *narinfo.NarInfo) (kind, detail string) {
 	fp, err := ni.Fingerprint()
 	if err != nil {
-		c.fault(key, KindBadSignature, "%v", err)
-		return
+		return KindBadSignature, err.Error()
 	}
 	n, err := c.opts.TrustedKeys.CountValid([]byte(fp), ni.Sigs)
 	if n > 0 {
-		c.mu.Lock()
-		c.report.Signed++
-		c.mu.Unlock()
-		return
+		return "", ""
 	}
 	var trusted, others []string
 	for _, s := range ni.Sigs {
@@ -336,10 +416,10 @@ func (c *checker) checkSignatures(key string, ni *narinfo.NarInfo) {
 	}
 	switch {
 	case err != nil || len(trusted) > 0:
-		c.fault(key, KindBadSignature, "the signature of %s by %s does not verify", ni.StorePath, strings.Join(trusted, ", "))
+		return KindBadSignature, fmt.Sprintf("the signature of %s by %s does not verify", ni.StorePath, strings.Join(trusted, ", "))
 	case len(others) > 0:
-		c.fault(key, KindUnsigned, "%s is signed only by untrusted keys: %s", ni.StorePath, strings.Join(others, ", "))
+		return KindUnsigned, fmt.Sprintf("%s is signed only by untrusted keys: %s", ni.StorePath, strings.Join(others, ", "))
 	default:
-		c.fault(key, KindUnsigned, "%s has no signature", ni.StorePath)
+		return KindUnsigned, fmt.Sprintf("%s has no signature", ni.StorePath)
 	}
 }

@@ -1,8 +1,8 @@
-// Package synth generates synthetic binary caches of tens of thousands of
+// Package synth generates synthetic binary caches of up to millions of
 // objects, for the tests and benchmarks of the commands that read a whole
 // bucket (stats, gc), and writes them straight into the data directory of
-// a versitygw posix server (s3test.Server.Dir), which is much quicker than
-// one PUT per object.
+// a versitygw posix server (s3test.Server.Dir) or of a file:// bucket,
+// which is much quicker than one PUT per object.
 //
 // A cache has valid narinfos (format: Nix's src/libstore/nar-info.cc),
 // NARs of the right size but zero content (sparse files: nothing reads
@@ -36,6 +36,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/roots"
+	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/stats"
 )
 
@@ -246,6 +247,24 @@ func GenerateWith(n int, opts Options) *Cache {
 // the user.etag extended attribute; the others are sparse files without
 // one (listed with an empty ETag).
 func (c *Cache) WriteDir(dir string, mtime time.Time) error {
+	return c.write(dir, mtime, func(p, sum string, _ os.FileInfo) error {
+		return syscall.Setxattr(p, "user.etag", []byte(`"`+sum+`"`), 0)
+	})
+}
+
+// WriteFileBucket writes the cache into dir as a file:// bucket
+// (s3cache.FileBucket) holds it, with modification time mtime: objects
+// with content get the ETag attribute FileBucket.Put records.
+func (c *Cache) WriteFileBucket(dir string, mtime time.Time) error {
+	return c.write(dir, mtime, func(p, sum string, fi os.FileInfo) error {
+		return syscall.Setxattr(p, s3cache.FileETagAttr, s3cache.FileETag(sum, fi), 0)
+	})
+}
+
+// write writes every object under dir, 8 at a time, and calls etag for
+// those with content, with the hex MD5 of the content and the file's
+// final Lstat.
+func (c *Cache) write(dir string, mtime time.Time, etag func(p, sum string, fi os.FileInfo) error) error {
 	var mu sync.Mutex
 	made := map[string]bool{}
 	mkdir := func(d string) error {
@@ -268,7 +287,19 @@ func (c *Cache) WriteDir(dir string, mtime time.Time) error {
 			if err := c.writeObject(p, key, size); err != nil {
 				return fmt.Errorf("writing %s: %w", key, err)
 			}
-			return os.Chtimes(p, mtime, mtime)
+			if err := os.Chtimes(p, mtime, mtime); err != nil {
+				return err
+			}
+			data, ok := c.Data[key]
+			if !ok {
+				return nil
+			}
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return err
+			}
+			sum := md5.Sum(data)
+			return etag(p, hex.EncodeToString(sum[:]), fi)
 		})
 	}
 	return g.Wait()
@@ -279,8 +310,7 @@ func (c *Cache) writeObject(p, key string, size int64) error {
 	if err != nil {
 		return err
 	}
-	data, ok := c.Data[key]
-	if ok {
+	if data, ok := c.Data[key]; ok {
 		_, err = f.Write(data)
 	} else {
 		err = f.Truncate(size)
@@ -288,9 +318,5 @@ func (c *Cache) writeObject(p, key string, size int64) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil || !ok {
-		return err
-	}
-	sum := md5.Sum(data)
-	return syscall.Setxattr(p, "user.etag", []byte(`"`+hex.EncodeToString(sum[:])+`"`), 0)
+	return err
 }
