@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/nixbucket/nixbucket/closure"
 	"github.com/nixbucket/nixbucket/compression"
 	"github.com/nixbucket/nixbucket/layout"
@@ -61,6 +63,10 @@ type Options struct {
 	// Root, if set, records a root manifest (package roots) after a
 	// successful push.
 	Root *RootOptions
+	// CacheInfo, if set, is a read of the cache's nix-cache-info started
+	// earlier (ReadCacheInfo); Push checks it (and writes one if the cache
+	// has none) instead of reading it again.
+	CacheInfo *CacheInfoRead
 }
 
 // Counters are live figures of a running push, safe to read concurrently.
@@ -111,13 +117,22 @@ func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options)
 	if err != nil {
 		return nil, err
 	}
+	// nix-cache-info is checked (or written) while the plan is made: both
+	// are needed before anything else is written.
+	eg, ectx := errgroup.WithContext(ctx)
 	if !opts.DryRun {
-		if err := EnsureCacheInfo(ctx, b, p.storeDir, p.priority); err != nil {
-			return nil, err
-		}
+		eg.Go(func() error {
+			ci := CacheInfo{StoreDir: p.storeDir, WantMassQuery: true, Priority: p.priority}
+			_, err := ci.EnsureFrom(ectx, b, opts.CacheInfo)
+			return err
+		})
 	}
-	pl, err := p.makePlan(ctx, opts.Listing)
-	if err != nil {
+	var pl *plan
+	eg.Go(func() (err error) {
+		pl, err = p.makePlan(ectx, opts.Listing)
+		return err
+	})
+	if err := eg.Wait(); err != nil {
 		return nil, err
 	}
 	a := p.newAttempt(pl, nil)
