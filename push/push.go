@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/nixbucket/nixbucket/closure"
 	"github.com/nixbucket/nixbucket/compression"
 	"github.com/nixbucket/nixbucket/layout"
@@ -118,21 +116,28 @@ func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options)
 		return nil, err
 	}
 	// nix-cache-info is checked (or written) while the plan is made: both
-	// are needed before anything else is written.
-	eg, ectx := errgroup.WithContext(ctx)
-	if !opts.DryRun {
-		eg.Go(func() error {
+	// are needed before anything else is written. Its failure, the first
+	// sign of a cache that does not answer, is the one reported.
+	pctx, cancelPlan := context.WithCancel(ctx)
+	defer cancelPlan()
+	infoErr := make(chan error, 1)
+	if opts.DryRun {
+		infoErr <- nil
+	} else {
+		go func() {
 			ci := CacheInfo{StoreDir: p.storeDir, WantMassQuery: true, Priority: p.priority}
-			_, err := ci.EnsureFrom(ectx, b, opts.CacheInfo)
-			return err
-		})
+			_, err := ci.EnsureFrom(ctx, b, opts.CacheInfo)
+			if err != nil {
+				cancelPlan()
+			}
+			infoErr <- err
+		}()
 	}
-	var pl *plan
-	eg.Go(func() (err error) {
-		pl, err = p.makePlan(ectx, opts.Listing)
-		return err
-	})
-	if err := eg.Wait(); err != nil {
+	pl, err := p.makePlan(pctx, opts.Listing)
+	if ierr := <-infoErr; ierr != nil {
+		return nil, ierr
+	}
+	if err != nil {
 		return nil, err
 	}
 	a := p.newAttempt(pl, nil)
