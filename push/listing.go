@@ -175,22 +175,24 @@ func listNarinfos(ctx context.Context, b s3cache.Bucket, allow func() bool, sett
 // listRanges bounds the key ranges listed at once.
 const listRanges = 8
 
-// firstRanges is the number of equal shares of the key space whose first
-// pages are listed at once, before anything is known of the bucket: a
-// bucket of up to about firstRanges*1000 narinfos is listed in one round
-// trip, for a few more requests than one listing from the start would make
-// when it is small.
-const firstRanges = 4
+// firstRanges are the ranges of the key space whose first pages are
+// listed at once, before anything is known of the bucket: the keys before
+// nar/ cut in two, and those after it (three shares of about a third of
+// the narinfo keys each). A bucket of up to about 2500 narinfos is listed
+// in one round trip; one of fewer than 1000 costs two LISTs more than a
+// listing from the start would. More ranges would save a round trip only
+// for larger buckets, and would cost a server that answers every LIST
+// with a full page (whatever lies past a range's end) that much more work.
+var firstRanges = append(shares(keyRange{"", layout.NarDir}, 2), keyRange{narEnd, ""})
 
 // keyRange is the keys after lo and before hi ("" for no end).
 type keyRange struct{ lo, hi string }
 
 // parallelList lists the narinfos of a bucket that can start a listing
-// after a key. The key space is cut into firstRanges shares (narinfo keys
-// are hashes, spread evenly), and the first page of each is listed at
-// once; then the rest of each share that had more is cut into ranges of
-// about a page each, from the part of it its first page covered, listed
-// listRanges at a time. No range spans nar/, the NARs, about as many as
+// after a key. The first page of each of firstRanges is listed at once
+// (narinfo keys are hashes, spread evenly); then the rest of each range
+// that had more is cut into ranges of about a page each, from the part of
+// it its first page covered, listed listRanges at a time. No range spans nar/, the NARs, about as many as
 // the narinfos: a range that meets it jumps over it. This makes about as
 // many requests as one listing from start to end, in a fraction of the
 // time.
@@ -243,7 +245,7 @@ func parallelList(ctx context.Context, b s3cache.Bucket, allow func() bool, sett
 			}
 		}
 	}
-	first := splitAtNars(shares(keyRange{}, firstRanges))
+	first := firstRanges
 	type rest struct {
 		keyRange
 		seen int
