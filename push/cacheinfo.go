@@ -48,7 +48,16 @@ func ParseCacheInfo(text string) CacheInfo {
 // cache. It returns the cache's nix-cache-info: ci when it was written,
 // else the existing one, which it leaves as it is.
 func (ci CacheInfo) Ensure(ctx context.Context, b s3cache.Bucket) (CacheInfo, error) {
-	body, err := s3cache.ReadSmall(ctx, b, layout.CacheInfoKey, 1<<16)
+	return ci.EnsureFrom(ctx, b, nil)
+}
+
+// EnsureFrom is Ensure with the cache's nix-cache-info from r, a read
+// started earlier (ReadCacheInfo); nil reads it now.
+func (ci CacheInfo) EnsureFrom(ctx context.Context, b s3cache.Bucket, r *CacheInfoRead) (CacheInfo, error) {
+	if r == nil {
+		r = ReadCacheInfo(ctx, b)
+	}
+	body, err := r.Wait(ctx)
 	if errors.Is(err, s3cache.ErrNotFound) {
 		return ci, ci.Write(ctx, b)
 	}
@@ -77,4 +86,35 @@ func (ci CacheInfo) Write(ctx context.Context, b s3cache.Bucket) error {
 func EnsureCacheInfo(ctx context.Context, b s3cache.Bucket, storeDir string, priority int) error {
 	_, err := CacheInfo{StoreDir: storeDir, WantMassQuery: true, Priority: priority}.Ensure(ctx, b)
 	return err
+}
+
+// CacheInfoRead is a read of the cache's nix-cache-info started in the
+// background (ReadCacheInfo), so that its round trip overlaps other work:
+// it is also the first sign that the bucket answers.
+type CacheInfoRead struct {
+	done chan struct{}
+	body []byte
+	err  error // read after done
+}
+
+// ReadCacheInfo starts reading the cache's nix-cache-info
+// (layout.CacheInfoKey); Wait returns it.
+func ReadCacheInfo(ctx context.Context, b s3cache.Bucket) *CacheInfoRead {
+	r := &CacheInfoRead{done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.body, r.err = s3cache.ReadSmall(ctx, b, layout.CacheInfoKey, 1<<16)
+	}()
+	return r
+}
+
+// Wait waits for the read and returns the text of nix-cache-info, or an
+// error wrapping s3cache.ErrNotFound if the cache has none.
+func (r *CacheInfoRead) Wait(ctx context.Context) ([]byte, error) {
+	select {
+	case <-r.done:
+		return r.body, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

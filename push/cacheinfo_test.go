@@ -2,6 +2,7 @@ package push_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -45,6 +46,30 @@ func TestCacheInfo(t *testing.T) {
 	}
 	if _, err := (push.CacheInfo{StoreDir: "/gnu/store"}).Ensure(ctx, b); err == nil || !strings.Contains(err.Error(), "/gnu/store") {
 		t.Errorf("Ensure for another store dir: %v", err)
+	}
+}
+
+// TestEnsureFrom checks that a read started earlier (ReadCacheInfo) is
+// what EnsureFrom judges, without another read.
+func TestEnsureFrom(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := s3cache.NewMemBucket()
+	early := push.ReadCacheInfo(ctx, b)
+	if _, err := early.Wait(ctx); !errors.Is(err, s3cache.ErrNotFound) {
+		t.Fatalf("reading the nix-cache-info of an empty cache: %v, want ErrNotFound", err)
+	}
+	want := push.CacheInfo{StoreDir: "/nix/store", WantMassQuery: true, Priority: 40}
+	if have, err := want.EnsureFrom(ctx, b, early); err != nil || have != want {
+		t.Fatalf("EnsureFrom a read of an empty cache = %+v, %v", have, err)
+	}
+	// A read after the write sees it, and it is left as it is.
+	other := push.CacheInfo{StoreDir: "/nix/store", Priority: 10}
+	if have, err := other.EnsureFrom(ctx, b, push.ReadCacheInfo(ctx, b)); err != nil || have != want {
+		t.Errorf("EnsureFrom a read after the write = %+v, %v; want %+v", have, err, want)
+	}
+	if _, err := (push.CacheInfo{StoreDir: "/gnu/store"}).EnsureFrom(ctx, b, push.ReadCacheInfo(ctx, b)); err == nil {
+		t.Errorf("EnsureFrom for another store dir succeeded")
 	}
 }
 

@@ -144,10 +144,11 @@ var (
 // listNarinfos calls fn (never concurrently) for every narinfo object of
 // the bucket, asking allow before each LIST request; it fails with
 // errListTooLong when allow says no. settle blocks until allow's budget is
-// final: a parallel listing fans out only then, so that an early listing
-// makes one request before it is known how many paths there are (a push
-// of one path into a large bucket then costs a LIST and a HEAD, however
-// slowly the closure was computed). Narinfos lie at the top level; the
+// final: a parallel listing fans out beyond its first pages only then, so
+// that an early listing makes a handful of requests before it is known how
+// many paths there are (a push of one path into a large bucket then costs
+// a few LISTs at once and a HEAD, however slowly the closure was
+// computed). Narinfos lie at the top level; the
 // NARs, about as many, all sort under nar/. A bucket that can start a
 // listing after a key (S3's StartAfter) skips them, and lists in parallel
 // (parallelList).
@@ -174,20 +175,34 @@ func listNarinfos(ctx context.Context, b s3cache.Bucket, allow func() bool, sett
 // listRanges bounds the key ranges listed at once.
 const listRanges = 8
 
+// firstRanges are the ranges of the key space whose first pages are
+// listed at once, before anything is known of the bucket: the keys before
+// nar/ cut in two, and those after it (three shares of about a third of
+// the narinfo keys each). A bucket of up to about 2500 narinfos is listed
+// in one round trip; one of fewer than 1000 costs two LISTs more than a
+// listing from the start would. More ranges would save a round trip only
+// for larger buckets, and would cost a server that answers every LIST
+// with a full page (whatever lies past a range's end) that much more work.
+var firstRanges = append(shares(keyRange{"", layout.NarDir}, 2), keyRange{narEnd, ""})
+
+// keyRange is the keys after lo and before hi ("" for no end).
+type keyRange struct{ lo, hi string }
+
 // parallelList lists the narinfos of a bucket that can start a listing
-// after a key: the first page from the start; then, if there is more, the
-// rest of the key space cut into ranges of about a page each, from the
-// share of it the first page covered (narinfo keys are hashes, spread
-// evenly), listed listRanges at a time. A range jumps over nar/ when it
-// meets it. This makes about as many requests as one listing from start
-// to end, in a fraction of the time.
+// after a key. The first page of each of firstRanges is listed at once
+// (narinfo keys are hashes, spread evenly); then the rest of each range
+// that had more is cut into ranges of about a page each, from the part of
+// it its first page covered, listed listRanges at a time. No range spans nar/, the NARs, about as many as
+// the narinfos: a range that meets it jumps over it. This makes about as
+// many requests as one listing from start to end, in a fraction of the
+// time.
 func parallelList(ctx context.Context, b s3cache.Bucket, allow func() bool, settle func(), fn func(s3cache.ObjectInfo)) error {
 	var mu sync.Mutex
-	// listRange lists the keys after lo and before hi ("" for no end),
-	// from nar/ on jumping to narEnd. With onePage it stops after one page
-	// and returns how many keys it saw, the key to go on after, and
-	// whether there may be more.
-	listRange := func(ctx context.Context, lo, hi string, onePage bool) (seen int, next string, more bool, err error) {
+	// listRange lists r, from nar/ on jumping to narEnd. With onePage it
+	// stops after one page and returns how many keys it saw, the key to
+	// go on after, and whether there may be more.
+	listRange := func(ctx context.Context, r keyRange, onePage bool) (seen int, next string, more bool, err error) {
+		lo := r.lo
 		for {
 			if !allow() {
 				return 0, "", false, errListTooLong
@@ -196,7 +211,7 @@ func parallelList(ctx context.Context, b s3cache.Bucket, allow func() bool, sett
 			err := s3cache.ListPages(ctx, b, "", lo, func(p s3cache.Page) error {
 				for _, o := range p.Objects {
 					switch {
-					case hi != "" && o.Key >= hi:
+					case r.hi != "" && o.Key >= r.hi:
 						return errRangeDone
 					case layout.IsNar(o.Key):
 						jumped = true
@@ -226,54 +241,102 @@ func parallelList(ctx context.Context, b s3cache.Bucket, allow func() bool, sett
 				return seen, lo, more, nil
 			}
 			if lo = narEnd; onePage {
-				return seen, lo, true, nil
+				return seen, lo, r.hi == "" || r.hi > narEnd, nil
 			}
 		}
 	}
-	seen, next, more, err := listRange(ctx, "", "", true)
-	if err != nil || !more {
+	first := firstRanges
+	type rest struct {
+		keyRange
+		seen int
+		more bool
+	}
+	rests := make([]rest, len(first))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, r := range first {
+		g.Go(func() error {
+			seen, next, more, err := listRange(gctx, r, true)
+			if more {
+				rests[i] = rest{keyRange{next, r.hi}, seen, true}
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return err
 	}
-	settle()
-	// The first page covered [0, covered) of the key space: the rest holds
-	// about seen*(1-covered)/covered keys.
-	covered := keyShare(next)
-	if next == narEnd {
-		covered = keyShare(layout.NarDir)
-	}
-	ranges := 1
-	if covered > 0 {
-		ranges = int(math.Ceil(float64(seen) * (1 - covered) / covered / s3cache.ListPageSize))
-	}
-	ranges = max(1, min(ranges, 64))
-	bounds := []string{next}
-	for i := 1; i < ranges; i++ {
-		if k := shareKey(covered + (1-covered)*float64(i)/float64(ranges)); k > bounds[len(bounds)-1] {
-			bounds = append(bounds, k)
-		}
-	}
-	bounds = append(bounds, "")
-	// A range across nar/ becomes two, one on each side: jumping over it
-	// would cost a request, two ranges list in parallel.
-	type keyRange struct{ lo, hi string }
 	var todo []keyRange
-	for i := range len(bounds) - 1 {
-		lo, hi := bounds[i], bounds[i+1]
-		if lo < layout.NarDir && (hi == "" || hi > narEnd) {
-			todo = append(todo, keyRange{lo, layout.NarDir}, keyRange{narEnd, hi})
-		} else {
-			todo = append(todo, keyRange{lo, hi})
+	for i, r := range rests {
+		if !r.more {
+			continue
 		}
+		// The first page covered the share from first[i].lo to r.lo of
+		// the range: the rest holds about seen*(1-covered)/covered keys.
+		from, to := keyShare(first[i].lo), endShare(r.hi)
+		covered := 0.0
+		if to > from {
+			covered = (keyShare(r.lo) - from) / (to - from)
+		}
+		n := 1
+		if covered > 0 {
+			n = int(math.Ceil(float64(r.seen) * (1 - covered) / covered / s3cache.ListPageSize))
+		}
+		todo = append(todo, splitAtNars(shares(r.keyRange, max(1, min(n, 64))))...)
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	if len(todo) == 0 {
+		return nil
+	}
+	settle()
+	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(listRanges)
 	for _, r := range todo {
 		g.Go(func() error {
-			_, _, _, err := listRange(gctx, r.lo, r.hi, false)
+			_, _, _, err := listRange(gctx, r, false)
 			return err
 		})
 	}
 	return g.Wait()
+}
+
+// endShare is the share of the key space before hi, "" being the end.
+func endShare(hi string) float64 {
+	if hi == "" {
+		return 1
+	}
+	return keyShare(hi)
+}
+
+// shares cuts r into n ranges of equal shares of the key space (fewer
+// when its keys are too close to cut).
+func shares(r keyRange, n int) []keyRange {
+	from, to := keyShare(r.lo), endShare(r.hi)
+	bounds := []string{r.lo}
+	for i := 1; i < n; i++ {
+		k := shareKey(from + (to-from)*float64(i)/float64(n))
+		if k > bounds[len(bounds)-1] && (r.hi == "" || k < r.hi) {
+			bounds = append(bounds, k)
+		}
+	}
+	bounds = append(bounds, r.hi)
+	out := make([]keyRange, 0, len(bounds)-1)
+	for i := range len(bounds) - 1 {
+		out = append(out, keyRange{bounds[i], bounds[i+1]})
+	}
+	return out
+}
+
+// splitAtNars cuts each range across nar/ in two, one on each side:
+// jumping over it would cost a request, two ranges list in parallel.
+func splitAtNars(rs []keyRange) []keyRange {
+	out := make([]keyRange, 0, len(rs)+1)
+	for _, r := range rs {
+		if r.lo < layout.NarDir && (r.hi == "" || r.hi > narEnd) {
+			out = append(out, keyRange{r.lo, layout.NarDir}, keyRange{narEnd, r.hi})
+		} else {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // narEnd, the successor of the prefix nar/ (its last byte incremented:

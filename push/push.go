@@ -61,6 +61,10 @@ type Options struct {
 	// Root, if set, records a root manifest (package roots) after a
 	// successful push.
 	Root *RootOptions
+	// CacheInfo, if set, is a read of the cache's nix-cache-info started
+	// earlier (ReadCacheInfo); Push checks it (and writes one if the cache
+	// has none) instead of reading it again.
+	CacheInfo *CacheInfoRead
 }
 
 // Counters are live figures of a running push, safe to read concurrently.
@@ -111,12 +115,28 @@ func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options)
 	if err != nil {
 		return nil, err
 	}
-	if !opts.DryRun {
-		if err := EnsureCacheInfo(ctx, b, p.storeDir, p.priority); err != nil {
-			return nil, err
-		}
+	// nix-cache-info is checked (or written) while the plan is made: both
+	// are needed before anything else is written. Its failure, the first
+	// sign of a cache that does not answer, is the one reported.
+	pctx, cancelPlan := context.WithCancel(ctx)
+	defer cancelPlan()
+	infoErr := make(chan error, 1)
+	if opts.DryRun {
+		infoErr <- nil
+	} else {
+		go func() {
+			ci := CacheInfo{StoreDir: p.storeDir, WantMassQuery: true, Priority: p.priority}
+			_, err := ci.EnsureFrom(ctx, b, opts.CacheInfo)
+			if err != nil {
+				cancelPlan()
+			}
+			infoErr <- err
+		}()
 	}
-	pl, err := p.makePlan(ctx, opts.Listing)
+	pl, err := p.makePlan(pctx, opts.Listing)
+	if ierr := <-infoErr; ierr != nil {
+		return nil, ierr
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -112,11 +112,14 @@ func pushAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	b, err := openBucket(c.Context, ps.url)
+	// The bucket's first answer, nix-cache-info, is awaited only once the
+	// closure is known: its round trip, the listing's and the closure's
+	// computation overlap.
+	b, err := openURL(c.Context, ps.url)
 	if err != nil {
 		return err
 	}
-	return pushClosure(c, ps, b, tops, !c.Bool("no-recursive"), c.Bool("include-outputs"))
+	return pushClosure(c, ps, b, push.ReadCacheInfo(c.Context, b), tops, !c.Bool("no-recursive"), c.Bool("include-outputs"))
 }
 
 // pushSetup is a push's checked settings, shared by push and toolchain
@@ -195,8 +198,10 @@ func cacheInfo(u *s3cache.URL) *push.CacheInfo {
 // pushClosure pushes tops (resolved store paths) to b as push
 // does: under the shared lock, with their closure when recursive (and the
 // outputs of derivations with includeOutputs), recording ps.root; it
-// prints the summary on c.App.Writer.
-func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, tops []string, recursive, includeOutputs bool) error {
+// prints the summary on c.App.Writer. info, if not nil, is a read of
+// nix-cache-info started with the bucket unchecked (not by openBucket):
+// its failure fails the push as openBucket's would.
+func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, info *push.CacheInfoRead, tops []string, recursive, includeOutputs bool) error {
 	ctx := c.Context
 	// List the cache while the closure is computed; Push takes the shared
 	// lock itself if there is anything to write, and checks again under it.
@@ -219,10 +224,16 @@ func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, tops []string,
 	if ps.key == nil {
 		slog.Warn("pushing unsigned narinfos: Nix will not substitute them with require-sigs; give --secret-key-file or NIXBUCKET_SECRET_KEY")
 	}
+	if info != nil {
+		if _, err := info.Wait(ctx); err != nil && !errors.Is(err, s3cache.ErrNotFound) {
+			return fmt.Errorf("opening cache %s: %w", ps.url.String(), err)
+		}
+	}
 	if ps.info != nil && !c.Bool("dry-run") {
-		if _, err := ps.info.Ensure(ctx, b); err != nil {
+		if _, err := ps.info.EnsureFrom(ctx, b, info); err != nil {
 			return err
 		}
+		info = nil // Push reads what was written
 	}
 	limitMemory()
 	counters := new(push.Counters)
@@ -239,6 +250,7 @@ func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, tops []string,
 		Root:             root,
 		Listing:          listing,
 		Lock:             pushLock(c),
+		CacheInfo:        info,
 	})
 	stopProgress(err == nil)
 	if err != nil {

@@ -73,7 +73,7 @@ func toolchainRefreshAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return pushClosure(c, ps, b, tops, true, c.Bool("derivations"))
+	return pushClosure(c, ps, b, nil, tops, true, c.Bool("derivations"))
 }
 
 // nixOptions turns --nix-option K=V values into nix's --option K V.
