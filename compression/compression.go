@@ -67,13 +67,10 @@ type Options struct {
 	// frame; 0 means 16 MiB. Tests use small chunks to cross chunk
 	// boundaries cheaply.
 	ChunkSize int
-	// Level is the compression level; 0 means the codec's default: for
-	// xz a 16 MiB dictionary (xz's preset 7; Nix's default is preset 6,
-	// but liblzma's match finder is stronger than ulikunitz/xz's, and the
-	// larger window makes up most of it), for zstd level 3, as Nix. For
-	// xz, 1–9 choose the dictionary size as xz's presets do (1 MiB …
-	// 8 MiB at 6 … 64 MiB at 9), up to the chunk size; 7 and above (and
-	// the default) cost about 40 MiB more memory per core than 6. For
+	// Level is the compression level; 0 means the codec's default (xz's
+	// preset 6, zstd's level 3, as Nix). For xz, 1–9 choose the dictionary
+	// size as xz's presets do (1 MiB … 8 MiB at 6 … 64 MiB at 9), up to the
+	// chunk size; 7 and above cost about 40 MiB more memory per core. For
 	// zstd, 1–22 map to the encoder's four speeds (2 and below fastest,
 	// 3–5 default, 6–9 better, 10 and above best). NixLevel converts
 	// Nix's compression-level.

@@ -196,7 +196,7 @@ func TestManyStreams(t *testing.T) {
 
 // TestLevels checks that the level reaches the codec: with a 1 MiB
 // dictionary (xz level 1) a block repeated 2 MiB apart finds no match, with
-// the default 16 MiB one it does; zstd's best speed beats its fastest on
+// the default 8 MiB one it does; zstd's best speed beats its fastest on
 // text. Every output decodes with the reference tools.
 func TestLevels(t *testing.T) {
 	if testing.Short() {
