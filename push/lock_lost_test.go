@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -295,31 +296,31 @@ func grapher(t *testing.T) func(p string) *closure.Graph {
 	}
 }
 
-// orderBucket records when the locks are listed and NARs are put.
-type orderBucket struct {
-	*s3cache.S3Bucket
+// wireOrder records, as the server receives them, the listings of the
+// locks and the requests that write a NAR (PutObject and every request
+// of a multipart upload).
+type wireOrder struct {
+	bucket string
 	mu     sync.Mutex
 	events []string
 }
 
-func (o *orderBucket) record(e string) {
-	o.mu.Lock()
-	o.events = append(o.events, e)
-	o.mu.Unlock()
-}
-
-func (o *orderBucket) List(ctx context.Context, prefix string, fn func(s3cache.ObjectInfo) error) error {
-	if prefix == lock.Prefix {
-		o.record("list locks")
+// match is a FaultProxy rule's Match that records and never faults.
+func (o *wireOrder) match(r *http.Request) bool {
+	key := strings.TrimPrefix(r.URL.Path, "/"+o.bucket+"/")
+	e := ""
+	switch {
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Query().Get("prefix"), lock.Prefix):
+		e = "list locks"
+	case (r.Method == http.MethodPut || r.Method == http.MethodPost) && layout.IsNar(key):
+		e = r.Method + " " + key
 	}
-	return o.S3Bucket.List(ctx, prefix, fn)
-}
-
-func (o *orderBucket) Put(ctx context.Context, key string, r io.Reader, size int64, opts s3cache.PutOptions) error {
-	if layout.IsNar(key) {
-		o.record("put " + key)
+	if e != "" {
+		o.mu.Lock()
+		o.events = append(o.events, e)
+		o.mu.Unlock()
 	}
-	return o.S3Bucket.Put(ctx, key, r, size, opts)
+	return false
 }
 
 // TestPushNARsAfterLockListing: a push uploads no NAR before its lock's
@@ -339,10 +340,23 @@ func TestPushNARsAfterLockListing(t *testing.T) {
 	lockOpts := &lock.Options{Command: "test push", Settle: 20 * time.Millisecond, Wait: time.Minute}
 
 	t.Run("NARs after the first listing", func(t *testing.T) {
-		ob := &orderBucket{S3Bucket: srv.Open(t, srv.NewBucket(t))}
-		if _, err := push.Push(ctx, ob, graph(app), push.Options{Compression: "zstd", Key: key, Lock: lockOpts}); err != nil {
+		// NARs are compressed before, but not a byte of one may reach the
+		// bucket: watch the wire.
+		ob := &wireOrder{bucket: srv.NewBucket(t)}
+		proxy := s3test.NewFaultProxy(t, srv.Endpoint, s3test.Rule{Match: ob.match, Times: 1 << 30})
+		u, err := s3cache.ParseURL("s3://" + ob.bucket + "?endpoint=" + proxy.URL + "&region=" + s3test.Region)
+		if err != nil {
 			t.Fatal(err)
 		}
+		b, err := s3cache.OpenS3(ctx, u, srv.Options())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := push.Push(ctx, b, graph(app), push.Options{Compression: "zstd", Key: key, Lock: lockOpts}); err != nil {
+			t.Fatal(err)
+		}
+		ob.mu.Lock()
+		defer ob.mu.Unlock()
 		if len(ob.events) < 2 || ob.events[0] != "list locks" {
 			t.Fatalf("events %q: want the locks listed before the first NAR upload", ob.events)
 		}

@@ -95,10 +95,11 @@ func newPlan(g *closure.Graph, order []string, present map[string]bool) *plan {
 }
 
 // narOrder orders the NAR uploads of missing (topologically sorted). NARs
-// over bigNar start first, largest first, so the long uploads overlap
-// everything else (Nix 2.35 starts largest first too); the rest go in
-// topological order, so that narinfos, which must wait for their
-// references' narinfos, can be written while NARs still upload.
+// over bigNar come first, largest first, so the long uploads start first
+// (Nix 2.35 starts largest first too); the rest, which upload beside them
+// in slots of their own (upload), go in topological order, so that
+// narinfos, which must wait for their references' narinfos, can be
+// written while NARs still upload.
 func narOrder(g *closure.Graph, missing []string) []string {
 	nars := slices.Clone(missing)
 	slices.SortStableFunc(nars, func(a, b string) int {

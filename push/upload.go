@@ -19,14 +19,16 @@ import (
 	"github.com/nixbucket/nixbucket/storepath"
 )
 
-// Large NARs hold several part buffers and compressor state each, so at
-// most bigJobs NARs over bigNar bytes stream at once; the other Jobs slots
-// keep small paths flowing. A large NAR already uses every core through
-// parallel compression, so this costs little speed and keeps a push's
-// peak memory under 200 MiB whatever the NAR sizes.
+// Large NARs hold several part buffers each, so at most bigJobs NARs over
+// bigNar bytes stream at once, in slots of their own: the Jobs slots keep
+// small paths flowing beside them. The compressors' chunks are bounded
+// across the process (package compression), so overlapping large NARs
+// adds only their part buffers (narPartConcurrency × the part size each)
+// and hides each one's first and last round trips behind the others,
+// while a push's peak memory stays under 200 MiB whatever the NAR sizes.
 const (
 	bigNar  = 16 << 20
-	bigJobs = 1
+	bigJobs = 3
 	// narPartConcurrency is the number of parts of one NAR in flight.
 	narPartConcurrency = 2
 )
@@ -57,14 +59,16 @@ func UploadNAR(ctx context.Context, b s3cache.Bucket, info *store.PathInfo, opts
 	if err != nil {
 		return nil, err
 	}
-	return p.uploadNAR(ctx, info)
+	return p.uploadNAR(ctx, info, nil)
 }
 
 // uploadNAR streams one path's NAR through the hash check and the
 // compressor into the bucket, and returns its narinfo (unsigned, unwritten).
 // If the NAR on disk does not match the store's NarHash/NarSize, the upload
-// is aborted and nothing is left in the bucket.
-func (p *pusher) uploadNAR(ctx context.Context, info *store.PathInfo) (*narinfo.NarInfo, error) {
+// is aborted and nothing is left in the bucket. If before is not nil, the
+// NAR is compressed at once but no request of the upload is sent until
+// before returns (see gatedReader); an error from it stops the upload.
+func (p *pusher) uploadNAR(ctx context.Context, info *store.PathInfo, before func(context.Context) error) (*narinfo.NarInfo, error) {
 	key := NarKey(info, p.algo)
 	p.log.Debug("uploading nar", "path", info.Path, "key", key, "bytes", info.NarSize)
 	pr, pw := io.Pipe()
@@ -75,15 +79,25 @@ func (p *pusher) uploadNAR(ctx context.Context, info *store.PathInfo) (*narinfo.
 		pw.CloseWithError(err) // nil: the upload sees EOF and completes
 		done <- err
 	}()
+	var body io.Reader = pr
+	var gate *gatedReader
+	if before != nil {
+		gate = &gatedReader{ctx: ctx, r: pr, free: s3cache.MinPartSize - 1, open: before}
+		body = gate
+	}
 	slack := int64(info.NarSize/64) + 1<<16
-	err := p.b.Put(ctx, key, pr, -1, s3cache.PutOptions{
+	err := p.b.Put(ctx, key, body, -1, s3cache.PutOptions{
 		ContentType:  layout.ContentType(key),
 		PartSize:     p.opts.PartSize,
 		Concurrency:  narPartConcurrency,
 		ExpectedSize: int64(info.NarSize) + slack,
 	})
 	pr.CloseWithError(errors.Join(err, errUploadStopped)) // unblock the producer if Put stopped early
-	if perr := <-done; perr != nil && !errors.Is(perr, errUploadStopped) {
+	perr := <-done
+	if gate != nil && gate.err != nil {
+		return nil, gate.err // the gate's own error, as the caller gave it
+	}
+	if perr != nil && !errors.Is(perr, errUploadStopped) {
 		return nil, fmt.Errorf("pushing %s: %w", info.Path, perr)
 	}
 	if err != nil {

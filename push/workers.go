@@ -12,12 +12,14 @@ import (
 	"github.com/nixbucket/nixbucket/narinfo"
 )
 
-// upload carries out the plan's writes: NARs upload up to Jobs at a time
-// (and at most bigJobs large ones), in the plan's NAR order; a path's
-// narinfo is written, up to MetaJobs at a time, as soon as the plan lets
-// it: its NAR is uploaded and the narinfos of its references (within the
-// plan) are written. Any failure stops new work; what was written stays
-// consistent. It returns the compressed bytes uploaded.
+// upload carries out the plan's writes: NARs upload in the plan's NAR
+// order, up to Jobs small ones and, beside them, bigJobs large ones at a
+// time, each compressed at once but sent only once beforeNARs, if set,
+// returns; a path's narinfo is written, up to MetaJobs at a time, as soon
+// as the plan lets it: its NAR is uploaded and the narinfos of its
+// references (within the plan) are written. Any failure stops new work;
+// what was written stays consistent. It returns the compressed bytes
+// uploaded.
 func (a *attempt) upload(ctx context.Context) (uint64, error) {
 	pl := a.plan
 	var (
@@ -65,46 +67,43 @@ func (a *attempt) upload(ctx context.Context) (uint64, error) {
 		}
 	}
 
-	narSlots := make(chan struct{}, a.jobs)
-	bigSlots := make(chan struct{}, bigJobs)
-	eg.Go(func() error {
-		if a.beforeNARs != nil {
-			if err := a.beforeNARs(ctx); err != nil {
-				return err
-			}
+	// Large NARs and the others start from two queues with slots of their
+	// own, so small paths never wait behind a large upload.
+	var big, small []string
+	for _, m := range pl.nars {
+		if a.g.Info(m).NarSize > bigNar {
+			big = append(big, m)
+		} else {
+			small = append(small, m)
 		}
-		for _, m := range pl.nars {
-			slots := []chan struct{}{narSlots}
-			if a.g.Info(m).NarSize > bigNar {
-				slots = append(slots, bigSlots)
-			}
-			for _, s := range slots {
+	}
+	uploadAll := func(nars []string, slots chan struct{}) {
+		eg.Go(func() error {
+			for _, m := range nars {
 				select {
-				case s <- struct{}{}:
+				case slots <- struct{}{}:
 				case <-ctx.Done():
 					return ctx.Err()
 				}
-			}
-			eg.Go(func() error {
-				defer func() {
-					for _, s := range slots {
-						<-s
+				eg.Go(func() error {
+					defer func() { <-slots }()
+					ni, err := a.uploadNAR(ctx, a.g.Info(m), a.beforeNARs)
+					if err != nil {
+						return err
 					}
-				}()
-				ni, err := a.uploadNAR(ctx, a.g.Info(m))
-				if err != nil {
-					return err
-				}
-				fileBytes.Add(ni.FileSize)
-				mu.Lock()
-				infos[m] = ni
-				mu.Unlock()
-				release(m)
-				return nil
-			})
-		}
-		return nil
-	})
+					fileBytes.Add(ni.FileSize)
+					mu.Lock()
+					infos[m] = ni
+					mu.Unlock()
+					release(m)
+					return nil
+				})
+			}
+			return nil
+		})
+	}
+	uploadAll(big, make(chan struct{}, bigJobs))
+	uploadAll(small, make(chan struct{}, a.jobs))
 	err := eg.Wait()
 	a.written = infos
 	return fileBytes.Load(), err

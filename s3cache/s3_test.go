@@ -349,6 +349,7 @@ func TestS3WireHeaders(t *testing.T) {
 		{"aws-chunked uploads", func(r *http.Request) bool {
 			return isUpload(r) && (strings.Contains(r.Header.Get("Content-Encoding"), "aws-chunked") || r.Header.Get("X-Amz-Trailer") != "")
 		}, 0},
+		{"uploads with Expect: 100-continue (a round trip each)", func(r *http.Request) bool { return isUpload(r) && r.Header.Get("Expect") != "" }, 0},
 		{"DeleteObjects with Content-MD5", func(r *http.Request) bool { return isDelete(r) && r.Header.Get("Content-MD5") != "" }, 1},
 		{"requests not path-style", func(r *http.Request) bool { return !strings.HasPrefix(r.URL.Path, "/"+srv.Bucket) }, 0},
 	} {

@@ -16,16 +16,24 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// payloadOptions are the per-request options of PutObject and UploadPart:
-// an unsigned payload. The body is still covered: its Content-MD5 header
-// is signed, so it cannot be altered in transit even over plain http; and
-// one SHA-256 pass over every uploaded byte is saved.
+// payloadOptions are the per-request options of PutObject and UploadPart.
+// They never send `Expect: 100-continue` (the SDK does over 2 MB): it
+// costs a round trip per request before the body goes, and the bodies
+// here are already in memory, so a refused one costs nothing to resend.
+// And, if the bucket says so, an unsigned payload: the body is still
+// covered, as its Content-MD5 header is signed, so it cannot be altered
+// in transit even over plain http; and one SHA-256 pass over every
+// uploaded byte is saved.
 func (b *S3Bucket) payloadOptions() []func(*s3.Options) {
-	if !b.unsigned {
-		return nil
+	opts := []func(*s3.Options){noExpectContinue}
+	if b.unsigned {
+		opts = append(opts, s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware))
 	}
-	return []func(*s3.Options){s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)}
+	return opts
 }
+
+// noExpectContinue turns off the SDK's `Expect: 100-continue` header.
+func noExpectContinue(o *s3.Options) { o.ContinueHeaderThresholdBytes = -1 }
 
 func contentMD5(p []byte) *string {
 	sum := md5.Sum(p)
