@@ -130,9 +130,6 @@ func Acquire(ctx context.Context, b s3cache.Bucket, kind string, opts Options) (
 			if blocker == nil {
 				l.waited = attempt > 0
 				l.start()
-				l.mu.Lock()
-				l.touch() // the holder writes next: have a confirmation ready
-				l.mu.Unlock()
 				opts.Logger.Debug("lock acquired", "key", l.info.Key)
 				return l, nil
 			}

@@ -19,7 +19,7 @@ var ErrLost = errors.New("lock lost")
 // HEAD that found it, counted from the time the request started (see the
 // package doc: a competitor that finds the lock gone waits Settle before
 // it acts). The HEADs are made in the background (a confirmer, started by
-// Acquire and by Check, stopped by Release or when no Check came for a
+// Check and Prepare, stopped by Release or when no Check came for a
 // while), on a schedule that keeps such a confirmation ready: Check then
 // returns at once, with no request of its own; otherwise it waits for the
 // confirmer's next results. A HEAD that fails (other than not-found) and

@@ -11,11 +11,11 @@ import (
 )
 
 // The confirmer's bounds: at most maxConfirming HEADs of the lock in
-// flight, started at least Settle/minGapDiv apart; it stops once no Check
-// came for idleSettles × Settle.
+// flight, started at least Settle/minGapDiv apart (5 ms by default); it
+// stops once no Check came for idleSettles × Settle.
 const (
-	maxConfirming = 8
-	minGapDiv     = 10
+	maxConfirming = 16
+	minGapDiv     = 40
 	idleSettles   = 10
 )
 
@@ -43,7 +43,17 @@ type confirmer struct {
 	done   chan struct{}  // closed when the current loop has stopped
 }
 
-// touch records a Check (or the acquisition) and starts the loop unless
+// Prepare starts confirming the lock in the background, as Check does,
+// without waiting: a holder about to write calls it, so that its first
+// Check finds a confirmation ready. The confirmer stops again if no Check
+// follows.
+func (l *Lock) Prepare() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.touch()
+}
+
+// touch records a Check (or a Prepare) and starts the loop unless
 // one is on. l.mu is held.
 func (l *Lock) touch() {
 	c := &l.conf
