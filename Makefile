@@ -6,6 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/nixbucket
 export NIXBUCKET_TOOLS ?= $(HOME)/.cache/nixbucket/bin
 export CGO_ENABLED := 0
+BENCH ?= all
 
 .PHONY: build quick test demo bench check race setup servers demo-setup fuzz clean
 
@@ -33,8 +34,11 @@ test: setup servers build ## the whole suite: unit, fuzz seeds, real Nix, real S
 demo: demo-setup build ## the main job end to end on a sample closure
 	@bash scripts/demo.sh
 
-bench: setup servers build ## nixbucket against nix on the same paths, as ratios
-	@bash scripts/bench.sh
+# BENCH=net: only the network mode (nix copy --to http:// vs push, through a
+# latency proxy at NIXBUCKET_BENCH_RTT=0,20,80 ms; at 80 ms Nix's dag alone
+# takes ~14 min); BENCH=loopback: only the loopback mode. See scripts/bench.sh.
+bench: setup servers build ## nixbucket against nix on the same paths, as ratios (loopback, then network at 0, 20, 80 ms: about an hour; BENCH=net|loopback)
+	@BENCH=$(BENCH) bash scripts/bench.sh
 
 check: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

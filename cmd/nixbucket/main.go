@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -34,31 +33,11 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	stopProfile := startProfile(os.Getenv("NIXBUCKET_CPUPROFILE"))
+	stopProfiles := startProfiles(os.Getenv)
 	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
-	stopProfile()
+	stopProfiles()
 	stop()
 	os.Exit(code)
-}
-
-// startProfile writes a CPU profile to file (for performance work: set
-// NIXBUCKET_CPUPROFILE=FILE); it returns the function that ends it.
-func startProfile(file string) func() {
-	if file == "" {
-		return func() {}
-	}
-	f, err := os.Create(file)
-	if err == nil {
-		err = pprof.StartCPUProfile(f)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "nixbucket: NIXBUCKET_CPUPROFILE: %v\n", err)
-		return func() {}
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}
 }
 
 // run executes the CLI with args (args[0] is the program name) and returns
