@@ -49,8 +49,21 @@
 // object left by a killed gc is stale after WaitingStaleAfter.
 //
 // A holder calls Check (check.go) before each destructive or dependent step
-// (gc before each delete batch, push before each narinfo it writes). Check
-// is cheap: a competitor that finds our lock gone still waits Settle before
-// it acts, so a confirmation less than Settle/2 old is reused, and at most
-// one HEAD is made per Settle/2.
+// (gc before each delete batch, push before each narinfo it writes). The
+// safety argument: a competitor that finds our lock gone (removed by
+// `nixbucket unlock`) still waits Settle before it acts, and a HEAD that
+// found our object, or a write of it, that started at t means the object
+// was there after t, so no competitor acts before t+Settle.
+// Check passes only when such a confirmation started less than Settle/2
+// before the call: no competitor acts until Settle/2 after the call, time
+// for the step that follows.
+// The confirmations are made off the caller's path (confirm.go): while the
+// holder calls Check, a confirmer HEADs the object on a schedule, several
+// at once when the round trip is long, so that one started less than
+// Settle/2 ago has come back whenever a Check comes (at any round trip
+// under Settle/2); Check then makes no request, and otherwise waits for the
+// confirmer's next results. A HEAD counts from its start, never its end;
+// one that finds the object gone loses the lock. The confirmer stops when
+// no Check came for 10 × Settle, and at Release: an idle holder makes no
+// requests but its refreshes.
 package lock

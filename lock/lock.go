@@ -21,7 +21,7 @@ type Lock struct {
 	stop chan struct{}
 	done chan struct{}
 
-	checkMu sync.Mutex // one Check's HEAD, or one refresh, at a time
+	checkMu sync.Mutex // one refresh at a time
 
 	mu        sync.Mutex
 	info      Info      // its Key and ID change at each refresh
@@ -30,6 +30,7 @@ type Lock struct {
 	confirmed time.Time // local time the last confirmation (write or HEAD) started
 	err       error     // last refresh error
 	lost      error     // set once the lock is known lost
+	conf      confirmer // the background confirmer (confirm.go)
 
 	waited bool // Acquire met a conflicting lock before it got this one
 }
@@ -60,13 +61,14 @@ func (l *Lock) Key() string {
 // acquired (see Clock).
 func (l *Lock) Now() time.Time { return l.clock.Now() }
 
-// Release stops refreshing and deletes the lock object.
+// Release stops refreshing and confirming, and deletes the lock object.
 func (l *Lock) Release() error {
 	if l.stop != nil {
 		close(l.stop)
 		<-l.done
 		l.stop = nil
 	}
+	l.stopConfirming()
 	return l.remove()
 }
 

@@ -83,7 +83,10 @@ func (l *Lock) refresh(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	l.info, l.err = next, nil
-	l.written, l.confirmed = start, start
+	l.written = start
+	if start.After(l.confirmed) {
+		l.confirmed = start
+	}
 	l.mu.Unlock()
 	if err := l.b.Delete(ctx, old.Key); err != nil {
 		l.mu.Lock()
@@ -107,8 +110,18 @@ func (l *Lock) drop(key string) {
 func (l *Lock) setLost(err error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.lostLocked(err)
+}
+
+// lostLocked is setLost with l.mu held; it wakes the Checks waiting for
+// the confirmer.
+func (l *Lock) lostLocked(err error) error {
 	if l.lost == nil {
 		l.lost = err
+		if l.conf.news != nil {
+			close(l.conf.news)
+			l.conf.news = make(chan struct{})
+		}
 	}
 	return l.lost
 }

@@ -94,6 +94,7 @@ func (a *attempt) enterLock(ctx context.Context, pending *pendingLock) error {
 		return err
 	}
 	a.lock = l
+	l.Prepare() // the first narinfo's Check finds a confirmation ready
 	if l.Waited() {
 		return errRestart
 	}
