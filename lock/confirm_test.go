@@ -260,15 +260,17 @@ func TestConfirmerStops(t *testing.T) {
 // the last one's (at 80 ms, a HEAD is under Settle/2 = 100 ms old for 20
 // ms at most). Most find a confirmation ready; the others wait for the
 // confirmer's next HEAD, a few ms away. How many wait depends on the
-// round trip's jitter: at 40 ms there is slack and nearly none do; at 80
-// ms (logged only) it depends on the machine's load.
+// round trip's jitter: at 40 ms there is slack and nearly none do (Check
+// making its own HEADs, every other one would: HEAD+PUT, PUT, HEAD+PUT…;
+// the bound of a third keeps clear of both under a loaded -race run); at
+// 80 ms (logged only) it depends on the machine's load.
 func TestCheckOverLatency(t *testing.T) {
 	srv := s3test.Start(t, s3test.VersityGW)
 	for _, tc := range []struct {
 		rtt     int // ms
 		waitMax int // of links
 	}{
-		{40, links / 5},
+		{40, links / 3},
 		{80, links},
 	} {
 		t.Run(fmt.Sprintf("%dms", tc.rtt), func(t *testing.T) {
