@@ -263,10 +263,12 @@ func TestBenchNet(t *testing.T) {
 			// The same run path and bucket as dag's, all present; a new
 			// runner (Nix without its narinfo cache).
 			c := netCase{rtt: rtt, what: "no-op, new runner (all present)"}
+			// Best of three for both tools: a run of a few hundred ms is
+			// at the mercy of the scheduler.
 			if withNix {
-				c.nix = nixCopy(c.what, dagRun, "compression=xz", built["dag"])
+				c.nix = bestNet(3, func() netRun { return nixCopy(c.what, dagRun, "compression=xz", built["dag"]) })
 			}
-			c.ours = push(c.what, dagBucket, "xz", built["dag"])
+			c.ours = bestNet(3, func() netRun { return push(c.what, dagBucket, "xz", built["dag"]) })
 			add(c)
 		}
 		var zstdOurs netRun
@@ -376,4 +378,15 @@ func slug(what string) string {
 		return !('a' <= r && r <= 'z' || '0' <= r && r <= '9')
 	})
 	return strings.Join(f, "-")
+}
+
+// bestNet runs f n times and keeps the fastest run.
+func bestNet(n int, f func() netRun) netRun {
+	var b netRun
+	for i := range n {
+		if r := f(); i == 0 || r.wall < b.wall {
+			b = r
+		}
+	}
+	return b
 }
