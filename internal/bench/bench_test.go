@@ -27,11 +27,13 @@ import (
 	"github.com/nixbucket/nixbucket/stats"
 )
 
-// run is one timed command.
+// run is one timed command: its wall time, its own CPU time (user +
+// system, which other work sharing the machine disturbs less than the
+// wall time), its peak RSS and its stdout.
 type run struct {
-	wall   time.Duration
-	maxRSS int64 // KiB
-	out    string
+	wall, cpu time.Duration
+	maxRSS    int64 // KiB
+	out       string
 }
 
 func timed(t *testing.T, env []string, name string, args ...string) run {
@@ -39,11 +41,11 @@ func timed(t *testing.T, env []string, name string, args ...string) run {
 	// /usr/bin/time reports the child's own peak RSS; the Go process's
 	// rusage would not (a vforked child inherits its parent's high-water
 	// mark).
-	rss := filepath.Join(t.TempDir(), "rss")
+	stat := filepath.Join(t.TempDir(), "time")
 	if name == "nix" {
 		args = append(slices.Clone(nixtest.Features), args...)
 	}
-	cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%M", "-o", rss, name}, args...)...)
+	cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%M %U %S", "-o", stat, name}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -52,9 +54,15 @@ func timed(t *testing.T, env []string, name string, args ...string) run {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
 	}
 	r := run{wall: time.Since(start), out: stdout.String()}
-	if b, err := os.ReadFile(rss); err == nil {
-		fmt.Sscanf(strings.TrimSpace(string(b)), "%d", &r.maxRSS)
+	b, err := os.ReadFile(stat)
+	if err != nil {
+		t.Fatal(err)
 	}
+	var user, sys float64
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d %f %f", &r.maxRSS, &user, &sys); err != nil {
+		t.Fatalf("/usr/bin/time wrote %q: %v", b, err)
+	}
+	r.cpu = time.Duration((user + sys) * float64(time.Second))
 	return r
 }
 
@@ -122,15 +130,7 @@ func setDiff(want, got []string) string {
 }
 
 func TestBench(t *testing.T) {
-	bin := os.Getenv("NIXBUCKET_BIN")
-	if bin == "" {
-		t.Fatal("NIXBUCKET_BIN is not set: run `make bench`")
-	}
-	corpus := os.Getenv("NIXBUCKET_CORPUS")
-	if corpus == "" {
-		corpus = "../../../shared/bench/corpus.nix"
-	}
-	corpus, _ = filepath.Abs(corpus)
+	bin, corpus := inputs(t)
 	attrs := []string{"medium", "dag", "big"}
 	if os.Getenv("NIXBUCKET_BENCH_FULL") != "" {
 		attrs = append(attrs, "toolchain")
@@ -340,4 +340,21 @@ func TestBenchLifecycle(t *testing.T) {
 	fmt.Fprintf(&b, "%-44s %-10s %-9d %-9d %s\n", "gc --dry-run --keep-last 1 (mark + plan)", gcr.wall.Round(time.Millisecond), gcr.requests, gcr.gets,
 		fmt.Sprintf("RSS %d MiB; %d live, %d narinfo GETs (not vouched for by a kept manifest), %d actions", gcr.maxRSS/1024, gr.Live, gr.NarInfoGets, len(gr.Actions)))
 	fmt.Print(b.String())
+}
+
+// inputs returns the nixbucket binary ($NIXBUCKET_BIN, which `make bench`
+// builds) and the corpus expression ($NIXBUCKET_CORPUS, by default the
+// shared one beside the project).
+func inputs(t *testing.T) (bin, corpus string) {
+	t.Helper()
+	bin = os.Getenv("NIXBUCKET_BIN")
+	if bin == "" {
+		t.Fatal("NIXBUCKET_BIN is not set: run `make bench`")
+	}
+	corpus = os.Getenv("NIXBUCKET_CORPUS")
+	if corpus == "" {
+		corpus = "../../../shared/bench/corpus.nix"
+	}
+	corpus, _ = filepath.Abs(corpus)
+	return bin, corpus
 }

@@ -23,10 +23,7 @@ import (
 // netRun is one timed command with its resource use and what it cost on
 // the network.
 type netRun struct {
-	wall      time.Duration
-	cpu       time.Duration // user + system
-	maxRSS    int64         // KiB
-	out       string
+	run
 	requests  int64
 	conns     int64
 	fileBytes int64
@@ -35,26 +32,11 @@ type netRun struct {
 // runVia runs a command whose traffic goes through l, and counts it.
 func runVia(t *testing.T, l *link, env []string, name string, args ...string) netRun {
 	t.Helper()
-	res := filepath.Join(t.TempDir(), "res")
-	if name == "nix" {
-		args = append(slices.Clone(nixtest.Features), args...)
-	}
 	r0, c0 := l.counts()
-	cmd := timedCmd(t, env, res, name, args...)
-	start := time.Now()
-	err := cmd.Run()
-	r := netRun{wall: time.Since(start), out: cmd.Stdout.(*strings.Builder).String()}
+	r := netRun{run: timed(t, env, name, args...)}
 	r.requests, r.conns = l.counts()
 	r.requests -= r0
 	r.conns -= c0
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, cmd.Stderr.(*strings.Builder).String())
-	}
-	if b, err := os.ReadFile(res); err == nil {
-		var user, sys float64
-		fmt.Sscanf(strings.TrimSpace(string(b)), "%d %f %f", &r.maxRSS, &user, &sys)
-		r.cpu = time.Duration((user + sys) * float64(time.Second))
-	}
 	if i := strings.Index(r.out, `"fileBytes":`); i >= 0 {
 		fmt.Sscanf(r.out[i+len(`"fileBytes":`):], "%d", &r.fileBytes)
 	}
@@ -135,15 +117,7 @@ func rtts(t *testing.T) []int {
 // Markdown table, also written to bench-net.md with a line saying where
 // and how it was measured (scripts/bench.sh copies it into the README).
 func TestBenchNet(t *testing.T) {
-	bin := os.Getenv("NIXBUCKET_BIN")
-	if bin == "" {
-		t.Fatal("NIXBUCKET_BIN is not set: run `make bench`")
-	}
-	corpus := os.Getenv("NIXBUCKET_CORPUS")
-	if corpus == "" {
-		corpus = "../../../shared/bench/corpus.nix"
-	}
-	corpus, _ = filepath.Abs(corpus)
+	bin, corpus := inputs(t)
 	cases := envList("NIXBUCKET_BENCH_CASES", "dag,noop,zstd,xz,mixed,big")
 	want := func(c string) bool { return slices.Contains(cases, c) }
 	tools := envList("NIXBUCKET_BENCH_TOOLS", "nix,nixbucket")

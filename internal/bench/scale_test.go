@@ -3,11 +3,9 @@
 package bench
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -69,11 +67,11 @@ func TestBenchScale(t *testing.T) {
 	check := func(t *testing.T, cache *synth.Cache, where string, runs int, env []string, url string, requests func() int) {
 		for _, c := range scaleCommands {
 			before := requests()
-			r := timedCPU(t, env, bin, append(c.args, "--json", "--cache", url)...)
+			r := timed(t, env, bin, append(c.args, "--json", "--cache", url)...)
 			row := scaleRow{objects: len(cache.Sizes), where: where, what: c.name, wall: r.wall, cpu: r.cpu, requests: requests() - before,
 				bound: (len(cache.Sizes)+999)/1000 + cache.Manifests, maxRSS: r.maxRSS}
 			for range runs - 1 { // the fastest of runs: the machine is shared
-				if again := timedCPU(t, env, bin, append(c.args, "--json", "--cache", url)...); again.wall < row.wall {
+				if again := timed(t, env, bin, append(c.args, "--json", "--cache", url)...); again.wall < row.wall {
 					row.wall, row.cpu, row.maxRSS = again.wall, again.cpu, again.maxRSS
 				}
 			}
@@ -159,38 +157,4 @@ func TestBenchScale(t *testing.T) {
 		}
 	}
 	fmt.Print(b.String())
-}
-
-// cpuRun is one command's wall and CPU time and peak RSS.
-type cpuRun struct {
-	wall, cpu time.Duration
-	maxRSS    int64 // KiB
-	out       string
-}
-
-// timedCPU runs a command under /usr/bin/time, as timed does, and also
-// reads its user and system CPU time, which the other helpers sharing the
-// machine disturb less than the wall time.
-func timedCPU(t *testing.T, env []string, name string, args ...string) cpuRun {
-	t.Helper()
-	stat := filepath.Join(t.TempDir(), "time")
-	cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%M %U %S", "-o", stat, name}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	r := cpuRun{wall: time.Since(start), out: stdout.String()}
-	b, err := os.ReadFile(stat)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var user, sys float64
-	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d %f %f", &r.maxRSS, &user, &sys); err != nil {
-		t.Fatalf("/usr/bin/time wrote %q: %v", b, err)
-	}
-	r.cpu = time.Duration((user + sys) * float64(time.Second))
-	return r
 }
