@@ -198,6 +198,19 @@ func TestBenchNet(t *testing.T) {
 		return r
 	}
 	ourCheck := func(bucket string, paths ...string) { check("nixbucket", srv.StoreURL(bucket), closure(paths...)) }
+	// fresh pushes paths with each tool into a new place (Nix with the
+	// URL parameters params, nixbucket with compression algo) and checks
+	// both caches.
+	fresh := func(c *netCase, params, algo string, paths ...string) {
+		if withNix {
+			run := newRun()
+			c.nix = nixCopy(c.what, run, params, paths...)
+			nixCheck(run, paths...)
+		}
+		b := srv.NewBucket(t)
+		c.ours = push(c.what, b, algo, paths...)
+		ourCheck(b, paths...)
+	}
 
 	var table []netCase
 	add := func(c netCase) {
@@ -248,14 +261,7 @@ func TestBenchNet(t *testing.T) {
 		var zstdOurs netRun
 		if want("zstd") || want("mixed") {
 			c := netCase{rtt: rtt, what: "medium 216 MB, zstd"}
-			if withNix {
-				run := newRun()
-				c.nix = nixCopy(c.what, run, "compression=zstd", built["medium"])
-				nixCheck(run, built["medium"])
-			}
-			b := srv.NewBucket(t)
-			c.ours = push(c.what, b, "zstd", built["medium"])
-			ourCheck(b, built["medium"])
+			fresh(&c, "compression=zstd", "zstd", built["medium"])
 			zstdOurs = c.ours
 			c.note = sizes(c.nix, c.ours)
 			if want("zstd") {
@@ -264,14 +270,7 @@ func TestBenchNet(t *testing.T) {
 		}
 		if want("xz") {
 			c := netCase{rtt: rtt, what: "medium, xz (nix parallel-compression)"}
-			if withNix {
-				run := newRun()
-				c.nix = nixCopy(c.what, run, "compression=xz&parallel-compression=true", built["medium"])
-				nixCheck(run, built["medium"])
-			}
-			b := srv.NewBucket(t)
-			c.ours = push(c.what, b, "xz", built["medium"])
-			ourCheck(b, built["medium"])
+			fresh(&c, "compression=xz&parallel-compression=true", "xz", built["medium"])
 			c.note = sizes(c.nix, c.ours)
 			add(c)
 		}
@@ -292,14 +291,7 @@ func TestBenchNet(t *testing.T) {
 		}
 		if want("big") {
 			c := netCase{rtt: rtt, what: "big (one 1 GiB file), zstd"}
-			if withNix {
-				run := newRun()
-				c.nix = nixCopy(c.what, run, "compression=zstd", built["big"])
-				nixCheck(run, built["big"])
-			}
-			b := srv.NewBucket(t)
-			c.ours = push(c.what, b, "zstd", built["big"])
-			ourCheck(b, built["big"])
+			fresh(&c, "compression=zstd", "zstd", built["big"])
 			c.note = fmt.Sprintf("peak RSS aim < 200 MiB: %d MiB", c.ours.maxRSS/1024)
 			add(c)
 		}
