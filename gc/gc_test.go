@@ -84,7 +84,7 @@ func (f *fixture) push(t *testing.T, b s3cache.Bucket, root string, now time.Tim
 		top = append(top, f.paths[n])
 	}
 	_, err := push.Push(context.Background(), b, g, push.Options{
-		Compression: "zstd", Key: f.key,
+		Compression: "zstd", Keys: []*signing.SecretKey{f.key},
 		Root: &push.RootOptions{Name: root, TopLevel: top, Now: func() time.Time { return now }},
 		Lock: &lock.Options{Command: "test push", Settle: 10 * time.Millisecond, Wait: time.Minute},
 	})

@@ -19,6 +19,7 @@ import (
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
+	"github.com/nixbucket/nixbucket/signing"
 )
 
 // testLock is the lock gc takes in these tests.
@@ -173,7 +174,7 @@ func TestYoungNarInfoKeepsReferences(t *testing.T) {
 		t.Fatalf("condemned %v, want lib's closure %v", got, sorted(libKeys))
 	}
 	// A push without a root finds lib present and refers to it.
-	res, err := push.Push(ctx, b, f.closureOf(t, "appA"), push.Options{Compression: "zstd", Key: f.key, Lock: &testLock})
+	res, err := push.Push(ctx, b, f.closureOf(t, "appA"), push.Options{Compression: "zstd", Keys: []*signing.SecretKey{f.key}, Lock: &testLock})
 	if err != nil || res.Skipped == 0 {
 		t.Fatalf("push of appA: %+v, %v; want lib skipped", res, err)
 	}

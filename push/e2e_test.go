@@ -118,7 +118,7 @@ func pushSubstitute(t *testing.T, srv *s3test.Server, sample *e2eSample, algo st
 	pushOnce := func() *push.Result {
 		t.Helper()
 		if !cli {
-			res, err := push.Push(ctx, b, g, push.Options{Compression: algo, Key: key})
+			res, err := push.Push(ctx, b, g, push.Options{Compression: algo, Keys: []*signing.SecretKey{key}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -116,7 +116,7 @@ func TestPushLosesLock(t *testing.T) {
 	acquired := &signal{msg: "lock acquired"}
 	lockOpts := &lock.Options{Command: "test push", Settle: 20 * time.Millisecond, Logger: slog.New(acquired)}
 	pushRoot := func(bk s3cache.Bucket, p, root string) (*push.Result, error) {
-		return push.Push(ctx, bk, graph(p), push.Options{Compression: "zstd", Key: key, Lock: lockOpts,
+		return push.Push(ctx, bk, graph(p), push.Options{Compression: "zstd", Keys: []*signing.SecretKey{key}, Lock: lockOpts,
 			Root: &push.RootOptions{Name: root, TopLevel: []string{p}}})
 	}
 	if _, err := pushRoot(b, lib, "old"); err != nil {
@@ -223,7 +223,7 @@ func TestPushWaitsForGC(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := srv.Open(t, srv.NewBucket(t))
 			lockOpts := &lock.Options{Command: "test push", Settle: 20 * time.Millisecond, Wait: time.Minute}
-			pushOpts := push.Options{Compression: "zstd", Key: key, Lock: lockOpts}
+			pushOpts := push.Options{Compression: "zstd", Keys: []*signing.SecretKey{key}, Lock: lockOpts}
 			if _, err := push.Push(ctx, b, graph(lib), pushOpts); err != nil {
 				t.Fatal(err)
 			}
@@ -352,7 +352,7 @@ func TestPushNARsAfterLockListing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := push.Push(ctx, b, graph(app), push.Options{Compression: "zstd", Key: key, Lock: lockOpts}); err != nil {
+		if _, err := push.Push(ctx, b, graph(app), push.Options{Compression: "zstd", Keys: []*signing.SecretKey{key}, Lock: lockOpts}); err != nil {
 			t.Fatal(err)
 		}
 		ob.mu.Lock()
@@ -364,7 +364,7 @@ func TestPushNARsAfterLockListing(t *testing.T) {
 
 	t.Run("outside references looked at again", func(t *testing.T) {
 		b := srv.Open(t, srv.NewBucket(t))
-		if _, err := push.Push(ctx, b, graph(lib), push.Options{Compression: "zstd", Key: key}); err != nil {
+		if _, err := push.Push(ctx, b, graph(lib), push.Options{Compression: "zstd", Keys: []*signing.SecretKey{key}}); err != nil {
 			t.Fatal(err)
 		}
 		// app alone (as push --no-recursive): its references must be in the
@@ -391,7 +391,7 @@ func TestPushNARsAfterLockListing(t *testing.T) {
 				t.Error(err)
 			}
 		}}
-		_, err = push.Push(ctx, hb, closure.Partial(own), push.Options{Compression: "zstd", Key: key, Lock: lockOpts, Listing: listing})
+		_, err = push.Push(ctx, hb, closure.Partial(own), push.Options{Compression: "zstd", Keys: []*signing.SecretKey{key}, Lock: lockOpts, Listing: listing})
 		if err == nil || !strings.Contains(err.Error(), lib) {
 			t.Fatalf("push of app beside a gc that deleted lib: %v; want an error naming %s", err, lib)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/nixbucket/nixbucket/nar"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/s3cache"
+	"github.com/nixbucket/nixbucket/signing"
 	"github.com/nixbucket/nixbucket/store"
 	"github.com/nixbucket/nixbucket/storepath"
 )
@@ -102,7 +103,7 @@ in {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = push.Push(ctx, b, g, push.Options{Key: key, Jobs: 4})
+			_, err = push.Push(ctx, b, g, push.Options{Keys: []*signing.SecretKey{key}, Jobs: 4})
 			if err == nil {
 				t.Fatalf("pushing a closure with %s altered on disk succeeded", altered)
 			}

@@ -25,8 +25,9 @@ type Options struct {
 	// CompressionLevel is the codec's level as compression.Options.Level
 	// takes it; 0 means the codec's default.
 	CompressionLevel int
-	// Key signs every narinfo written; nil writes unsigned narinfos.
-	Key *signing.SecretKey
+	// Keys each sign every narinfo written (one signature per key); none
+	// writes unsigned narinfos.
+	Keys []*signing.SecretKey
 	// Jobs bounds the NARs uploaded at once; 0 means 8.
 	Jobs int
 	// MetaJobs bounds the small requests (HEAD, narinfo PUT) in flight;

@@ -137,7 +137,7 @@ func transientFaults(t *testing.T, srv *s3test.Server, fx *faultsFixture) {
 	}
 	proxy := s3test.NewFaultProxy(t, srv.Endpoint, rules...)
 	bucket := srv.NewBucket(t)
-	res, err := push.Push(ctx, openThrough(t, srv, proxy, bucket, 8), fx.graph, push.Options{Compression: "zstd", Key: fx.key, Jobs: 4})
+	res, err := push.Push(ctx, openThrough(t, srv, proxy, bucket, 8), fx.graph, push.Options{Compression: "zstd", Keys: []*signing.SecretKey{fx.key}, Jobs: 4})
 	if err != nil {
 		t.Fatalf("push through transient faults: %v", err)
 	}
@@ -227,7 +227,7 @@ func persistentFaults(t *testing.T, srv *s3test.Server, fx *faultsFixture) {
 			bucket := srv.NewBucket(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			_, err := push.Push(ctx, openThrough(t, srv, proxy, bucket, 3), fx.graph, push.Options{Compression: "zstd", Key: fx.key, Jobs: 4})
+			_, err := push.Push(ctx, openThrough(t, srv, proxy, bucket, 3), fx.graph, push.Options{Compression: "zstd", Keys: []*signing.SecretKey{fx.key}, Jobs: 4})
 			if err == nil {
 				t.Fatalf("push succeeded with %v on every matching request", tc.rule.Fault)
 			}

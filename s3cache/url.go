@@ -71,9 +71,10 @@ type URL struct {
 	// (multipart-chunk-size=, alias buffer-size=; default 5 MiB).
 	PartSize int64
 
-	// SecretKeyFile is the path of the Nix signing key file
-	// (secret-key=); a path, not a secret.
-	SecretKeyFile string
+	// SecretKeyFiles are the paths of the Nix signing key files
+	// (secret-key=, then secret-keys=F1,F2,… as in Nix 2.29); paths, not
+	// secrets.
+	SecretKeyFiles []string
 	// Compression is the NAR compression: "xz", "zstd" or "none"
 	// (compression=, default xz).
 	Compression string
@@ -127,7 +128,8 @@ var params = map[string]param{
 	"multipart-chunk-size": {s3Only: true, set: setPartSize},
 	"buffer-size":          {s3Only: true, set: setPartSize},
 
-	"secret-key":           {set: setNonEmpty(func(u *URL) *string { return &u.SecretKeyFile })},
+	"secret-key":           {set: setSecretKey},
+	"secret-keys":          {set: setSecretKeys},
 	"compression":          {set: setOneOf(func(u *URL) *string { return &u.Compression }, "xz", "zstd", "none")},
 	"compression-level":    {set: setCompressionLevel},
 	"parallel-compression": {set: setBool(func(u *URL) *bool { return &u.ParallelCompression })},
@@ -338,6 +340,27 @@ func normalizeEndpoint(ep, scheme string, hasScheme bool) (string, error) {
 	return e.Scheme + "://" + host, nil
 }
 
+// setSecretKey reads secret-key=FILE, which comes before secret-keys'
+// files (parameters are read in name order).
+func setSecretKey(u *URL, v string) error {
+	if v == "" {
+		return errors.New("empty value")
+	}
+	u.SecretKeyFiles = append(u.SecretKeyFiles, v)
+	return nil
+}
+
+// setSecretKeys reads Nix's secret-keys=F1,F2,….
+func setSecretKeys(u *URL, v string) error {
+	for _, f := range strings.Split(v, ",") {
+		if f == "" {
+			return errors.New("an empty file name; want FILE1,FILE2,…")
+		}
+		u.SecretKeyFiles = append(u.SecretKeyFiles, f)
+	}
+	return nil
+}
+
 func setRegion(u *URL, v string) error {
 	if v == "" || strings.ContainsAny(v, "/ \t\r\n") {
 		return errors.New("want a region name such as us-east-1 or garage")
@@ -497,8 +520,17 @@ func (u *URL) String() string {
 	default:
 		base = (&url.URL{Scheme: u.Scheme, Path: u.Dir}).String()
 	}
-	if u.SecretKeyFile != "" {
-		add("secret-key", signing.SafeKeyPath(u.SecretKeyFile)) // key text given by mistake is not shown
+	// Key text given by mistake is not shown.
+	switch len(u.SecretKeyFiles) {
+	case 0:
+	case 1:
+		add("secret-key", signing.SafeKeyPath(u.SecretKeyFiles[0]))
+	default:
+		shown := make([]string, len(u.SecretKeyFiles))
+		for i, f := range u.SecretKeyFiles {
+			shown[i] = signing.SafeKeyPath(f)
+		}
+		add("secret-keys", strings.Join(shown, ","))
 	}
 	if u.Compression != DefaultCompression && u.Compression != "" {
 		add("compression", u.Compression)

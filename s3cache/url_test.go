@@ -39,7 +39,7 @@ func TestParseURL(t *testing.T) {
 			want: s3URL("nix", func(u *s3cache.URL) {
 				u.Endpoint = "http://garage.example.org:3900"
 				u.Region = "garage"
-				u.SecretKeyFile = "/run/keys/cache.sec"
+				u.SecretKeyFiles = []string{"/run/keys/cache.sec"}
 			}),
 			str: "s3://nix?endpoint=http://garage.example.org:3900&region=garage&secret-key=/run/keys/cache.sec",
 		},
@@ -87,8 +87,14 @@ func TestParseURL(t *testing.T) {
 		},
 		{
 			raw:  "file:///var/cache/nix?compression=none&secret-key=key.sec",
-			want: &s3cache.URL{Scheme: "file", Dir: "/var/cache/nix", Compression: "none", CompressionLevel: -1, SecretKeyFile: "key.sec"},
+			want: &s3cache.URL{Scheme: "file", Dir: "/var/cache/nix", Compression: "none", CompressionLevel: -1, SecretKeyFiles: []string{"key.sec"}},
 			str:  "file:///var/cache/nix?compression=none&secret-key=key.sec",
+		},
+		{
+			// Nix 2.29's secret-keys=, with secret-key= first.
+			raw:  "file:///var/cache/nix?secret-keys=b.sec,c.sec&secret-key=a.sec",
+			want: &s3cache.URL{Scheme: "file", Dir: "/var/cache/nix", Compression: "xz", CompressionLevel: -1, SecretKeyFiles: []string{"a.sec", "b.sec", "c.sec"}},
+			str:  "file:///var/cache/nix?secret-keys=a.sec%2Cb.sec%2Cc.sec",
 		},
 		{
 			raw:  "file:///tmp/a%20b/../c/",

@@ -92,6 +92,43 @@ func ParseSecretKey(text string) (*SecretKey, error) {
 	return newSecretKey(name, priv), nil
 }
 
+// ParseSecretKeys parses one or more secret keys in Nix's text form, one
+// per line (blank lines are skipped), as NIXBUCKET_SECRET_KEY may hold
+// them. Two keys with the same name are an error: Nix would keep only one
+// of their signatures. Its errors name the line, never its content.
+func ParseSecretKeys(text string) ([]*SecretKey, error) {
+	var keys []*SecretKey
+	for i, line := range strings.Split(text, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		k, err := ParseSecretKey(line)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("parsing secret key: %w: no key", ErrInvalidKey)
+	}
+	if err := CheckDistinct(keys); err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// CheckDistinct returns an error if two of keys have the same name.
+func CheckDistinct(keys []*SecretKey) error {
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if seen[k.name] {
+			return fmt.Errorf("%w: two secret keys are named %q; each signing key needs its own name", ErrInvalidKey, k.name)
+		}
+		seen[k.name] = true
+	}
+	return nil
+}
+
 // Name returns the key name.
 func (k *SecretKey) Name() string { return k.name }
 

@@ -119,7 +119,7 @@ func TestCheckVouched(t *testing.T) {
 	pushed := func(t *testing.T) s3cache.Bucket {
 		b := srv.Open(t, srv.NewBucket(t))
 		_, err := push.Push(t.Context(), b, g, push.Options{
-			Compression: "zstd", Key: key,
+			Compression: "zstd", Keys: []*signing.SecretKey{key},
 			Root: &push.RootOptions{Name: "r", TopLevel: []string{app}},
 			Lock: &lock.Options{Command: "test push", Settle: 10 * time.Millisecond, Wait: time.Minute},
 		})

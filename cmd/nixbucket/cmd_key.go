@@ -35,18 +35,22 @@ func keyCommand() *cli.Command {
 			{
 				Name:      "public",
 				Usage:     "print the public key of a secret key",
-				UsageText: "nixbucket key public --secret-key-file FILE (or NIXBUCKET_SECRET_KEY)",
+				UsageText: "nixbucket key public --secret-key-file FILE… (or NIXBUCKET_SECRET_KEY)",
 				Flags:     []cli.Flag{secretKeyFileFlag()},
 				Action: func(c *cli.Context) error {
-					k, err := loadSecretKey(c)
+					keys, err := loadSecretKeys(c)
 					if err != nil {
 						return err
 					}
-					if k == nil {
-						return withCode(exitBadKey, errors.New("no secret key: give --secret-key-file FILE or set NIXBUCKET_SECRET_KEY"))
+					if len(keys) == 0 {
+						return errNoSecretKey
 					}
-					_, err = fmt.Fprintln(c.App.Writer, k.PublicKey())
-					return err
+					for _, p := range publicKeys(keys) {
+						if _, err := fmt.Fprintln(c.App.Writer, p); err != nil {
+							return err
+						}
+					}
+					return nil
 				},
 			},
 			nixconfCommand(),
@@ -54,33 +58,68 @@ func keyCommand() *cli.Command {
 	}
 }
 
-// secretKeyFileFlag is the --secret-key-file flag shared by every command
-// that signs; NIXBUCKET_SECRET_KEY (the key text itself) is its fallback.
+// secretKeyFileFlag is the repeatable --secret-key-file flag shared by
+// every command that signs; NIXBUCKET_SECRET_KEY (the key text itself, one
+// key per line) is its fallback. Values are not split on commas.
 func secretKeyFileFlag() cli.Flag {
-	return &cli.StringFlag{Name: "secret-key-file", Usage: "secret key file (`FILE`); else the key text in $NIXBUCKET_SECRET_KEY"}
+	return &cli.GenericFlag{Name: "secret-key-file", Value: &listFlag{},
+		Usage: "secret key file (`FILE`; repeatable: one signature per key); else the key text in $NIXBUCKET_SECRET_KEY, one key per line"}
 }
 
-// loadSecretKey reads the key from --secret-key-file, else from the
-// NIXBUCKET_SECRET_KEY variable; it returns nil when neither is set.
-func loadSecretKey(c *cli.Context) (*signing.SecretKey, error) {
-	if f := c.String("secret-key-file"); f != "" {
-		k, err := signing.ReadSecretKeyFile(f)
-		return k, withCode(exitBadKey, err)
+// secretKeyFiles returns the --secret-key-file values, in order.
+func secretKeyFiles(c *cli.Context) []string {
+	if l, ok := c.Generic("secret-key-file").(*listFlag); ok {
+		return l.values
 	}
-	return keyFromEnv()
+	return nil
 }
 
-// keyFromEnv parses NIXBUCKET_SECRET_KEY, or returns nil when it is unset.
-func keyFromEnv() (*signing.SecretKey, error) {
+// loadSecretKeys reads the keys of --secret-key-file, else those of the
+// NIXBUCKET_SECRET_KEY variable; it returns none when neither is set.
+func loadSecretKeys(c *cli.Context) ([]*signing.SecretKey, error) {
+	if files := secretKeyFiles(c); len(files) > 0 {
+		return readSecretKeyFiles(files)
+	}
+	return keysFromEnv()
+}
+
+// readSecretKeyFiles reads one key from each file.
+func readSecretKeyFiles(files []string) ([]*signing.SecretKey, error) {
+	keys := make([]*signing.SecretKey, 0, len(files))
+	for _, f := range files {
+		k, err := signing.ReadSecretKeyFile(f)
+		if err != nil {
+			return nil, withCode(exitBadKey, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, withCode(exitBadKey, signing.CheckDistinct(keys))
+}
+
+// keysFromEnv parses NIXBUCKET_SECRET_KEY (one key per line), or returns
+// none when it is unset.
+func keysFromEnv() ([]*signing.SecretKey, error) {
 	text, ok := os.LookupEnv("NIXBUCKET_SECRET_KEY")
-	if !ok || text == "" {
+	if !ok || strings.TrimSpace(text) == "" {
 		return nil, nil
 	}
-	k, err := signing.ParseSecretKey(text)
+	keys, err := signing.ParseSecretKeys(text)
 	if err != nil {
 		return nil, withCode(exitBadKey, fmt.Errorf("NIXBUCKET_SECRET_KEY: %w", err))
 	}
-	return k, nil
+	return keys, nil
+}
+
+// errNoSecretKey is the error of a command that needs a key and got none.
+var errNoSecretKey = withCode(exitBadKey, errors.New("no secret key: give --secret-key-file FILE or set NIXBUCKET_SECRET_KEY"))
+
+// publicKeys returns the public halves of keys, in nix.conf's form.
+func publicKeys(keys []*signing.SecretKey) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k.PublicKey().String()
+	}
+	return out
 }
 
 func keyGenerate(c *cli.Context) error {
@@ -141,7 +180,7 @@ func nixconfCommand() *cli.Command {
 		Description: "For an s3:// cache, when the nix on PATH has no S3 support (Debian's nix-bin) or cannot tell, " +
 			"the lines are followed by comments that give the other way: nixbucket serve in front of the bucket, " +
 			"and an http:// substituter.",
-		UsageText: "nixbucket key nixconf --cache-url URL --secret-key-file FILE",
+		UsageText: "nixbucket key nixconf --cache-url URL --secret-key-file FILE…",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "cache-url", EnvVars: []string{"NIXBUCKET_CACHE"}, Usage: "the URL Nix reads the cache from (e.g. s3://… or https://…)"},
 			secretKeyFileFlag(),
@@ -150,19 +189,19 @@ func nixconfCommand() *cli.Command {
 			if c.String("cache-url") == "" {
 				return usageErrorf("key nixconf needs --cache-url URL (or NIXBUCKET_CACHE)")
 			}
-			k, err := loadSecretKey(c)
+			keys, err := loadSecretKeys(c)
 			if err != nil {
 				return err
 			}
-			if k == nil {
-				return withCode(exitBadKey, errors.New("no secret key: give --secret-key-file FILE or set NIXBUCKET_SECRET_KEY"))
+			if len(keys) == 0 {
+				return errNoSecretKey
 			}
 			u, err := readerURL(c.String("cache-url"))
 			if err != nil {
 				return err
 			}
 			w := c.App.Writer
-			if _, err := fmt.Fprintf(w, "substituters = %s\ntrusted-public-keys = %s\n", u, k.PublicKey()); err != nil {
+			if _, err := fmt.Fprintf(w, "substituters = %s\ntrusted-public-keys = %s\n", u, strings.Join(publicKeys(keys), " ")); err != nil {
 				return err
 			}
 			if !strings.HasPrefix(u, "s3://") {

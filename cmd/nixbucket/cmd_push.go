@@ -128,7 +128,7 @@ type pushSetup struct {
 	url   *s3cache.URL
 	algo  string
 	level int // compression.Options.Level
-	key   *signing.SecretKey
+	keys  []*signing.SecretKey
 	root  string // "" records no root
 	// repair, after the push, checks the NARs the cache had and repairs
 	// the damaged ones (push --repair).
@@ -171,11 +171,11 @@ func newPushSetup(c *cli.Context) (*pushSetup, error) {
 			return nil, withCode(exitUsage, err)
 		}
 	}
-	key, err := pushKey(c, u)
+	keys, err := pushKeys(c, u)
 	if err != nil {
 		return nil, err
 	}
-	return &pushSetup{url: u, algo: algo, level: level, key: key, root: root, info: cacheInfo(u)}, nil
+	return &pushSetup{url: u, algo: algo, level: level, keys: keys, root: root, info: cacheInfo(u)}, nil
 }
 
 // cacheInfo is the nix-cache-info that u asks for with priority= or
@@ -221,7 +221,7 @@ func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, info *push.Cac
 	if err != nil {
 		return err
 	}
-	if ps.key == nil {
+	if len(ps.keys) == 0 {
 		slog.Warn("pushing unsigned narinfos: Nix will not substitute them with require-sigs; give --secret-key-file or NIXBUCKET_SECRET_KEY")
 	}
 	if info != nil {
@@ -241,7 +241,7 @@ func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, info *push.Cac
 	res, err := push.Push(ctx, b, g, push.Options{
 		Compression:      ps.algo,
 		CompressionLevel: ps.level,
-		Key:              ps.key,
+		Keys:             ps.keys,
 		Jobs:             c.Int("jobs"),
 		PartSize:         ps.url.PartSize,
 		DryRun:           c.Bool("dry-run"),
@@ -372,14 +372,14 @@ func checkCompression(algo string) error {
 	return usageErrorf("unsupported compression %q: use xz, zstd or none", algo)
 }
 
-// pushKey finds the signing key: --secret-key-file, else the URL's
-// secret-key=, else NIXBUCKET_SECRET_KEY; nil if none is given.
-func pushKey(c *cli.Context, u *s3cache.URL) (*signing.SecretKey, error) {
-	if c.String("secret-key-file") == "" && u.SecretKeyFile != "" {
-		k, err := signing.ReadSecretKeyFile(u.SecretKeyFile)
-		return k, withCode(exitBadKey, err)
+// pushKeys finds the signing keys: --secret-key-file's, else the URL's
+// secret-key= and secret-keys=, else NIXBUCKET_SECRET_KEY's; none if
+// none is given.
+func pushKeys(c *cli.Context, u *s3cache.URL) ([]*signing.SecretKey, error) {
+	if len(secretKeyFiles(c)) == 0 && len(u.SecretKeyFiles) > 0 {
+		return readSecretKeyFiles(u.SecretKeyFiles)
 	}
-	return loadSecretKey(c)
+	return loadSecretKeys(c)
 }
 
 // cacheURL parses --cache (or NIXBUCKET_CACHE).
