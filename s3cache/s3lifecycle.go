@@ -108,7 +108,7 @@ func (b *S3Bucket) EnsureAbortMultipartRule(ctx context.Context, days int) (Abor
 		rules, minSize = got.Rules, got.TransitionDefaultMinimumObjectSize
 	case errorCode(err) == "NoSuchLifecycleConfiguration":
 	default:
-		return AbortRule{}, b.lifecycleError("reading the lifecycle configuration of", err)
+		return AbortRule{}, b.lifecycleError("reading", err)
 	}
 	merged, rule := mergeAbortRule(rules, days)
 	if rule.Change == RuleKept {
@@ -120,7 +120,7 @@ func (b *S3Bucket) EnsureAbortMultipartRule(ctx context.Context, days int) (Abor
 		TransitionDefaultMinimumObjectSize: minSize,
 	}, s3.WithAPIOptions(addContentMD5))
 	if err != nil {
-		return AbortRule{}, b.lifecycleError("writing the lifecycle configuration of", err)
+		return AbortRule{}, b.lifecycleError("writing", err)
 	}
 	return rule, nil
 }
@@ -132,14 +132,14 @@ func (b *S3Bucket) lifecycleError(op string, err error) error {
 		ae smithy.APIError
 		re *awshttp.ResponseError
 	)
-	werr := b.wrap(op, "bucket "+b.bucket, err)
+	werr := b.wrap(op, "the lifecycle configuration", err)
 	if !errors.As(err, &ae) || !errors.As(err, &re) {
 		return werr
 	}
 	status := re.HTTPStatusCode()
 	switch {
 	case status == http.StatusNotImplemented || ae.ErrorCode() == "NotImplemented":
-		werr = b.remote(ErrLifecycleNotSupported, err, "%s bucket %q at %s: %s (%s, HTTP %d)",
+		werr = b.remote(ErrLifecycleNotSupported, err, "%s the lifecycle configuration in bucket %q at %s: %s (%s, HTTP %d)",
 			op, b.bucket, b.where, ae.ErrorMessage(), ae.ErrorCode(), status)
 	case status >= 400 && status < 500 && !errors.Is(werr, ErrNoSuchBucket) && !errors.Is(werr, ErrSignatureScope):
 	default:
@@ -194,8 +194,10 @@ func mergeAbortRule(rules []types.LifecycleRule, days int) ([]types.LifecycleRul
 // uploads in the whole bucket; 0 if it does not (disabled, filtered, or
 // without that action).
 func abortDays(r types.LifecycleRule) int {
+	//lint:ignore SA1019 a rule written before Filter may still carry the old Prefix
+	legacyPrefix := aws.ToString(r.Prefix)
 	if r.Status != types.ExpirationStatusEnabled || r.AbortIncompleteMultipartUpload == nil ||
-		aws.ToString(r.Prefix) != "" || !wholeBucket(r.Filter) {
+		legacyPrefix != "" || !wholeBucket(r.Filter) {
 		return 0
 	}
 	return int(aws.ToInt32(r.AbortIncompleteMultipartUpload.DaysAfterInitiation))

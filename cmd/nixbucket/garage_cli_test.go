@@ -184,6 +184,7 @@ func sameRules(a, b []types.LifecycleRule) bool {
 
 func filterPrefix(r types.LifecycleRule) string {
 	if r.Filter == nil {
+		//lint:ignore SA1019 a rule without Filter may carry the old Prefix
 		return aws.ToString(r.Prefix)
 	}
 	return aws.ToString(r.Filter.Prefix)
