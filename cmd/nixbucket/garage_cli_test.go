@@ -211,4 +211,3 @@ func ruleIDs(rules []types.LifecycleRule) []string {
 	}
 	return ids
 }
-
