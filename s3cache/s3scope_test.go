@@ -56,20 +56,27 @@ func TestS3WrongRegion(t *testing.T) {
 	}
 }
 
-// TestS3LaterBadRequest checks that a 400 without a body after the
-// server took the bucket's signatures keeps its own message: it is not
-// the region.
-func TestS3LaterBadRequest(t *testing.T) {
+// TestS3OtherBadRequest checks that the other 400s keep their own
+// message: one whose body names another cause, even to the first
+// request, and one without a body after the server took the bucket's
+// signatures.
+func TestS3OtherBadRequest(t *testing.T) {
 	t.Parallel()
 	for _, kind := range s3test.Servers() {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			srv := s3test.Start(t, kind)
+			_, err := srv.Open(t, srv.Bucket).Get(t.Context(), strings.Repeat("k", 1100))
+			t.Logf("first request, a GET of a 1100-byte key: %v", err)
+			if err == nil || errors.Is(err, s3cache.ErrSignatureScope) || strings.Contains(err.Error(), "region") {
+				t.Errorf("a GET of a 1100-byte key as the first request: %v, want the server's own error", err)
+			}
+
 			b := srv.Open(t, srv.Bucket)
 			if _, err := b.Stat(t.Context(), "nix-cache-info"); !errors.Is(err, s3cache.ErrNotFound) {
 				t.Fatalf("Stat nix-cache-info: %v, want ErrNotFound", err)
 			}
-			_, err := b.Stat(t.Context(), strings.Repeat("k", 1100)) // longer than S3's 1024 bytes
+			_, err = b.Stat(t.Context(), strings.Repeat("k", 1100)) // longer than S3's 1024 bytes
 			t.Logf("Stat of a 1100-byte key: %v", err)
 			if err == nil || errors.Is(err, s3cache.ErrSignatureScope) || strings.Contains(err.Error(), "region") {
 				t.Errorf("Stat of a 1100-byte key after a request was taken: %v, want the server's own error", err)
