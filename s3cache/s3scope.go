@@ -51,7 +51,10 @@ func wantedRegion(msg string, re *awshttp.ResponseError) string {
 // bodiless reports whether an error answer had no body to say what was
 // wrong: a HEAD's, or one the SDK could only name by its status.
 func bodiless(ae smithy.APIError, re *awshttp.ResponseError) bool {
-	if re != nil && re.Response != nil && re.Response.Request != nil && re.Response.Request.Method == http.MethodHead {
+	if re == nil {
+		return false
+	}
+	if re.Response != nil && re.Response.Request != nil && re.Response.Request.Method == http.MethodHead {
 		return true
 	}
 	if ae == nil || ae.ErrorMessage() == "" {
@@ -62,8 +65,9 @@ func bodiless(ae smithy.APIError, re *awshttp.ResponseError) bool {
 }
 
 // scopeError is the error for a 400 that refuses the signature scope:
-// code is the server's error code, bodiless whether the answer had no
-// body (a HEAD's), serverMsg its message otherwise.
+// code is the server's error code and serverMsg its message, "" when the
+// answer had no body (a HEAD's): then, unless a header names the
+// region, the line gives Garage's hint.
 func (b *S3Bucket) scopeError(op, key string, err error, code, serverMsg string, re *awshttp.ResponseError) error {
 	ours := b.region()
 	where := fmt.Sprintf("%s %s in bucket %q at %s", op, key, b.bucket, b.where)

@@ -22,7 +22,7 @@ func initCommand() *cli.Command {
 			"an existing nix-cache-info is rewritten only when they ask for other values than it has. " +
 			"On S3, init also adds the lifecycle rule " + s3cache.AbortMultipartRuleID + ", which aborts multipart uploads " +
 			"left incomplete (by killed pushes) after --abort-multipart-days, keeping the bucket's other rules; " +
-			"a server without lifecycle support is told, and gc aborts old uploads there.",
+			"where the server keeps no such rule, init says so, and gc aborts old uploads there.",
 		Flags: []cli.Flag{
 			cacheFlag(),
 			&cli.IntFlag{Name: "priority", Value: layout.DefaultPriority, Usage: "the cache's Priority in nix-cache-info (lower is preferred; default: the URL's priority=, else 40)"},
@@ -35,6 +35,9 @@ func initCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if c.Int("abort-multipart-days") < 1 {
+				return usageErrorf("--abort-multipart-days must be at least 1, got %d (--no-lifecycle adds no rule)", c.Int("abort-multipart-days"))
+			}
 			if u.Scheme == s3cache.SchemeS3 {
 				err := s3cache.CreateBucket(ctx, u, s3Options(ctx))
 				if err != nil && !errors.Is(err, s3cache.ErrAccessDenied) {
@@ -43,9 +46,6 @@ func initCommand() *cli.Command {
 			}
 			if c.Int("priority") < 0 {
 				return usageErrorf("--priority must not be negative, got %d", c.Int("priority"))
-			}
-			if c.Int("abort-multipart-days") < 1 {
-				return usageErrorf("--abort-multipart-days must be at least 1, got %d (--no-lifecycle adds no rule)", c.Int("abort-multipart-days"))
 			}
 			if u.StoreDir != "" && u.StoreDir != storepath.DefaultDir() {
 				return usageErrorf("the cache URL says store=%s, but the local store is %s", u.StoreDir, storepath.DefaultDir())

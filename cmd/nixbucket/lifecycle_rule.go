@@ -26,8 +26,12 @@ func abortMultipartRule(ctx context.Context, l s3cache.Lifecycler, days int) (st
 	case errors.As(err, &le) && errors.Is(err, s3cache.ErrLifecycleNotSupported):
 		return fmt.Sprintf("the server does not support bucket lifecycle (%s): skipped; run gc to abort old uploads", le.Code), nil
 	case le != nil:
-		return fmt.Sprintf("the server refused lifecycle rule %s (%s: %s): skipped; run gc to abort old uploads",
-			s3cache.AbortMultipartRuleID, le.Code, strings.TrimSuffix(le.Message, ".")), nil
+		why := le.Code
+		if le.Message != "" {
+			why += ": " + strings.TrimSuffix(le.Message, ".")
+		}
+		return fmt.Sprintf("the server refused lifecycle rule %s (%s): skipped; run gc to abort old uploads",
+			s3cache.AbortMultipartRuleID, why), nil
 	case err != nil:
 		return "", err
 	}
