@@ -225,6 +225,10 @@ func TestHostileNarInfos(t *testing.T) {
 		if got := validBy(t, b, p, fx.a, fx.b); !slices.Equal(got, []string{fx.a.Name(), fx.b.Name()}) {
 			t.Errorf("%s has valid signatures by %q, want both keys", p, got)
 		}
+		k := layout.NarInfoKeyOf(p)
+		if o, err := b.Stat(context.Background(), k); err != nil || o.ContentType != layout.ContentType(k) {
+			t.Errorf("rewritten %s has Content-Type %q (%v), want %q", k, o.ContentType, err, layout.ContentType(k))
+		}
 	}
 	if dr.Signed != res.Signed || dr.Rewritten != res.Rewritten || !slices.Equal(dr.Unvouched, res.Unvouched) || !dr.DryRun {
 		t.Errorf("dry run %+v, real run %+v", dr, res)

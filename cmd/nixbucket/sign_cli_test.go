@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http/httptest"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/resign"
 	"github.com/nixbucket/nixbucket/serve"
 	"github.com/nixbucket/nixbucket/signing"
@@ -174,5 +176,21 @@ func TestSignCommand(t *testing.T) {
 	}
 	if after := listing(t, srv.Open(t, name)); !slices.Equal(before, after) {
 		t.Errorf("a dry run changed the bucket")
+	}
+
+	// A gc's exclusive lock keeps sign from writing; --no-lock does not wait.
+	gc, err := lock.Acquire(context.Background(), srv.Open(t, name), lock.Exclusive, lock.Options{Command: "gc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Release()
+	args := []string{"sign", "--cache", u, "--all", "--remove-signatures-by", "nobody-1"}
+	code, _, stderr = runBin(t, env, append(args, "--lock-wait", "0")...)
+	if code != exitFailure || !strings.Contains(stderr, "locked") {
+		t.Errorf("sign while a gc holds the lock: exit %d, %q; want exit 1, locked", code, stderr)
+	}
+	oneErrorLine(t, stderr)
+	if code, _, stderr := runBin(t, env, append(args, "--no-lock")...); code != 0 {
+		t.Errorf("sign --no-lock while a gc holds the lock: exit %d: %s", code, stderr)
 	}
 }
