@@ -50,25 +50,19 @@ func (s *Selection) check() error {
 	return nil
 }
 
-// HashPart returns the hash part of arg: a store path's (arg is an
-// absolute path whose first element below its store directory is
-// <hash>-<name>: /nix/store/<hash>-<name>[/…]) or arg itself when it is
-// one (32 characters of Nix's base-32).
+// HashPart returns the hash part of arg: a store path's, when arg is an
+// absolute path with a store path base name <hash>-<name> below its first
+// element (/nix/store/<hash>-<name>[/…]), or arg itself when it is a hash
+// part (32 characters of Nix's base-32).
 func HashPart(arg string) (string, error) {
 	if storepath.IsHashPart(arg) {
 		return arg, nil
 	}
-	if strings.HasPrefix(arg, "/") {
-		for dir := arg; dir != "/" && dir != "."; {
-			i := strings.LastIndexByte(dir, '/')
-			parent, base := dir[:i], dir[i+1:]
-			if storepath.CheckBase(base) == nil && parent != "" {
+	if parts := strings.Split(arg, "/"); len(parts) > 2 && parts[0] == "" {
+		for _, base := range parts[2:] {
+			if storepath.CheckBase(base) == nil {
 				return storepath.HashPart(base), nil
 			}
-			if parent == "" {
-				break
-			}
-			dir = parent
 		}
 	}
 	return "", fmt.Errorf("%q is neither a store path nor a store path's hash part", arg)
