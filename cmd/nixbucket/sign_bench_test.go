@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,13 +37,25 @@ func TestSignAllTiming(t *testing.T) {
 	if code, _, stderr := runBin(t, env, "push", "--cache", u, "--secret-key-file", aFile, dag); code != 0 {
 		t.Fatalf("push: exit %d: %s", code, stderr)
 	}
+	// sign goes through a proxy that counts its requests.
+	proxy := s3test.NewFaultProxy(t, srv.Endpoint)
+	viaProxy := strings.Replace(u, "endpoint="+srv.Endpoint, "endpoint="+proxy.URL, 1)
 	for _, what := range []string{"signs every narinfo", "changes nothing"} {
+		counts := map[string]int{}
+		for _, m := range []string{"GET", "PUT", "HEAD", "DELETE"} {
+			counts[m] = proxy.Count(s3test.IsMethod(m))
+		}
 		start := time.Now()
-		res, out := signResult(t, env, 0, "--cache", u, "--all", "--secret-key-file", bFile, "--trusted-public-key", a.PublicKey().String())
+		res, out := signResult(t, env, 0, "--cache", viaProxy, "--all", "--secret-key-file", bFile, "--trusted-public-key", a.PublicKey().String())
 		d := time.Since(start)
 		if res.NarInfos != n {
 			t.Fatalf("sign read %d narinfos of %d: %s", res.NarInfos, n, out)
 		}
-		t.Logf("sign --all on %d narinfos, %s: %v (%s)", n, what, d.Round(time.Millisecond), strings.TrimSpace(out))
+		var reqs []string
+		for _, m := range []string{"GET", "PUT", "HEAD", "DELETE"} {
+			reqs = append(reqs, fmt.Sprintf("%s %d", m, proxy.Count(s3test.IsMethod(m))-counts[m]))
+		}
+		t.Logf("sign --all on %d narinfos, %s: %v; requests (GET includes LIST): %s; signed %d, rewritten %d, unchanged %d",
+			n, what, d.Round(time.Millisecond), strings.Join(reqs, ", "), res.Signed, res.Rewritten, res.Unchanged)
 	}
 }
