@@ -24,6 +24,14 @@
 // longer vouches for it (package roots): gc, stats and verify then read it
 // with a GET.
 //
+// Other writers may hold the shared lock too (push, verify --repair,
+// another Run): before it writes a narinfo, Run checks with a HEAD that
+// its ETag is still the one it read, and otherwise reads and decides
+// again, so that it does not undo a repair's new URL or another key's
+// signature. Without conditional PUTs (which Garage may lack), a write
+// landing between that HEAD and Run's PUT is still lost: a window of one
+// round trip.
+//
 // Run holds the shared cache lock (package lock) while it writes, as push
 // does, and checks it before each narinfo it writes: a gc never deletes a
 // narinfo's NAR or references while Run writes that narinfo back.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -16,37 +17,55 @@ import (
 	"github.com/nixbucket/nixbucket/verify"
 )
 
-// one re-signs the narinfo at key: it reads it, decides what its
-// signatures become, vouches for it if it gains one, and writes it back
-// if they change. named, if not "", is what to report it by if it is not
-// in the cache.
+// one re-signs the narinfo at key (see try), again if it changed while
+// it was being signed. named, if not "", is what to report it by if it is
+// not in the cache.
 func (r *resigner) one(ctx context.Context, key, named string) error {
-	body, err := s3cache.ReadSmall(ctx, r.b, key, 1<<24)
+	for range maxAttempts {
+		again, err := r.try(ctx, key, named)
+		if !again {
+			return err
+		}
+		r.log.Debug("narinfo changed while being signed: again", "key", key)
+	}
+	return fmt.Errorf("%s changed %d times while being signed: another writer is rewriting it", key, maxAttempts)
+}
+
+// maxAttempts bounds the reads of a narinfo that keeps changing.
+const maxAttempts = 3
+
+// try reads the narinfo at key, decides what its signatures become,
+// vouches for it if it gains one, and writes it back if they change,
+// unless it changed since it was read (then again is true: another writer,
+// e.g. verify --repair, rewrote it, and writing what was read would undo
+// that).
+func (r *resigner) try(ctx context.Context, key, named string) (again bool, err error) {
+	body, etag, err := r.read(ctx, key)
 	if errors.Is(err, s3cache.ErrNotFound) {
 		if named != "" {
 			r.add(func(res *Result) { res.Missing = append(res.Missing, named) })
 		} else {
 			r.log.Debug("narinfo deleted since the listing", "key", key)
 		}
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", key, err)
+		return false, err
 	}
 	r.add(func(res *Result) { res.NarInfos++ })
 	ni, err := narinfo.ParseString(string(body), narinfo.WithStoreDir(r.storeDir))
 	if err != nil {
 		r.refuse(key, fmt.Sprintf("does not parse: %v", err))
-		return nil
+		return false, nil
 	}
 	if hash, _ := layout.NarInfoHash(key); storepath.HashPart(ni.StorePath) != hash {
 		r.refuse(key, fmt.Sprintf("its StorePath %s does not have the key's hash part", ni.StorePath))
-		return nil
+		return false, nil
 	}
 	fp, err := ni.Fingerprint()
 	if err != nil {
 		r.refuse(ni.StorePath, err.Error())
-		return nil
+		return false, nil
 	}
 
 	kept := slices.DeleteFunc(slices.Clone(ni.Sigs), func(s string) bool { return r.remove[sigName(s)] })
@@ -54,32 +73,36 @@ func (r *resigner) one(ctx context.Context, key, named string) error {
 	sign := r.lacksSignature(fp, kept)
 	if !sign && removed == 0 {
 		r.add(func(res *Result) { res.Unchanged++ })
-		return nil
+		return false, nil
 	}
 	if sign {
 		why, err := r.vouch(ctx, key, ni, fp)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if why != "" {
 			r.refuse(ni.StorePath, why)
-			return nil
+			return false, nil
 		}
 	}
 	ni.Sigs = kept
 	if sign {
 		if err := push.Sign(ni, r.opts.Keys); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if !r.opts.DryRun {
 		if r.lock != nil {
 			if err := r.lock.Check(ctx); err != nil {
-				return fmt.Errorf("before writing %s: %w", key, err)
+				return false, fmt.Errorf("before writing %s: %w", key, err)
 			}
 		}
+		if changed, err := r.changed(ctx, key, etag); err != nil || changed {
+			r.add(func(res *Result) { res.NarInfos-- })
+			return err == nil, err
+		}
 		if err := push.PutNarInfo(ctx, r.b, ni); err != nil {
-			return err
+			return false, err
 		}
 		r.log.Debug("rewrote narinfo", "key", key, "signed", sign, "removed", removed)
 	}
@@ -90,7 +113,48 @@ func (r *resigner) one(ctx context.Context, key, named string) error {
 			res.Signed++
 		}
 	})
-	return nil
+	return false, nil
+}
+
+// read returns the narinfo text at key and its ETag ("" if the bucket
+// gives none).
+func (r *resigner) read(ctx context.Context, key string) ([]byte, string, error) {
+	rc, info, err := s3cache.GetWithInfo(ctx, r.b, key)
+	if err != nil {
+		if errors.Is(err, s3cache.ErrNotFound) {
+			return nil, "", err
+		}
+		return nil, "", fmt.Errorf("reading %s: %w", key, err)
+	}
+	defer rc.Close()
+	body, err := io.ReadAll(io.LimitReader(rc, maxNarInfo+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("reading %s: %w", key, err)
+	}
+	if len(body) > maxNarInfo {
+		return nil, "", fmt.Errorf("reading %s: larger than %d bytes", key, maxNarInfo)
+	}
+	return body, info.ETag, nil
+}
+
+// maxNarInfo is the size of the largest narinfo read.
+const maxNarInfo = 1 << 24
+
+// changed reports whether the narinfo at key is no longer the one read
+// with etag: rewritten or deleted since (a HEAD). Without an ETag, it
+// cannot tell, and reports false.
+func (r *resigner) changed(ctx context.Context, key, etag string) (bool, error) {
+	if etag == "" {
+		return false, nil
+	}
+	o, err := r.b.Stat(ctx, key)
+	if errors.Is(err, s3cache.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("checking %s before writing it: %w", key, err)
+	}
+	return o.ETag != etag, nil
 }
 
 // lacksSignature reports whether some key of Options.Keys has no valid

@@ -3,10 +3,12 @@ package resign_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
@@ -329,4 +331,54 @@ func mapsEqual(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// rewriteOnStat is a bucket that, at the first Stat of key, first writes
+// text there: another writer (say verify --repair) rewriting the narinfo
+// between Run's read and its write.
+type rewriteOnStat struct {
+	s3cache.Bucket
+	t    *testing.T
+	key  string
+	text []byte
+	once sync.Once
+}
+
+func (w *rewriteOnStat) GetWithInfo(ctx context.Context, key string) (io.ReadCloser, s3cache.ObjectInfo, error) {
+	return s3cache.GetWithInfo(ctx, w.Bucket, key)
+}
+
+func (w *rewriteOnStat) Stat(ctx context.Context, key string) (s3cache.ObjectInfo, error) {
+	if key == w.key {
+		w.once.Do(func() {
+			if err := w.Bucket.Put(ctx, key, bytes.NewReader(w.text), int64(len(w.text)), s3cache.PutOptions{}); err != nil {
+				w.t.Error(err)
+			}
+		})
+	}
+	return w.Bucket.Stat(ctx, key)
+}
+
+// TestRewrittenMeanwhile: a narinfo rewritten by another writer after Run
+// read it is read again, and the other writer's change is kept.
+func TestRewrittenMeanwhile(t *testing.T) {
+	fx := newFixture(t)
+	b := fx.bucket(t, nil)
+	ni := info(t, fx.objects, fx.lib)
+	ni.Extra = append(ni.Extra, narinfo.Field{Key: "X-Repaired", Value: "yes"})
+	w := &rewriteOnStat{Bucket: b, t: t, key: layout.NarInfoKeyOf(fx.lib), text: []byte(ni.String())}
+	res := run(t, w, resign.Options{Keys: []*signing.SecretKey{fx.b}, TrustedKeys: signing.NewPublicKeys(fx.a.PublicKey()), Select: resign.Selection{All: true}})
+	if res.NarInfos != len(fx.paths) || res.Signed != len(fx.paths) {
+		t.Errorf("result %+v; want %d narinfos signed", res, len(fx.paths))
+	}
+	text, err := s3cache.ReadSmall(context.Background(), b, w.key, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(text), "\nX-Repaired: yes\n") {
+		t.Errorf("the other writer's change was undone:\n%s", text)
+	}
+	if got := validBy(t, b, fx.lib, fx.a, fx.b); len(got) != 2 {
+		t.Errorf("the narinfo rewritten meanwhile has valid signatures by %q, want both keys", got)
+	}
 }
