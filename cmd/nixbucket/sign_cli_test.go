@@ -50,7 +50,8 @@ func writeKey(t *testing.T, dir, name string) (*signing.SecretKey, string) {
 // reading it through serve: pushed with A, Nix trusting only B refuses
 // the closure; `sign --root` with B, trusting A, signs every path of the
 // root's newest manifest, and Nix trusting only B substitutes it; a second
-// `sign --all` writes nothing; `--remove-signatures-by A` alone drops A's
+// `sign --all` (B from the URL's secret-key=, A from
+// NIXBUCKET_TRUSTED_PUBLIC_KEYS) writes nothing; `--remove-signatures-by A` alone drops A's
 // signatures: Nix trusting only A refuses, Nix trusting B still
 // substitutes. No secret key is ever printed.
 func TestSignRotation(t *testing.T) {
@@ -95,7 +96,8 @@ func TestSignRotation(t *testing.T) {
 	}
 
 	before := listing(t, bucket)
-	res, out = signResult(t, append(env, "NIXBUCKET_TRUSTED_PUBLIC_KEYS="+a.PublicKey().String()), 0, "--cache", u, "--all", "--secret-key-file", bFile)
+	// The key from the URL, the trusted key from the environment.
+	res, out = signResult(t, append(env, "NIXBUCKET_TRUSTED_PUBLIC_KEYS="+a.PublicKey().String()), 0, "--cache", u+"&secret-key="+bFile, "--all")
 	printed = append(printed, out)
 	if res.Rewritten != 0 || res.Unchanged != len(closure) {
 		t.Errorf("second sign --all: %s; want nothing rewritten", out)
