@@ -98,7 +98,7 @@ func (r *resigner) try(ctx context.Context, key, named string) (again bool, err 
 			}
 		}
 		if changed, err := r.changed(ctx, key, etag); err != nil || changed {
-			r.add(func(res *Result) { res.NarInfos-- })
+			r.add(func(res *Result) { res.NarInfos-- }) // counted when read again
 			return err == nil, err
 		}
 		if err := push.PutNarInfo(ctx, r.b, ni); err != nil {

@@ -62,9 +62,10 @@ type Result struct {
 	RemovedSignatures int `json:"removedSignatures"`
 	// NARsChecked is the number of NARs downloaded and re-hashed (Deep).
 	NARsChecked int `json:"narsChecked"`
-	// Unvouched lists, sorted, the narinfos (by store path; by key when
-	// one does not parse) that would have gained a signature but could
-	// not be vouched for; they were left alone.
+	// Unvouched lists, sorted, the narinfos left alone: those that would
+	// have gained a signature but could not be vouched for (by store
+	// path), and those that do not parse or whose StorePath is not their
+	// key's (by key).
 	Unvouched []string `json:"unvouched"`
 	// Missing lists, sorted, the paths selected (by Selection.Paths or a
 	// root's manifest) that have no narinfo in the cache.
