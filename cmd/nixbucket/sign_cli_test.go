@@ -12,7 +12,9 @@ import (
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/lock"
+	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/resign"
 	"github.com/nixbucket/nixbucket/serve"
 	"github.com/nixbucket/nixbucket/signing"
@@ -127,16 +129,22 @@ func TestSignRotation(t *testing.T) {
 	}
 }
 
-// TestSignCommand: what sign refuses as usage (exit 2 or 4), a dry run's
-// text, and unvouched and missing paths (listed on stderr, then one error
-// line, exit 1) in a cache pushed without a key.
+// TestSignCommand: what sign refuses as usage (exit 2 or 4); in a cache
+// pushed with key A where an attacker wrote one narinfo signed by a key of
+// its own and one unsigned, signing with B trusting A lists those two
+// (unvouched, on stderr, then one error line, exit 1), signs the others
+// and leaves those two as they were; a dry run's text, and a path not in
+// the cache.
 func TestSignCommand(t *testing.T) {
 	t.Parallel()
 	f := nixtest.Sample(t, 3, "cli-sign-cmd")
+	app := nixtest.Build(t, f, "app")[0]
 	lib := nixtest.Build(t, f, "lib")[0]
+	closure := nixtest.Lines(t, "nix-store", "-qR", app)
 	dir := t.TempDir()
 	a, aFile := writeKey(t, dir, "sign-cmd-a-1")
 	_, bFile := writeKey(t, dir, "sign-cmd-b-1")
+	evil, _ := signing.GenerateSecretKey("evil-1")
 	srv := s3test.Start(t, s3test.MinIO)
 	name := srv.NewBucket(t)
 	u := srv.StoreURL(name)
@@ -161,23 +169,55 @@ func TestSignCommand(t *testing.T) {
 		oneErrorLine(t, stderr)
 	}
 
-	if code, _, stderr := runBin(t, env, "push", "--cache", u, lib); code != 0 {
+	if code, _, stderr := runBin(t, env, "push", "--cache", u, "--secret-key-file", aFile, app); code != 0 {
 		t.Fatalf("push: exit %d: %s", code, stderr)
 	}
+	bucket := srv.Open(t, name)
+	var unsigned string
+	for _, p := range closure {
+		if p != app && p != lib {
+			unsigned = p
+		}
+	}
+	spoil(t, bucket, layout.NarInfoKeyOf(lib), func(text []byte) []byte {
+		ni, _ := narinfo.ParseString(string(text))
+		fp, _ := ni.Fingerprint()
+		ni.Sigs = []string{evil.Sign([]byte(fp))}
+		return []byte(ni.String())
+	})
+	spoil(t, bucket, layout.NarInfoKeyOf(unsigned), func(text []byte) []byte {
+		ni, _ := narinfo.ParseString(string(text))
+		ni.Sigs = nil
+		return []byte(ni.String())
+	})
+	before := listing(t, bucket)
+
 	gone := "/nix/store/00000000000000000000000000000000-gone"
-	before := listing(t, srv.Open(t, name))
 	code, stdout, stderr := runBin(t, env, "sign", "--cache", u, "--dry-run", "--secret-key-file", bFile,
 		"--trusted-public-key", a.PublicKey().String(), lib, gone)
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
-	if code != exitFailure || len(lines) != 3 || !strings.HasPrefix(lines[0], "unvouched "+lib+": it has no signature") ||
+	if code != exitFailure || len(lines) != 3 || lines[0] != "unvouched "+lib+": signed only by untrusted keys: evil-1" ||
 		lines[1] != "missing "+gone+": not in the cache" || !strings.HasPrefix(lines[2], "nixbucket: 1 narinfos left alone") {
-		t.Errorf("sign of an unsigned and a missing path: exit %d, stderr:\n%s", code, stderr)
+		t.Errorf("sign of a hostile and a missing path: exit %d, stderr:\n%s", code, stderr)
 	}
 	if want := "would sign 0 of 1 narinfos (0 rewritten, 0 signatures removed); 0 unchanged, 1 unvouched\n"; stdout != want {
 		t.Errorf("dry run printed %q, want %q", stdout, want)
 	}
-	if after := listing(t, srv.Open(t, name)); !slices.Equal(before, after) {
+	if after := listing(t, bucket); !slices.Equal(before, after) {
 		t.Errorf("a dry run changed the bucket")
+	}
+
+	res, out := signResult(t, env, exitFailure, "--cache", u, "--all", "--secret-key-file", bFile, "--trusted-public-key", a.PublicKey().String())
+	if want := sortedCopy(lib, unsigned); !slices.Equal(res.Unvouched, want) || res.Signed != len(closure)-2 || res.NarInfos != len(closure) {
+		t.Errorf("sign --all with two hostile narinfos: %s; want %q unvouched, the other %d signed", out, want, len(closure)-2)
+	}
+	after := listing(t, bucket)
+	for _, p := range []string{lib, unsigned} {
+		k := layout.NarInfoKeyOf(p)
+		if i, j := slices.IndexFunc(before, func(s string) bool { return strings.HasPrefix(s, k+" ") }),
+			slices.IndexFunc(after, func(s string) bool { return strings.HasPrefix(s, k+" ") }); i < 0 || j < 0 || before[i] != after[j] {
+			t.Errorf("the hostile narinfo %s was rewritten", k)
+		}
 	}
 
 	// A gc's exclusive lock keeps sign from writing; --no-lock does not wait.
@@ -195,4 +235,10 @@ func TestSignCommand(t *testing.T) {
 	if code, _, stderr := runBin(t, env, append(args, "--no-lock")...); code != 0 {
 		t.Errorf("sign --no-lock while a gc holds the lock: exit %d: %s", code, stderr)
 	}
+}
+
+// sortedCopy returns its arguments, sorted.
+func sortedCopy(s ...string) []string {
+	slices.Sort(s)
+	return s
 }
