@@ -22,7 +22,8 @@
 // with its other fields and signatures as they were, with the narinfo
 // Content-Type (push.PutNarInfo). Its ETag changes, so a root manifest no
 // longer vouches for it (package roots): gc, stats and verify then read it
-// with a GET.
+// with a GET. It is also new to gc (package gc): younger than the grace,
+// it and its closure are kept, and a condemned one is revived.
 //
 // Other writers may hold the shared lock too (push, verify --repair,
 // another Run): before it writes a narinfo, Run checks with a HEAD that
