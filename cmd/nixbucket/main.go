@@ -123,6 +123,7 @@ func commands() []*cli.Command {
 		serveCommand(),
 		verifyCommand(),
 		rootsCommand(), gcCommand(), unlockCommand(), eraseCommand(), statsCommand(),
+		rmCommand(),
 		toolchainCommand(),
 		publishCommand(), releaseCommand(),
 	}
