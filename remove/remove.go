@@ -32,6 +32,9 @@ type Options struct {
 	Jobs int
 	// Lock, if set, is how the exclusive lock is taken (not in a dry run).
 	Lock *lock.Options
+	// Now, if set, is the time the NARs are condemned at instead of the
+	// server's clock (tests simulate days with it, as with gc.Options.Now).
+	Now func() time.Time
 	// Logger receives progress records; nil discards them.
 	Logger *slog.Logger
 }
@@ -104,6 +107,9 @@ func Run(ctx context.Context, b s3cache.Bucket, paths []string, opts Options) (*
 		now, err := serverNow(ctx, b, l)
 		if err != nil {
 			return rep, err
+		}
+		if opts.Now != nil {
+			now = opts.Now()
 		}
 		if err := gc.Condemn(ctx, b, now, rep.NARs); err != nil {
 			return rep, err
