@@ -32,10 +32,10 @@ func (e *ReferencedError) Error() string {
 		what = fmt.Sprintf("%d paths (%s)", len(e.Paths), listed(e.Paths, 3))
 	}
 	return fmt.Sprintf("refusing to remove %s: %d %s in the cache %s to %s, directly or through others: %s; "+
-		"--with-referrers removes %s too (with --dry-run, lists all): %v",
+		"--with-referrers removes %s too (with --dry-run, lists all)",
 		what, len(e.Referrers), plural(len(e.Referrers), "path", "paths"), plural(len(e.Referrers), "refers", "refer"),
 		plural(len(e.Paths), "it", "them"), listed(e.Referrers, ShownReferrers),
-		plural(len(e.Referrers), "it", "them"), ErrReferenced)
+		plural(len(e.Referrers), "it", "them"))
 }
 
 func (e *ReferencedError) Unwrap() error { return ErrReferenced }

@@ -86,8 +86,9 @@ func rmAction(c *cli.Context) error {
 		}
 		fmt.Fprintf(w, "%s %s%s\n", verb, p, note)
 	}
-	_, err = fmt.Fprintf(w, "%s %d %s (%d referrers) in %d delete requests; their %d NARs no other path names (%s) %s\n",
-		verb, len(rep.Removed), plural(int64(len(rep.Removed)), "path", "paths"), len(rep.Referrers), rep.Batches,
+	_, err = fmt.Fprintf(w, "%s %d %s (%d %s) in %d delete requests; their %d NARs no other path names (%s) %s\n",
+		verb, len(rep.Removed), plural(int64(len(rep.Removed)), "path", "paths"),
+		len(rep.Referrers), plural(int64(len(rep.Referrers)), "referrer", "referrers"), rep.Batches,
 		len(rep.NARs), humanize.IBytes(uint64(rep.NARBytes)), nars)
 	return err
 }
