@@ -97,8 +97,10 @@ func TestRmCLI(t *testing.T) {
 	if code, stdout, stderr := runBin(t, env, "verify"); code != 0 {
 		t.Errorf("nixbucket verify after rm: exit %d: %s%s", code, stdout, stderr)
 	}
-	if code, _, stderr := runBin(t, env, "gc", "--dry-run"); code != 0 {
-		t.Errorf("nixbucket gc --dry-run after rm of rooted paths: exit %d: %s", code, stderr)
+	for _, args := range [][]string{{"gc", "--dry-run"}, {"stats"}} {
+		if code, _, stderr := runBin(t, env, args...); code != 0 {
+			t.Errorf("nixbucket %s after rm of rooted paths: exit %d: %s", strings.Join(args, " "), code, stderr)
+		}
 	}
 
 	web := httptest.NewServer(serve.Handler(b, nil))
