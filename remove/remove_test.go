@@ -249,21 +249,31 @@ func TestRemove(t *testing.T) {
 			}
 
 			// gc does not fail closed on the manifest's entries without
-			// narinfo, and the first run a grace later deletes the NARs.
-			later := condemned.Add(gc.DefaultGrace + time.Second)
-			grep, err := gc.Run(ctx, f.b, gc.Options{Now: func() time.Time { return later }, Lock: testLock()})
-			if err != nil {
-				t.Fatalf("gc after rm: %v", err)
-			}
-			var deleted []string
-			for _, a := range grep.Actions {
-				if a.Op == gc.OpDelete {
-					deleted = append(deleted, a.Key)
+			// narinfo; the first run a grace later (or at once with no
+			// grace, in a dry run) deletes the NARs, and nothing else.
+			for _, tc := range []struct {
+				name  string
+				at    time.Time
+				grace time.Duration
+				dry   bool
+			}{
+				{"with no grace (dry run)", condemned.Add(time.Second), -1, true},
+				{"a grace later", condemned.Add(gc.DefaultGrace + time.Second), 0, false},
+			} {
+				grep, err := gc.Run(ctx, f.b, gc.Options{Now: func() time.Time { return tc.at }, Grace: tc.grace, DryRun: tc.dry, Lock: testLock()})
+				if err != nil {
+					t.Fatalf("gc %s after rm: %v", tc.name, err)
 				}
-			}
-			slices.Sort(deleted)
-			if !slices.Equal(deleted, rep.NARs) {
-				t.Errorf("gc a grace after rm deleted %v, want the removed paths' NARs %v", deleted, rep.NARs)
+				var deleted []string
+				for _, a := range grep.Actions {
+					if a.Op == gc.OpDelete {
+						deleted = append(deleted, a.Key)
+					}
+				}
+				slices.Sort(deleted)
+				if !slices.Equal(deleted, rep.NARs) {
+					t.Errorf("gc %s after rm deleted %v, want the removed paths' NARs %v", tc.name, deleted, rep.NARs)
+				}
 			}
 			sound(t, f.b, "after gc")
 		})
