@@ -6,9 +6,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/remove"
 	"github.com/nixbucket/nixbucket/serve"
 	"github.com/nixbucket/nixbucket/signing"
@@ -73,8 +75,20 @@ func TestRmCLI(t *testing.T) {
 	if !rep.DryRun || !slices.Equal(rep.Removed, []string{app, lib}) || !slices.Equal(rep.Referrers, []string{app}) || len(rep.Roots) != 2 || len(rep.NARs) != 2 {
 		t.Errorf("rm --dry-run --json = %+v; want app then lib removed, app a referrer, both listed by a root, 2 NARs", rep)
 	}
+	// Beside a push (a shared lock), rm fails and deletes nothing.
+	pushLock, err := lock.Acquire(t.Context(), b, lock.Shared, lock.Options{Command: "test push", Settle: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runBin(t, env, "rm", "--with-referrers", lib)
+	if code != exitFailure || !strings.Contains(stderr, "cache is locked") || !strings.Contains(stderr, "test push") {
+		t.Errorf("rm beside a push: exit %d: %s; want 1 naming the push's lock", code, stderr)
+	}
+	if err := pushLock.Release(); err != nil {
+		t.Fatal(err)
+	}
 	if got := listing(t, b); !slices.Equal(got, before) {
-		t.Fatalf("refusals and a dry run changed the bucket")
+		t.Fatalf("refusals, a dry run and a locked rm changed the bucket")
 	}
 
 	code, stdout, stderr = runBin(t, env, "rm", "--with-referrers", lib)
