@@ -185,6 +185,13 @@ func TestRemove(t *testing.T) {
 				t.Fatalf("a refused rm changed the bucket:\n%q\nwant\n%q", got, before)
 			}
 
+			// app refers to itself, and nothing else refers to it.
+			if app := f.paths["app"]; !slices.Contains(infos[app].References, storepath.Base(app)) {
+				t.Errorf("%s has no self-reference: the test would prove nothing", app)
+			} else if rep, err := remove.Run(ctx, f.b, []string{app}, remove.Options{DryRun: true}); err != nil || !slices.Equal(rep.Removed, []string{app}) || len(rep.Referrers) != 0 {
+				t.Errorf("dry run of %s, which only it refers to: %+v, %v; want it alone", app, rep, err)
+			}
+
 			// A dry run of the whole DAG under the dag output's deepest node.
 			deepest := ""
 			for _, p := range f.graph.Paths() {

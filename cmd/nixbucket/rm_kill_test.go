@@ -104,15 +104,24 @@ func TestRmKilled(t *testing.T) {
 	nixtest.Require(t)
 	f := nixtest.Sample(t, 6, "rm-kill")
 	dag := nixtest.Build(t, f, "dag")[0]
-	closure := nixtest.Lines(t, "nix-store", "-qR", dag)
 	var deepest string
-	for _, p := range closure {
+	for _, p := range nixtest.Lines(t, "nix-store", "-qR", dag) {
 		if strings.HasSuffix(p, "-dagrm-kill-0") {
 			deepest = p
 		}
 	}
 	doomed := nixtest.Lines(t, "nix-store", "-q", "--referrers-closure", deepest)
-	srv := s3test.Start(t, s3test.MinIO)
+	for _, kind := range s3test.Servers() {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			rmKilled(t, kind, dag, deepest, doomed)
+		})
+	}
+}
+
+// rmKilled is TestRmKilled on one kind of server.
+func rmKilled(t *testing.T, kind, dag, deepest string, doomed []string) {
+	srv := s3test.Start(t, kind)
 	key, err := signing.GenerateSecretKey("rm-kill-1")
 	if err != nil {
 		t.Fatal(err)
