@@ -212,7 +212,13 @@ func TestRemove(t *testing.T) {
 				t.Fatalf("a dry run changed the bucket")
 			}
 
-			// The real thing: lib and its referrers.
+			// The real thing: lib and its referrers. lib and dag have
+			// listings, as nix copy with write-nar-listing writes them.
+			for _, p := range []string{lib, dag} {
+				if err := f.b.Put(ctx, layout.ListingKey(storepath.HashPart(p)), strings.NewReader("{}"), 2, s3cache.PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			// Condemned a second from now: after the NARs' LastModified, whole
 			// seconds as gc keeps them.
 			condemned := time.Now().Add(time.Second)
@@ -236,6 +242,9 @@ func TestRemove(t *testing.T) {
 				t.Errorf("roots reported for %v, want every removed path %v", rooted, rep.Removed)
 			}
 			sound(t, f.b, "after rm --with-referrers")
+			if rep.Deleted != len(rep.Removed)+1 {
+				t.Errorf("deleted %d objects, want the %d narinfos and lib's listing", rep.Deleted, len(rep.Removed))
+			}
 			have := map[string]bool{}
 			for _, k := range listing(t, f.b) {
 				have[strings.Fields(k)[0]] = true
@@ -249,6 +258,9 @@ func TestRemove(t *testing.T) {
 					t.Errorf("the NAR %s of %s was deleted at once, want it left to gc", infos[p].URL, p)
 				}
 				nars = append(nars, infos[p].URL)
+			}
+			if !have[layout.ListingKey(storepath.HashPart(dag))] {
+				t.Errorf("the listing of %s, which stays, is gone", dag)
 			}
 			slices.Sort(nars)
 			if !slices.Equal(rep.NARs, slices.Compact(nars)) {
