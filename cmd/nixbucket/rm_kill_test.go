@@ -171,6 +171,7 @@ func rmKilled(t *testing.T, kind, dag, deepest string, doomed []string) {
 		}
 		break
 	}
+	t.Logf("%d paths removed through %d kills", len(doomed), kills)
 	if kills < 3 {
 		t.Errorf("rm was killed %d times, want at least 3 kill points", kills)
 	}
