@@ -1,7 +1,6 @@
 package gc
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -89,11 +88,9 @@ func (r *run) sweep(ctx context.Context, p *planned) error {
 // the old records, which it replaces.
 func (r *run) recordCondemned(ctx context.Context, condemned map[string]time.Time) error {
 	if len(condemned) > 0 {
-		rec := condemnedRecord{Created: r.now, Keys: condemned}
-		data, _ := json.MarshalIndent(rec, "", " ")
-		key := CondemnedPrefix + r.now.Format("20060102T150405.000000000Z") + ".json"
-		if err := r.b.Put(ctx, key, bytes.NewReader(data), int64(len(data)), s3cache.PutOptions{ContentType: "application/json"}); err != nil {
-			return fmt.Errorf("recording condemned objects: %w", err)
+		key, err := putRecord(ctx, r.b, r.now, condemned)
+		if err != nil {
+			return err
 		}
 		r.records = slices.DeleteFunc(r.records, func(k string) bool { return k == key })
 	}

@@ -124,6 +124,7 @@ func commands() []*cli.Command {
 		verifyCommand(),
 		signCommand(),
 		rootsCommand(), gcCommand(), unlockCommand(), eraseCommand(), statsCommand(),
+		rmCommand(),
 		toolchainCommand(),
 		publishCommand(), releaseCommand(),
 	}
