@@ -228,7 +228,9 @@ func TestAcceptRefusesHostilePushes(t *testing.T) {
 	trusted, _ := signing.GenerateSecretKey("accept-trusted-1")
 	other, _ := signing.GenerateSecretKey("accept-other-1")
 	hs, b := acceptServer(t, trusted)
-	put := func(key string, body []byte) (int, string) { return request(t, hs.URL, http.MethodPut, key, testToken, body) }
+	put := func(key string, body []byte) (int, string) {
+		return request(t, hs.URL, http.MethodPut, key, testToken, body)
+	}
 
 	// A good path, pushed as Nix does: listing, NAR, narinfo.
 	good := newFakePath(t, "good", ".xz", trusted)
