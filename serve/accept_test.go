@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -364,5 +365,122 @@ func TestAcceptRefusesHostilePushes(t *testing.T) {
 	r, err := verify.Check(context.Background(), b, verify.Options{TrustedKeys: signing.NewPublicKeys(trusted.PublicKey())})
 	if err != nil || !r.OK() {
 		t.Fatalf("verify after the hostile pushes: %v %+v", err, r.Faults)
+	}
+}
+
+// signalHandler is a slog handler that closes a channel at the first
+// record whose message is msg.
+type signalHandler struct {
+	slog.Handler
+	msg  string
+	once *sync.Once
+	ch   chan struct{}
+}
+
+func (h signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h signalHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.ch) })
+	}
+	return nil
+}
+
+// TestAcceptHoldsLock streams a NAR of several multipart parts, with no
+// Content-Length, through the server: while it is in flight the server
+// holds the shared lock (gc's exclusive one is refused), the NAR arrives
+// whole and its narinfo is accepted, and once the pushes have ended the
+// lock is released (gc takes its lock).
+func TestAcceptHoldsLock(t *testing.T) {
+	t.Parallel()
+	key, _ := signing.GenerateSecretKey("accept-lock-1")
+	srv := s3test.Start(t, s3test.MinIO)
+	b := srv.Open(t, srv.NewBucket(t))
+	token, _ := serve.NewToken(testToken)
+	took := signalHandler{Handler: slog.DiscardHandler, msg: "took the shared cache lock for pushes", once: new(sync.Once), ch: make(chan struct{})}
+	h := serve.New(b, serve.Options{Logger: slog.New(took), Push: &serve.PushOptions{
+		Token: token, TrustedKeys: signing.NewPublicKeys(key.PublicKey()),
+		Lock: lock.Options{Settle: 20 * time.Millisecond}, LockIdle: 100 * time.Millisecond,
+	}})
+	hs := httptest.NewServer(h)
+	defer h.(io.Closer).Close()
+	defer hs.Close()
+
+	f := newFakePath(t, "big", ".zst", key)
+	f.nar = make([]byte, 12<<20)
+	rand.Read(f.nar)
+	sum := sha256.Sum256(f.nar)
+	f.narKey = layout.NarKey(nixbase32.EncodeToString(sum[:]), ".zst")
+	f.ni.URL, f.ni.FileHash, f.ni.FileSize = f.narKey, nixhash.MustNewHash(nixhash.SHA256, sum[:]), uint64(len(f.nar))
+	f.ni.Sigs = nil
+	push.Sign(f.ni, []*signing.SecretKey{key})
+
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPut, hs.URL+"/"+f.narKey, pr)
+	req.SetBasicAuth("ci", testToken)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				err = errors.New(resp.Status)
+			}
+		}
+		done <- err
+	}()
+	go func() {
+		pw.Write(f.nar[:1<<20])
+		<-took.ch
+		pw.Write(f.nar[1<<20:])
+		pw.Close()
+	}()
+	select {
+	case <-took.ch:
+	case err := <-done:
+		t.Fatalf("the PUT ended before the server took the lock: %v", err)
+	}
+	ctx := context.Background()
+	if l, err := lock.Acquire(ctx, b, lock.Exclusive, lock.Options{Settle: 20 * time.Millisecond}); !errors.Is(err, lock.ErrLocked) {
+		if l != nil {
+			l.Release()
+		}
+		t.Fatalf("gc's lock while a NAR uploads through the server: %v, want %v", err, lock.ErrLocked)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("streaming PUT of a 12 MiB NAR: %v", err)
+	}
+	if code, msg := request(t, hs.URL, http.MethodPut, f.narInfoKey(), testToken, []byte(f.ni.String())); code != http.StatusOK {
+		t.Fatalf("narinfo of the streamed NAR: %d %s", code, msg)
+	}
+	if info, err := b.Stat(ctx, f.narKey); err != nil || info.Size != int64(len(f.nar)) {
+		t.Fatalf("the streamed NAR in the bucket: %+v %v", info, err)
+	}
+
+	// A stream cut off midway leaves nothing.
+	cut := layout.NarKey(nixbase32.EncodeToString(sum[:])[:51]+"0", ".zst")
+	pr, pw = io.Pipe()
+	go func() {
+		pw.Write(f.nar[:7<<20])
+		pw.CloseWithError(errors.New("cut off"))
+	}()
+	req, _ = http.NewRequest(http.MethodPut, hs.URL+"/"+cut, pr)
+	req.SetBasicAuth("ci", testToken)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	l, err := lock.Acquire(ctx, b, lock.Exclusive, lock.Options{Wait: time.Minute, Settle: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("the server kept the shared lock after the push: %v", err)
+	}
+	l.Release()
+	if _, err := b.Stat(ctx, cut); !errors.Is(err, s3cache.ErrNotFound) {
+		t.Errorf("a NAR cut off midway is in the bucket: %v", err)
+	}
+	if err := b.ListMultipartUploads(ctx, "", func(u s3cache.Upload) error {
+		t.Errorf("a multipart upload is left: %s", u.Key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
