@@ -45,12 +45,15 @@ func pushCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "push",
 		Usage: "upload store paths and their closure to a binary cache (nix copy --to)",
-		UsageText: "nixbucket push --cache URL [--include-outputs | --no-recursive] [--stdin] [--root NAME] [--repair]\n" +
+		UsageText: "nixbucket push --cache URL [--include-outputs | --no-recursive] [--stdin] [--root NAME] [--repair] [--netrc-file FILE]\n" +
 			pushFlagsUsage + " PATH...",
 		Description: "PATH is a store path, a path inside one, or a link to one such as nix build's ./result. To push an\n" +
 			"installable such as nixpkgs#hello, build it first: nix build nixpkgs#hello, then push ./result.\n\n" +
 			"Example:\n" +
-			"   nixbucket push --cache 's3://nix?endpoint=https://garage.example.org&region=garage' --secret-key-file cache.key ./result",
+			"   nixbucket push --cache 's3://nix?endpoint=https://garage.example.org&region=garage' --secret-key-file cache.key ./result" +
+			"\n\nWith --cache http(s)://HOST[/PATH], push needs no bucket credentials: it writes through `nixbucket serve\n" +
+			"--accept-push`, which checks and stores what it gets, with the push token from NIXBUCKET_PUSH_TOKEN or\n" +
+			"the password of HOST in --netrc-file (default ~/.netrc).",
 		Flags: append([]cli.Flag{
 			cacheFlag(),
 			&cli.BoolFlag{Name: "include-outputs", Usage: "for every .drv in the closure, also push its valid outputs and their closures"},
