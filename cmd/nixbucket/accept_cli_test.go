@@ -139,6 +139,7 @@ func TestPushThroughServe(t *testing.T) {
 	nixtest.AssertInStore(t, root, closure)
 	noToken(t)
 
+	os.WriteFile(netrc+"-short", []byte("short\n"), 0o600)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -149,6 +150,10 @@ func TestPushThroughServe(t *testing.T) {
 		{"user in URL", []string{"push", "--cache", strings.Replace(base, "http://", "http://ci:"+token+"@", 1), app}, "no user or password"},
 		{"verify", []string{"verify", "--cache", base}, "can only be pushed to"},
 		{"netrc missing", []string{"push", "--cache", base, "--netrc-file", filepath.Join(dir, "none"), app}, "netrc"},
+		{"serve without token file", []string{"serve", "--cache", srv.URL, "--accept-push", "--trusted-public-key", key.PublicKey().String()}, "--accept-push needs --push-token-file"},
+		{"serve without trusted key", []string{"serve", "--cache", srv.URL, "--accept-push", "--push-token-file", tokenFile}, "--accept-push needs --trusted-public-key"},
+		{"serve token file without accept-push", []string{"serve", "--cache", srv.URL, "--push-token-file", tokenFile}, "--push-token-file needs --accept-push"},
+		{"serve short token", []string{"serve", "--cache", srv.URL, "--accept-push", "--push-token-file", netrc + "-short", "--trusted-public-key", key.PublicKey().String()}, "at least 16"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runBin(t, []string{signer}, tc.args...)
