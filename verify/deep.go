@@ -67,7 +67,7 @@ func (c *checker) checkNARs(ctx context.Context, keys []string, infos map[string
 	for _, f := range files {
 		eg.Go(func() error {
 			first := infos[f.keys[0]]
-			r, err := c.downloadNAR(ctx, f.url, f.algo)
+			r, err := downloadNAR(ctx, c.b, f.url, f.algo)
 			if err != nil {
 				return err
 			}
@@ -86,7 +86,7 @@ func (c *checker) checkNARs(ctx context.Context, keys []string, infos map[string
 			c.mu.Unlock()
 			c.log.Debug("checked nar", "key", f.url, "path", first.StorePath, "bytes", r.fileSize)
 			for _, key := range f.keys {
-				c.compare(key, infos[key], r)
+				c.record(compare(key, infos[key], r), false)
 			}
 			return nil
 		})
@@ -94,22 +94,42 @@ func (c *checker) checkNARs(ctx context.Context, keys []string, infos map[string
 	return eg.Wait()
 }
 
-// compare reports where one narinfo disagrees with its downloaded NAR.
-func (c *checker) compare(key string, ni *narinfo.NarInfo, r *narResult) {
+// CheckNAR downloads the NAR of ni (at ni.URL in b) and streams it
+// through the checks of Options.Deep: FileHash and FileSize of the object,
+// decompression, NarHash and NarSize of the NAR, and its structure. It
+// returns where ni disagrees with the NAR, as faults of key (none when ni
+// describes it); the error is for a bucket that fails.
+func CheckNAR(ctx context.Context, b s3cache.Bucket, key string, ni *narinfo.NarInfo) ([]Fault, error) {
+	r, err := downloadNAR(ctx, b, ni.URL, ni.Compression)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return []Fault{{Key: key, Kind: KindMissingNAR, Detail: fmt.Sprintf("NAR %s of %s is not in the bucket", ni.URL, ni.StorePath)}}, nil
+	}
+	return compare(key, ni, r), nil
+}
+
+// compare returns where one narinfo disagrees with its downloaded NAR.
+func compare(key string, ni *narinfo.NarInfo, r *narResult) (faults []Fault) {
+	fault := func(kind, format string, args ...any) {
+		faults = append(faults, Fault{Key: key, Kind: kind, Detail: fmt.Sprintf(format, args...)})
+	}
 	if (ni.FileHash != nil && !sameHash(ni.FileHash, r.fileHash)) || (ni.FileSize != 0 && ni.FileSize != r.fileSize) {
-		c.fault(key, KindFileHash, "NAR %s is %s (%d bytes), the narinfo says %s (%d bytes)",
+		fault(KindFileHash, "NAR %s is %s (%d bytes), the narinfo says %s (%d bytes)",
 			ni.URL, formatHash(r.fileHash), r.fileSize, formatHash(ni.FileHash), ni.FileSize)
 	}
 	var unsupported *unsupportedError
 	switch {
 	case errors.As(r.problem, &unsupported):
-		c.fault(key, KindCompression, "cannot check NAR %s: %v", ni.URL, r.problem)
+		fault(KindCompression, "cannot check NAR %s: %v", ni.URL, r.problem)
 	case r.problem != nil:
-		c.fault(key, KindNARInvalid, "NAR %s of %s: %v", ni.URL, ni.StorePath, r.problem)
+		fault(KindNARInvalid, "NAR %s of %s: %v", ni.URL, ni.StorePath, r.problem)
 	case !sameHash(ni.NarHash, r.narHash) || ni.NarSize != r.narSize:
-		c.fault(key, KindNARHash, "NAR %s decompresses to %s (%d bytes), the narinfo says %s (%d bytes)",
+		fault(KindNARHash, "NAR %s decompresses to %s (%d bytes), the narinfo says %s (%d bytes)",
 			ni.URL, formatHash(r.narHash), r.narSize, formatHash(ni.NarHash), ni.NarSize)
 	}
+	return faults
 }
 
 // sameHash reports whether want (from a narinfo) is the SHA-256 got.
@@ -128,8 +148,8 @@ func formatHash(h *nixhash.Hash) string {
 // decompressor, the NAR hash and nar.Check, without holding it in memory.
 // It returns nil, nil if the object is gone, and an error only when the
 // bucket fails; what is wrong with the object is in the result.
-func (c *checker) downloadNAR(ctx context.Context, key, algo string) (*narResult, error) {
-	rc, err := c.b.Get(ctx, key)
+func downloadNAR(ctx context.Context, b s3cache.Bucket, key, algo string) (*narResult, error) {
+	rc, err := b.Get(ctx, key)
 	if err != nil {
 		if errors.Is(err, s3cache.ErrNotFound) {
 			return nil, nil

@@ -16,7 +16,6 @@ import (
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/s3cache"
-	"github.com/nixbucket/nixbucket/signing"
 	"github.com/nixbucket/nixbucket/verify"
 )
 
@@ -34,8 +33,7 @@ func verifyCommand() *cli.Command {
 			"Paths it cannot repair are listed with the reason. Exits 0 when every fault found was repaired.",
 		Flags: []cli.Flag{
 			cacheFlag(),
-			&cli.StringSliceFlag{Name: "trusted-public-key", EnvVars: []string{"NIXBUCKET_TRUSTED_PUBLIC_KEYS"},
-				Usage: "require a valid signature by this `KEY` (name:base64, as in trusted-public-keys); repeatable"},
+			trustedKeyFlag("require a valid signature by this key"),
 			&cli.BoolFlag{Name: "deep", Usage: "download every NAR and check FileHash, NarHash, sizes and NAR structure"},
 			&cli.BoolFlag{Name: "repair", Usage: "with --deep, upload every missing or damaged NAR again from the local store"},
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 8, Usage: "NARs checked at once with --deep"},
@@ -60,22 +58,16 @@ func verifyAction(c *cli.Context) error {
 	if c.Bool("repair") && !c.Bool("deep") {
 		return usageErrorf("--repair needs --deep: only downloading the NARs finds the damaged ones")
 	}
-	var keys []signing.PublicKey
-	for _, list := range c.StringSlice("trusted-public-key") {
-		ks, err := signing.ParsePublicKeys(list)
-		if err != nil {
-			return withCode(exitBadKey, fmt.Errorf("--trusted-public-key: %w", err))
-		}
-		for _, k := range ks {
-			keys = append(keys, k)
-		}
+	keys, err := trustedKeys(c)
+	if err != nil {
+		return err
 	}
 	b, err := openBucket(ctx, u)
 	if err != nil {
 		return err
 	}
 	opts := verify.Options{
-		TrustedKeys: signing.NewPublicKeys(keys...),
+		TrustedKeys: keys,
 		Deep:        c.Bool("deep"),
 		Jobs:        c.Int("jobs"),
 		Logger:      slog.Default(),

@@ -122,6 +122,7 @@ func commands() []*cli.Command {
 		pushCommand(),
 		serveCommand(),
 		verifyCommand(),
+		signCommand(),
 		rootsCommand(), gcCommand(), unlockCommand(), eraseCommand(), statsCommand(),
 		toolchainCommand(),
 		publishCommand(), releaseCommand(),

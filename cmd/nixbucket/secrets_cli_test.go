@@ -127,6 +127,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		"push":                 {flags: []string{"--cache", u, "--secret-key-file", keyFile}, pos: []string{storePath}},
 		"serve":                {flags: []string{"--cache", u, "--listen", "127.0.0.1:0"}},
 		"verify":               {flags: []string{"--cache", u}},
+		"sign":                 {flags: []string{"--cache", u, "--secret-key-file", keyFile}, pos: []string{storePath}},
 		"roots list":           {flags: []string{"--cache", u}},
 		"roots show":           {flags: []string{"--cache", u}, pos: []string{"toolchain"}},
 		"roots pin":            {flags: []string{"--cache", u}, pos: []string{"toolchain"}},
@@ -211,6 +212,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	readers := [][]string{
 		{"stats"}, {"stats", "--json"}, {"verify"}, {"verify", "--json"}, {"roots", "list"}, {"roots", "list", "--json"},
 		{"gc", "--dry-run"}, {"gc", "--dry-run", "--json"}, {"unlock"}, {"erase", "--dry-run"}, {"publish", "index"},
+		{"sign", "--all", "--dry-run", "--secret-key-file", keyFile}, {"sign", "--all", "--json", "--secret-key-file", keyFile},
 	}
 	for _, l := range secrets {
 		objects := map[string]string{
