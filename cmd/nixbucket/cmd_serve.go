@@ -15,7 +15,6 @@ import (
 
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/serve"
-	"github.com/nixbucket/nixbucket/signing"
 )
 
 func serveCommand() *cli.Command {
@@ -41,8 +40,7 @@ func serveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "serve-all", Usage: "serve every key of the bucket, also locks/, roots/, stats/ (host names, PIDs, history) and release pages"},
 			&cli.BoolFlag{Name: "accept-push", Usage: "accept pushes (PUT) from holders of the --push-token-file token"},
 			&cli.StringFlag{Name: "push-token-file", Usage: "the push token: the one line of `FILE` (e.g. openssl rand -hex 32 > FILE)"},
-			&cli.StringSliceFlag{Name: "trusted-public-key", EnvVars: []string{"NIXBUCKET_TRUSTED_PUBLIC_KEYS"},
-				Usage: "store only narinfos with a valid signature by this `KEY` (name:base64, as in trusted-public-keys); repeatable"},
+			trustedKeyFlag("with --accept-push, store only narinfos with a valid signature by this key"),
 			&cli.DurationFlag{Name: "lock-wait", Value: 5 * time.Minute, Usage: "a push waits up to `DURATION` for a running gc to finish (then 503)"},
 			&cli.DurationFlag{Name: "lock-idle", Value: serve.DefaultLockIdle, Usage: "release the shared cache lock `DURATION` after the last push ended"},
 		},
@@ -143,22 +141,16 @@ func servePushOptions(c *cli.Context) (*serve.PushOptions, error) {
 	if err != nil {
 		return nil, usageErrorf("--push-token-file: %w", err)
 	}
-	var keys []signing.PublicKey
-	for _, list := range c.StringSlice("trusted-public-key") {
-		ks, err := signing.ParsePublicKeys(list)
-		if err != nil {
-			return nil, withCode(exitBadKey, fmt.Errorf("--trusted-public-key: %w", err))
-		}
-		for _, k := range ks {
-			keys = append(keys, k)
-		}
+	keys, err := trustedKeys(c)
+	if err != nil {
+		return nil, err
 	}
 	if len(keys) == 0 {
 		return nil, usageErrorf("--accept-push needs --trusted-public-key KEY: only narinfos signed by a trusted key are stored")
 	}
 	return &serve.PushOptions{
 		Token:       token,
-		TrustedKeys: signing.NewPublicKeys(keys...),
+		TrustedKeys: keys,
 		Lock:        lock.Options{Command: "serve --accept-push", Wait: c.Duration("lock-wait"), Logger: slog.Default()},
 		LockIdle:    c.Duration("lock-idle"),
 	}, nil
