@@ -263,6 +263,10 @@ func TestAcceptRefusesHostilePushes(t *testing.T) {
 	missingRef := newFakePath(t, "missing-ref", ".xz", trusted, storepath.DefaultDir()+"/"+strings.Repeat("0", 32)+"-absent")
 	wrongKey := newFakePath(t, "wrong-key", ".xz", other)
 	garbage := bytes.Repeat([]byte("x"), 1000)
+	elsewhere := newFakePath(t, "elsewhere", ".xz", trusted) // its narinfo names good's NAR, with its own FileHash
+	elsewhere.ni.URL = good.narKey
+	elsewhere.ni.Sigs = nil
+	push.Sign(elsewhere.ni, []*signing.SecretKey{trusted})
 
 	for _, tc := range []struct {
 		name      string
@@ -282,6 +286,7 @@ func TestAcceptRefusesHostilePushes(t *testing.T) {
 		{name: "uncompressed NAR whose bytes do not have its key's hash", nar: plain, narBody: garbage, narStatus: 422,
 			key: plain.narInfoKey(), body: []byte(plain.ni.String()), status: 409},
 		{name: "narinfo whose NAR is missing", key: noNAR.narInfoKey(), body: []byte(noNAR.ni.String()), status: 409},
+		{name: "narinfo naming another path's NAR", key: elsewhere.narInfoKey(), body: []byte(elsewhere.ni.String()), status: 400},
 		{name: "narinfo with a missing reference", nar: missingRef, key: missingRef.narInfoKey(), body: []byte(missingRef.ni.String()), status: 409},
 		{name: "narinfo that does not parse", key: noNAR.narInfoKey(), body: []byte("StorePath: nonsense\n"), status: 400},
 		{name: "narinfo under another path's key", nar: noNAR, key: good.narInfoKey(), body: []byte(noNAR.ni.String()), status: 400},

@@ -100,6 +100,11 @@ func (rc *receiver) checkNAR(ctx context.Context, ni *narinfo.NarInfo) error {
 		return refuse(http.StatusBadRequest, "%s: FileHash is not SHA-256", ni.StorePath)
 	}
 	want := ni.FileHash.Digest()
+	// Nix keys a NAR by its FileHash, nixbucket push by its NarHash: a
+	// narinfo may name no other key.
+	if h, _, _ := narName(ni.URL); h != nixbase32.EncodeToString(want) && h != nixbase32.EncodeToString(ni.NarHash.Digest()) {
+		return refuse(http.StatusBadRequest, "%s: its URL %s names neither its FileHash nor its NarHash", ni.StorePath, ni.URL)
+	}
 	info, err := rc.b.Stat(ctx, ni.URL)
 	if errors.Is(err, s3cache.ErrNotFound) {
 		return refuse(http.StatusConflict, "%s: its NAR %s is not in the cache; push the NAR first", ni.StorePath, ni.URL)
