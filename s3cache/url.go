@@ -517,6 +517,8 @@ func (u *URL) String() string {
 		if u.PartSize != MinPartSize && u.PartSize != 0 {
 			add("multipart-chunk-size", strconv.FormatInt(u.PartSize, 10))
 		}
+	case "http", "https": // an HTTP binary cache (package httpcache): Endpoint is its URL
+		base = u.Endpoint
 	default:
 		base = (&url.URL{Scheme: u.Scheme, Path: u.Dir}).String()
 	}

@@ -1,4 +1,4 @@
-// Package serve is a read-only HTTP view of a bucket in the binary cache
+// Package serve is an HTTP view of a bucket in the binary cache
 // protocol Nix speaks (src/libstore/http-binary-cache-store.cc), safe to
 // put on the internet in front of a private bucket: GET and HEAD of the
 // cache's layout only (layout.InLayout: nix-cache-info, <hash>.narinfo,
@@ -13,6 +13,9 @@
 // locks/, roots/ and stats/ among them, which name hosts, processes and
 // history — unless Options.ServeAll is set (release pages). A bucket that
 // fails is a 502 with a generic body; the details go to the log.
+//
+// With Options.Push it also accepts pushes (receive.go): PUTs from
+// holders of a token, checked before they are stored.
 package serve
 
 import (
@@ -43,6 +46,11 @@ type Options struct {
 	// Logger receives one INFO line per request and the details of bucket
 	// errors; nil discards them.
 	Logger *slog.Logger
+	// Push, if not nil, accepts PUTs of the cache's layout from the
+	// holders of its Token (see receiver); the token also grants reads.
+	// The handler is then an io.Closer: Close it once the server has
+	// stopped, to release the cache lock.
+	Push *PushOptions
 }
 
 // MaxKeyLength is the longest key served, in bytes (S3's own limit).
@@ -77,13 +85,27 @@ func New(b s3cache.Bucket, opts Options) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &handler{b: b, opts: opts, log: opts.Logger}
+	h := &handler{b: b, opts: opts, log: opts.Logger}
+	if opts.Push != nil {
+		h.recv = newReceiver(b, *opts.Push, opts.Logger)
+	}
+	return h
 }
 
 type handler struct {
 	b    s3cache.Bucket
 	opts Options
 	log  *slog.Logger
+	recv *receiver // nil: read-only
+}
+
+// Close releases the cache lock a handler accepting pushes may hold, and
+// refuses pushes from then on.
+func (h *handler) Close() error {
+	if h.recv != nil {
+		h.recv.lock.close()
+	}
+	return nil
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -98,7 +120,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"bytes", rec.bytes, "ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr, "user", user)
 	}()
 	w = rec
-	if h.opts.Users != nil {
+	read := r.Method == http.MethodGet || r.Method == http.MethodHead
+	if h.recv != nil && (!read || h.opts.Users != nil) && h.recv.opts.Token.Presented(r) {
+		user = "[push token]"
+		if !read {
+			h.write(w, r)
+			return
+		}
+	} else if h.recv != nil && !read {
+		w.Header().Set("WWW-Authenticate", `Basic realm="nixbucket push", charset="UTF-8"`)
+		http.Error(w, "unauthorized: pushing needs the push token (basic auth password or bearer)", http.StatusUnauthorized)
+		return
+	} else if h.opts.Users != nil {
 		name, password, ok := r.BasicAuth()
 		if !ok || !h.opts.Users.Authenticate(name, password) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="nixbucket", charset="UTF-8"`)
@@ -107,7 +140,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		user = name
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+	if !read {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "read-only binary cache: GET and HEAD only", http.StatusMethodNotAllowed)
 		return

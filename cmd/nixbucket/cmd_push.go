@@ -19,6 +19,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/closure"
 	"github.com/nixbucket/nixbucket/compression"
+	"github.com/nixbucket/nixbucket/httpcache"
 	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/push"
@@ -44,12 +45,15 @@ func pushCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "push",
 		Usage: "upload store paths and their closure to a binary cache (nix copy --to)",
-		UsageText: "nixbucket push --cache URL [--include-outputs | --no-recursive] [--stdin] [--root NAME] [--repair]\n" +
+		UsageText: "nixbucket push --cache URL [--include-outputs | --no-recursive] [--stdin] [--root NAME] [--repair] [--netrc-file FILE]\n" +
 			pushFlagsUsage + " PATH...",
 		Description: "PATH is a store path, a path inside one, or a link to one such as nix build's ./result. To push an\n" +
 			"installable such as nixpkgs#hello, build it first: nix build nixpkgs#hello, then push ./result.\n\n" +
 			"Example:\n" +
-			"   nixbucket push --cache 's3://nix?endpoint=https://garage.example.org&region=garage' --secret-key-file cache.key ./result",
+			"   nixbucket push --cache 's3://nix?endpoint=https://garage.example.org&region=garage' --secret-key-file cache.key ./result" +
+			"\n\nWith --cache http(s)://HOST[/PATH], push needs no bucket credentials: it writes through `nixbucket serve\n" +
+			"--accept-push`, which checks and stores what it gets, with the push token from NIXBUCKET_PUSH_TOKEN or\n" +
+			"the password of HOST in --netrc-file (default ~/.netrc).",
 		Flags: append([]cli.Flag{
 			cacheFlag(),
 			&cli.BoolFlag{Name: "include-outputs", Usage: "for every .drv in the closure, also push its valid outputs and their closures"},
@@ -57,6 +61,7 @@ func pushCommand() *cli.Command {
 			&cli.BoolFlag{Name: "stdin", Usage: "read more paths from stdin, one per line (e.g. from nix-store -qR)"},
 			&cli.StringFlag{Name: "root", Usage: "record a root manifest roots/`NAME`/<time>-<id>.json of the pushed closure (kept by gc)"},
 			&cli.BoolFlag{Name: "repair", Usage: "also download the NARs of the paths the cache had, and upload the missing or damaged ones again (as verify --deep --repair)"},
+			netrcFileFlag(),
 		}, pushFlags()...),
 		Action: pushAction,
 	}
@@ -102,6 +107,9 @@ func pushAction(c *cli.Context) error {
 	if c.Bool("repair") && c.Bool("dry-run") {
 		return usageErrorf("--repair writes to the cache; drop --dry-run (verify --deep lists the damaged NARs)")
 	}
+	if err := checkHTTPPush(c); err != nil {
+		return err
+	}
 	ps, err := newPushSetup(c)
 	if err != nil {
 		return err
@@ -115,7 +123,7 @@ func pushAction(c *cli.Context) error {
 	// The bucket's first answer, nix-cache-info, is awaited only once the
 	// closure is known: its round trip, the listing's and the closure's
 	// computation overlap.
-	b, err := openURL(c.Context, ps.url)
+	b, err := openPushBucket(c, ps.url)
 	if err != nil {
 		return err
 	}
@@ -207,7 +215,10 @@ func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, info *push.Cac
 	// lock itself if there is anything to write, and checks again under it.
 	lctx, cancelListing := context.WithCancel(ctx)
 	defer cancelListing()
-	listing := push.StartListing(lctx, b)
+	var listing *push.Listing
+	if _, http := b.(*httpcache.Bucket); !http { // an HTTP cache cannot list: HEADs
+		listing = push.StartListing(lctx, b)
+	}
 	s, err := openStore(ctx)
 	if err != nil {
 		return err
@@ -357,7 +368,7 @@ func limitMemory() {
 
 // pushLock is the shared lock a push takes, nil with --no-lock.
 func pushLock(c *cli.Context) *lock.Options {
-	if c.Bool("no-lock") {
+	if c.Bool("no-lock") || isHTTPCache(c.String("cache")) { // the server holds the lock
 		return nil
 	}
 	return &lock.Options{Command: "push", Wait: c.Duration("lock-wait"), Logger: slog.Default()}
@@ -387,6 +398,12 @@ func cacheURL(c *cli.Context) (*s3cache.URL, error) {
 	raw := c.String("cache")
 	if raw == "" {
 		return nil, usageErrorf("no cache: give --cache URL or set NIXBUCKET_CACHE")
+	}
+	if isHTTPCache(raw) {
+		if c.Command.Name != "push" {
+			return nil, httpCacheError(raw)
+		}
+		return httpCacheURL(raw)
 	}
 	u, err := s3cache.ParseURL(raw)
 	if err != nil {

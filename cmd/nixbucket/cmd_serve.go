@@ -5,12 +5,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/serve"
 )
 
@@ -18,10 +21,16 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "serve a bucket read-only over HTTP as a Nix binary cache",
-		UsageText: "nixbucket serve --cache URL [--listen 127.0.0.1:8080] [--htpasswd FILE] [--tls-cert FILE --tls-key FILE] [--serve-all]\n\n" +
+		UsageText: "nixbucket serve --cache URL [--listen 127.0.0.1:8080] [--htpasswd FILE] [--tls-cert FILE --tls-key FILE] [--serve-all]\n" +
+			"    [--accept-push --push-token-file FILE --trusted-public-key KEY... [--lock-wait DURATION] [--lock-idle DURATION]]\n\n" +
 			"Serves the cache's layout only (nix-cache-info, *.narinfo, *.ls, nar/, log/, realisations/), with\n" +
 			"Range, ETag/Last-Modified, Cache-Control, and one log line per request on stderr. Nix sends the\n" +
-			"--htpasswd user's password from its netrc-file. SIGTERM or SIGINT lets requests in flight finish.",
+			"--htpasswd user's password from its netrc-file. SIGTERM or SIGINT lets requests in flight finish.\n\n" +
+			"With --accept-push, holders of the push token (the password of HTTP basic auth under any user name,\n" +
+			"as Nix sends it from its netrc-file, or a bearer token) may PUT NARs, listings and narinfos, as\n" +
+			"`nix copy --to http://…` and `nixbucket push --cache http://…` do. A narinfo is stored only if a\n" +
+			"--trusted-public-key signed it, its NAR is in the cache with the FileHash and FileSize it names, and\n" +
+			"its references are in the cache. Nothing is deleted; writes hold the shared cache lock.",
 		Flags: []cli.Flag{
 			cacheFlag(),
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "`ADDR` to listen on (port 0 picks one)"},
@@ -29,6 +38,11 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with the certificate (chain) in PEM `FILE`"},
 			&cli.StringFlag{Name: "tls-key", Usage: "the private key of --tls-cert, PEM `FILE`"},
 			&cli.BoolFlag{Name: "serve-all", Usage: "serve every key of the bucket, also locks/, roots/, stats/ (host names, PIDs, history) and release pages"},
+			&cli.BoolFlag{Name: "accept-push", Usage: "accept pushes (PUT) from holders of the --push-token-file token"},
+			&cli.StringFlag{Name: "push-token-file", Usage: "the push token: the one line of `FILE` (e.g. openssl rand -hex 32 > FILE)"},
+			trustedKeyFlag("with --accept-push, store only narinfos with a valid signature by this key"),
+			&cli.DurationFlag{Name: "lock-wait", Value: 5 * time.Minute, Usage: "a push waits up to `DURATION` for a running gc to finish (then 503)"},
+			&cli.DurationFlag{Name: "lock-idle", Value: serve.DefaultLockIdle, Usage: "release the shared cache lock `DURATION` after the last push ended"},
 		},
 		Action: func(c *cli.Context) error {
 			ctx := c.Context
@@ -41,6 +55,9 @@ func serveCommand() *cli.Command {
 				if opts.Users, err = serve.LoadHtpasswd(f); err != nil {
 					return usageErrorf("--htpasswd: %w", err)
 				}
+			}
+			if opts.Push, err = servePushOptions(c); err != nil {
+				return err
 			}
 			var tlsConfig *tls.Config
 			switch cert, key := c.String("tls-cert"), c.String("tls-key"); {
@@ -61,8 +78,12 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return usageErrorf("listening on %s: %w", c.String("listen"), err)
 			}
+			handler := serve.New(b, opts)
+			if closer, ok := handler.(io.Closer); ok {
+				defer closer.Close() // releases the cache lock, once the requests have ended
+			}
 			srv := &http.Server{
-				Handler:           serve.New(b, opts),
+				Handler:           handler,
 				TLSConfig:         tlsConfig,
 				ReadHeaderTimeout: serve.ReadHeaderTimeout,
 				IdleTimeout:       serve.IdleTimeout,
@@ -101,4 +122,36 @@ func serveCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// servePushOptions reads serve's --accept-push flags: nil without
+// --accept-push; the token and at least one trusted key with it.
+func servePushOptions(c *cli.Context) (*serve.PushOptions, error) {
+	if !c.Bool("accept-push") {
+		if c.String("push-token-file") != "" {
+			return nil, usageErrorf("--push-token-file needs --accept-push")
+		}
+		return nil, nil
+	}
+	f := c.String("push-token-file")
+	if f == "" {
+		return nil, usageErrorf("--accept-push needs --push-token-file FILE (its one line is the token pushers present)")
+	}
+	token, _, err := serve.LoadToken(f)
+	if err != nil {
+		return nil, usageErrorf("--push-token-file: %w", err)
+	}
+	keys, err := trustedKeys(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, usageErrorf("--accept-push needs --trusted-public-key KEY: only narinfos signed by a trusted key are stored")
+	}
+	return &serve.PushOptions{
+		Token:       token,
+		TrustedKeys: keys,
+		Lock:        lock.Options{Command: "serve --accept-push", Wait: c.Duration("lock-wait"), Logger: slog.Default()},
+		LockIdle:    c.Duration("lock-idle"),
+	}, nil
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // secretEnv names the variables that hold secrets whatever their shape.
-var secretEnv = []string{"NIXBUCKET_SECRET_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+var secretEnv = []string{"NIXBUCKET_SECRET_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", pushTokenEnv}
 
 // newRedactor returns the Redactor for everything the CLI prints: it knows
 // the secrets of the environment, and whatever looks like one in args or
