@@ -43,6 +43,14 @@ type plan struct {
 	referrers map[string][]string
 	// outside are the references of missing outside the graph, sorted.
 	outside []string
+	// upstream are the paths of order the cache lacks that the push
+	// leaves upstream (Options.SkipSignedBy; upstream.go), with the
+	// names of the keys that signed them; they are not in missing.
+	// upstreamBytes is their NAR size; upstreamRefs are those the
+	// narinfos of missing refer to, sorted.
+	upstream      map[string][]string
+	upstreamBytes uint64
+	upstreamRefs  []string
 }
 
 // makePlan looks at the cache (with listing, if given and complete) and
@@ -54,7 +62,7 @@ func (p *pusher) makePlan(ctx context.Context, listing *Listing) (*plan, error) 
 	if err != nil {
 		return nil, err
 	}
-	pl := newPlan(p.g, order, present)
+	pl := newPlan(p.g, order, present, leftUpstream(p.g, order, present, p.opts.SkipSignedBy))
 	if err := p.checkOutside(ctx, pl.outside, listing); err != nil {
 		return nil, err
 	}
@@ -62,12 +70,15 @@ func (p *pusher) makePlan(ctx context.Context, listing *Listing) (*plan, error) 
 }
 
 // newPlan plans the writes of the paths of order (g topologically sorted)
-// whose hash part is not in present.
-func newPlan(g *closure.Graph, order []string, present map[string]bool) *plan {
-	pl := &plan{order: order, present: present, waits: make(map[string]int), referrers: make(map[string][]string)}
+// whose hash part is not in present, but for those left upstream (by
+// path, with their signers), which count as present.
+func newPlan(g *closure.Graph, order []string, present map[string]bool, upstream map[string][]string) *plan {
+	pl := &plan{order: order, present: present, waits: make(map[string]int), referrers: make(map[string][]string), upstream: upstream}
 	inPlan := make(map[string]bool)
 	for _, path := range order {
-		if !present[storepath.HashPart(path)] {
+		if _, up := upstream[path]; up {
+			pl.upstreamBytes += g.Info(path).NarSize
+		} else if !present[storepath.HashPart(path)] {
 			pl.missing = append(pl.missing, path)
 			inPlan[path] = true
 		}
@@ -80,6 +91,11 @@ func newPlan(g *closure.Graph, order []string, present map[string]bool) *plan {
 		for _, r := range info.References {
 			switch {
 			case r == m:
+			case upstream[r] != nil:
+				if !seen[r] {
+					seen[r] = true
+					pl.upstreamRefs = append(pl.upstreamRefs, r)
+				}
 			case inPlan[r]:
 				pl.waits[m]++
 				pl.referrers[r] = append(pl.referrers[r], m)
@@ -90,6 +106,7 @@ func newPlan(g *closure.Graph, order []string, present map[string]bool) *plan {
 		}
 	}
 	slices.Sort(pl.outside)
+	slices.Sort(pl.upstreamRefs)
 	pl.nars = narOrder(g, pl.missing)
 	return pl
 }

@@ -45,6 +45,7 @@ func pushCommand() *cli.Command {
 		Name:  "push",
 		Usage: "upload store paths and their closure to a binary cache (nix copy --to)",
 		UsageText: "nixbucket push --cache URL [--include-outputs | --no-recursive] [--stdin] [--root NAME] [--repair]\n" +
+			"    [--skip-signed-by NAME...]\n" +
 			pushFlagsUsage + " PATH...",
 		Description: "PATH is a store path, a path inside one, or a link to one such as nix build's ./result. To push an\n" +
 			"installable such as nixpkgs#hello, build it first: nix build nixpkgs#hello, then push ./result.\n\n" +
@@ -57,6 +58,7 @@ func pushCommand() *cli.Command {
 			&cli.BoolFlag{Name: "stdin", Usage: "read more paths from stdin, one per line (e.g. from nix-store -qR)"},
 			&cli.StringFlag{Name: "root", Usage: "record a root manifest roots/`NAME`/<time>-<id>.json of the pushed closure (kept by gc)"},
 			&cli.BoolFlag{Name: "repair", Usage: "also download the NARs of the paths the cache had, and upload the missing or damaged ones again (as verify --deep --repair)"},
+			skipSignedByFlag(),
 		}, pushFlags()...),
 		Action: pushAction,
 	}
@@ -101,6 +103,9 @@ func pushAction(c *cli.Context) error {
 	}
 	if c.Bool("repair") && c.Bool("dry-run") {
 		return usageErrorf("--repair writes to the cache; drop --dry-run (verify --deep lists the damaged NARs)")
+	}
+	if err := checkSkipSignedBy(c); err != nil {
+		return err
 	}
 	ps, err := newPushSetup(c)
 	if err != nil {
@@ -251,6 +256,7 @@ func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, info *push.Cac
 		Listing:          listing,
 		Lock:             pushLock(c),
 		CacheInfo:        info,
+		SkipSignedBy:     skipSignedBy(c),
 	})
 	stopProgress(err == nil)
 	if err != nil {
@@ -436,9 +442,15 @@ func printPushResult(w io.Writer, res *push.Result, asJSON, dryRun bool, algo st
 		}
 		_, err := fmt.Fprintf(w, "would push %d of %d paths (%s of NAR); %d already in the cache\n",
 			res.Pushed, res.Paths, humanize.IBytes(res.NarBytes), res.Skipped)
+		if err == nil && res.Upstream > 0 {
+			_, err = fmt.Fprintf(w, "would leave %d paths (%s of NAR) upstream\n", res.Upstream, humanize.IBytes(res.UpstreamNarBytes))
+		}
 		return err
 	}
 	_, err := fmt.Fprintf(w, "pushed %d of %d paths (%s of NAR, %s %s) in %.1fs; %d already in the cache\n",
 		res.Pushed, res.Paths, humanize.IBytes(res.NarBytes), humanize.IBytes(res.FileBytes), algo, res.Seconds, res.Skipped)
+	if err == nil && res.Upstream > 0 {
+		_, err = fmt.Fprintf(w, "left %d paths (%s of NAR) upstream\n", res.Upstream, humanize.IBytes(res.UpstreamNarBytes))
+	}
 	return err
 }
