@@ -36,18 +36,19 @@ const (
 	KindNAR     = string(layout.KindNAR)
 	KindListing = string(layout.KindListing)
 	KindLog     = string(layout.KindLog)
-	KindRoot    = string(layout.KindRoot)
-	KindOther   = string(layout.KindOther)
+	KindRoot     = string(layout.KindRoot)
+	KindUpstream = string(layout.KindUpstream)
+	KindOther    = string(layout.KindOther)
 )
 
 // Kinds lists the kinds in display order.
-var Kinds = []string{KindNarInfo, KindNAR, KindListing, KindLog, KindRoot, KindOther}
+var Kinds = []string{KindNarInfo, KindNAR, KindListing, KindLog, KindRoot, KindUpstream, KindOther}
 
 // KindOf returns the kind of a key: its layout.Kind if one of Kinds, else
 // KindOther.
 func KindOf(key string) string {
 	switch k := layout.KindOf(key); k {
-	case layout.KindNarInfo, layout.KindNAR, layout.KindListing, layout.KindLog, layout.KindRoot:
+	case layout.KindNarInfo, layout.KindNAR, layout.KindListing, layout.KindLog, layout.KindRoot, layout.KindUpstream:
 		return string(k)
 	}
 	return KindOther
@@ -83,8 +84,12 @@ type RootStats struct {
 	// StoredBytes is the size of the closure's NAR objects (each counted
 	// once), as its narinfos name them.
 	StoredBytes int64 `json:"storedBytes"`
-	// Missing counts closure paths whose narinfo is not in the bucket.
+	// Missing counts closure paths whose narinfo is not in the bucket,
+	// but for those left upstream.
 	Missing int `json:"missing"`
+	// Upstream counts closure paths the push left to an upstream cache
+	// (push --skip-signed-by).
+	Upstream int `json:"upstream"`
 }
 
 // Report is what Collect measured; its JSON form is what `stats --json`
@@ -113,6 +118,11 @@ type Report struct {
 	Unaccounted Count `json:"unaccountedNars"`
 	// MissingNARs counts the narinfos whose NAR is not in the bucket.
 	MissingNARs int `json:"missingNars"`
+	// UpstreamReferences counts the store paths narinfos refer to that
+	// have no narinfo in the bucket and are recorded as left to upstream
+	// (push --skip-signed-by: an upstream entry of a manifest, or an
+	// upstream record), as verify counts them.
+	UpstreamReferences int `json:"upstreamReferences"`
 	// Uploads counts unfinished multipart uploads; -1 if the bucket has none to list.
 	Uploads int `json:"unfinishedUploads"`
 	// Reclaimable is what gc's planner (gc --dry-run with the same grace,
@@ -228,7 +238,11 @@ func Collect(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, erro
 				nars := map[string]bool{}
 				for _, e := range m.Paths {
 					if _, ok := p.Objects[e.NarInfo]; !ok {
-						rs.Missing++
+						if e.Upstream {
+							rs.Upstream++
+						} else {
+							rs.Missing++
+						}
 						continue
 					}
 					ni := p.NarInfos[e.NarInfo]
@@ -246,6 +260,9 @@ func Collect(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, erro
 	}
 	if p.Uploads >= 0 {
 		r.Notes = append(r.Notes, NoteMinIOUploads)
+	}
+	if err := r.countUpstream(ctx, b, p, opts.Jobs); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
