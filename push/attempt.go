@@ -44,7 +44,7 @@ func (a *attempt) run(ctx context.Context) (*Result, error) {
 	res := &Result{
 		Paths:    a.g.Len(),
 		Pushed:   len(pl.missing),
-		Skipped:  len(pl.order) - len(pl.missing) - len(pl.upstream),
+		Skipped:  len(pl.order) - len(pl.missing) - len(pl.upstream) + len(pl.upstreamOutside),
 		NarBytes: pl.narBytes,
 		Missing:  pl.missing,
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/nixbucket/nixbucket/closure"
+	"github.com/nixbucket/nixbucket/store"
 	"github.com/nixbucket/nixbucket/storepath"
 )
 
@@ -51,6 +52,10 @@ type plan struct {
 	upstream      map[string][]string
 	upstreamBytes uint64
 	upstreamRefs  []string
+	// upstreamOutside are the references of outside that the cache lacks
+	// and the push leaves upstream too (Options.LocalStore), by path;
+	// they are in upstream and upstreamRefs as well.
+	upstreamOutside map[string]*store.PathInfo
 }
 
 // makePlan looks at the cache (with listing, if given and complete) and
@@ -63,9 +68,11 @@ func (p *pusher) makePlan(ctx context.Context, listing *Listing) (*plan, error) 
 		return nil, err
 	}
 	pl := newPlan(p.g, order, present, leftUpstream(p.g, order, present, p.opts.SkipSignedBy))
-	if err := p.checkOutside(ctx, pl.outside, listing); err != nil {
+	up, err := p.checkOutside(ctx, pl.outside, listing)
+	if err != nil {
 		return nil, err
 	}
+	pl.addOutsideUpstream(up, p.opts.SkipSignedBy)
 	return pl, nil
 }
 
@@ -131,19 +138,33 @@ func narOrder(g *closure.Graph, missing []string) []string {
 
 // checkOutside makes sure that the cache has every path of outside (the
 // references of a plan outside the graph), so no narinfo is written whose
-// closure is incomplete.
-func (p *pusher) checkOutside(ctx context.Context, outside []string, listing *Listing) error {
+// closure is incomplete, but for those it leaves upstream: with
+// SkipSignedBy and LocalStore, a path the cache lacks whose local
+// signatures name a skipped key. It returns those, by path.
+func (p *pusher) checkOutside(ctx context.Context, outside []string, listing *Listing) (map[string]*store.PathInfo, error) {
 	if len(outside) == 0 {
-		return nil
+		return nil, nil
 	}
 	have, err := findPresent(ctx, p.b, outside, p.metaJobs, p.log, listing)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var up map[string]*store.PathInfo
 	for _, r := range outside {
-		if !have[storepath.HashPart(r)] {
-			return fmt.Errorf("%s is referenced by the paths pushed but is neither pushed nor in the cache; push its closure (drop --no-recursive)", r)
+		if have[storepath.HashPart(r)] {
+			continue
 		}
+		info, err := p.outsideUpstream(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if info == nil {
+			return nil, fmt.Errorf("%s is referenced by the paths pushed but is neither pushed nor in the cache; push its closure (drop --no-recursive)", r)
+		}
+		if up == nil {
+			up = map[string]*store.PathInfo{}
+		}
+		up[r] = info
 	}
-	return nil
+	return up, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
+	"github.com/nixbucket/nixbucket/store"
 )
 
 // Options tune a push.
@@ -67,6 +68,11 @@ type Options struct {
 	// uploaded, yet a satisfied reference, and recorded as upstream
 	// (upstream.go).
 	SkipSignedBy []string
+	// LocalStore, if set with SkipSignedBy, is asked for the references
+	// outside the graph (a push without the closure) that the cache
+	// lacks: one signed locally by a skipped key is left upstream too,
+	// instead of failing the push.
+	LocalStore store.Store
 	// CacheInfo, if set, is a read of the cache's nix-cache-info started
 	// earlier (ReadCacheInfo); Push checks it (and writes one if the cache
 	// has none) instead of reading it again.
@@ -96,7 +102,8 @@ type Result struct {
 	// Skipped is the number of paths the cache already had.
 	Skipped int `json:"skipped"`
 	// Upstream is the number of paths left upstream (SkipSignedBy): not
-	// uploaded, nor counted in Pushed or Skipped.
+	// uploaded, nor counted in Pushed or Skipped; with LocalStore, the
+	// references outside the request left upstream count too.
 	Upstream int `json:"upstream"`
 	// UpstreamNarBytes is the NAR size of the paths left upstream.
 	UpstreamNarBytes uint64 `json:"upstreamNarBytes"`

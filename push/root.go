@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -126,6 +128,12 @@ func (a *attempt) recordRoot(ctx context.Context, ro *RootOptions) (string, erro
 		}
 		m.Paths = append(m.Paths, e)
 	}
+	for sp, info := range a.plan.upstreamOutside {
+		m.Paths = append(m.Paths, roots.Entry{Path: sp, NarInfo: layout.NarInfoKeyOf(sp), Upstream: true,
+			NarHash: "sha256:" + nixbase32.EncodeToString(info.NarHash.Digest()), NarSize: info.NarSize,
+			References: baseNames(info.References)})
+	}
+	slices.SortFunc(m.Paths, func(x, y roots.Entry) int { return strings.Compare(x.Path, y.Path) })
 	if m.StoreDir == "" && len(ro.TopLevel) > 0 {
 		m.StoreDir = path.Dir(ro.TopLevel[0])
 	}

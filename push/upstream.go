@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -63,6 +64,44 @@ func leftUpstream(g *closure.Graph, order []string, present map[string]bool, ski
 		}
 	}
 	return out
+}
+
+// outsideUpstream returns the local store's info of r, a reference
+// outside the graph that the cache lacks, when the push leaves it
+// upstream (signed locally by a key of SkipSignedBy); else nil.
+func (p *pusher) outsideUpstream(ctx context.Context, r string) (*store.PathInfo, error) {
+	if p.opts.LocalStore == nil || len(p.opts.SkipSignedBy) == 0 {
+		return nil, nil
+	}
+	info, err := p.opts.LocalStore.QueryPathInfo(ctx, r)
+	if errors.Is(err, store.ErrNotValid) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the local store's info of %s: %w", r, err)
+	}
+	if len(upstreamSigners(info, p.opts.SkipSignedBy)) == 0 {
+		return nil, nil
+	}
+	return info, nil
+}
+
+// addOutsideUpstream adds the references outside the graph left upstream
+// (checkOutside) to the plan's upstream paths.
+func (pl *plan) addOutsideUpstream(up map[string]*store.PathInfo, skip []string) {
+	if len(up) == 0 {
+		return
+	}
+	if pl.upstream == nil {
+		pl.upstream = map[string][]string{}
+	}
+	pl.upstreamOutside = up
+	for r, info := range up {
+		pl.upstream[r] = upstreamSigners(info, skip)
+		pl.upstreamBytes += info.NarSize
+		pl.upstreamRefs = append(pl.upstreamRefs, r)
+	}
+	slices.Sort(pl.upstreamRefs)
 }
 
 // recordUpstream writes the upstream record of the plan (the skipped

@@ -32,10 +32,10 @@ import (
 // Kinds of objects stats tells apart, layout's kinds by name; the others
 // count as KindOther. The values appear in the JSON report.
 const (
-	KindNarInfo = string(layout.KindNarInfo)
-	KindNAR     = string(layout.KindNAR)
-	KindListing = string(layout.KindListing)
-	KindLog     = string(layout.KindLog)
+	KindNarInfo  = string(layout.KindNarInfo)
+	KindNAR      = string(layout.KindNAR)
+	KindListing  = string(layout.KindListing)
+	KindLog      = string(layout.KindLog)
 	KindRoot     = string(layout.KindRoot)
 	KindUpstream = string(layout.KindUpstream)
 	KindOther    = string(layout.KindOther)

@@ -257,6 +257,7 @@ func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, info *push.Cac
 		Lock:             pushLock(c),
 		CacheInfo:        info,
 		SkipSignedBy:     skipSignedBy(c),
+		LocalStore:       s,
 	})
 	stopProgress(err == nil)
 	if err != nil {

@@ -77,27 +77,39 @@ func TestSkipUpstream(t *testing.T) {
 
 	srv := s3test.Start(t, s3test.MinIO)
 	for _, tc := range []struct {
-		name string
-		args []string
+		name  string
+		args  []string
+		paths []string // the paths given to push
+		n     int      // how many push counts
 	}{
-		{"record", nil},
-		{"root", []string{"--root", "main"}},
+		{"record", nil, []string{app}, 4},
+		{"root", []string{"--root", "main"}, []string{app}, 4},
+		// Without the closure, the references outside the request
+		// that the cache lacks are left upstream from the local store's
+		// signatures.
+		{"no-recursive", []string{"--no-recursive"}, []string{own, app}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bucket := srv.NewBucket(t)
 			url := srv.StoreURL(bucket)
 			push := append([]string{"push", "--cache", url, "--secret-key-file", ownSec, "--skip-signed-by", "upstream-test-1"}, tc.args...)
 
-			code, stdout, stderr := runBin(t, creds(srv), append(push, "--dry-run", app)...)
+			if tc.name == "no-recursive" {
+				code, _, stderr := runBin(t, creds(srv), append([]string{"push", "--cache", url, "--no-recursive", "--dry-run"}, tc.paths...)...)
+				if code == 0 || !strings.Contains(stderr, "neither pushed nor in the cache") {
+					t.Fatalf("push --no-recursive without --skip-signed-by: exit %d, %q; want the missing references refused", code, stderr)
+				}
+			}
+			code, stdout, stderr := runBin(t, creds(srv), append(append(push, "--dry-run"), tc.paths...)...)
 			if want := fmt.Sprintf("would leave 2 paths (%s of NAR) upstream\n", humanize.IBytes(upBytes)); code != 0 || !strings.HasSuffix(stdout, want) {
 				t.Fatalf("push --dry-run: exit %d, %q (%s); want it to end %q", code, stdout, stderr, want)
 			}
-			code, stdout, stderr = runBin(t, creds(srv), append(push, "--json", app)...)
+			code, stdout, stderr = runBin(t, creds(srv), append(append(push, "--json"), tc.paths...)...)
 			if code != 0 {
 				t.Fatalf("push: exit %d: %s", code, stderr)
 			}
 			p := decodePush(t, stdout)
-			if p.num(t, "paths") != 4 || p.num(t, "pushed") != 2 || p.num(t, "skipped") != 0 || p.num(t, "upstream") != 2 ||
+			if p.num(t, "paths") != float64(tc.n) || p.num(t, "pushed") != 2 || p.num(t, "skipped") != 0 || p.num(t, "upstream") != 2 ||
 				p.num(t, "upstreamNarBytes") != float64(upBytes) || p.num(t, "narBytes") != float64(ownBytes) {
 				t.Fatalf("push --json = %s; want 2 paths pushed (%d NAR bytes) and 2 (%d) left upstream", stdout, ownBytes, upBytes)
 			}
