@@ -14,7 +14,9 @@
 // NAR key, NarSize and references are the narinfo's own. Every nixbucket
 // push with --root records that for its whole closure, so a cache pushed
 // with roots needs no GET per narinfo; narinfos pushed without a root, by
-// other tools, or rewritten since are read.
+// other tools, or rewritten since are read. When some narinfo refers to
+// a path without a narinfo, the upstream records (upstream/…) are read
+// too, to count the references left to upstream (push --skip-signed-by).
 package stats
 
 import (
