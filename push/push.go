@@ -104,9 +104,10 @@ type Result struct {
 	// Upstream is the number of paths left upstream (SkipSignedBy): not
 	// uploaded, nor counted in Pushed or Skipped; with LocalStore, the
 	// references outside the request left upstream count too.
-	Upstream int `json:"upstream"`
-	// UpstreamNarBytes is the NAR size of the paths left upstream.
-	UpstreamNarBytes uint64 `json:"upstreamNarBytes"`
+	Upstream int `json:"upstream,omitempty"`
+	// UpstreamNarBytes is the NAR size of the paths left upstream. Both
+	// are absent from the JSON when none is, as before SkipSignedBy.
+	UpstreamNarBytes uint64 `json:"upstreamNarBytes,omitempty"`
 	// UpstreamRecord is the key of the upstream record written (a push
 	// without a root whose narinfos refer to paths left upstream), if any.
 	UpstreamRecord string `json:"upstreamRecord,omitempty"`
