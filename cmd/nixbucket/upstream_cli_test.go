@@ -179,6 +179,19 @@ func TestSkipUpstream(t *testing.T) {
 				t.Errorf("stats: exit %d, %q (%s); want 2 references left to upstream", code, stdout, stderr)
 			}
 
+			code, stdout, stderr = runBin(t, creds(srv), "stats", "--cache", url, "--json")
+			var sr struct {
+				Upstream int `json:"upstreamReferences"`
+				Roots    []struct {
+					Missing  int `json:"missing"`
+					Upstream int `json:"upstream"`
+				} `json:"roots"`
+			}
+			if err := json.Unmarshal([]byte(stdout), &sr); code != 0 || err != nil || sr.Upstream != 2 ||
+				tc.name == "root" && (len(sr.Roots) != 1 || sr.Roots[0].Upstream != 2 || sr.Roots[0].Missing != 0) {
+				t.Errorf("stats --json: exit %d, %q (%s); want upstreamReferences 2 (and the root's 2 paths upstream, none missing)", code, stdout, stderr)
+			}
+
 			if tc.name == "root" {
 				before := listing(t, b)
 				code, stdout, stderr = runBin(t, creds(srv), "gc", "--cache", url, "--grace", "0s")
