@@ -97,6 +97,9 @@ type S3Bucket struct {
 	// serialises the GETs that find out (Stat).
 	exists atomic.Bool
 	probe  sync.Mutex
+	// scopeOK is set once the server took a request's signature scope
+	// (s3scope.go).
+	scopeOK atomic.Bool
 }
 
 var (
@@ -164,7 +167,7 @@ func OpenS3(ctx context.Context, u *URL, opts S3Options) (*S3Bucket, error) {
 		}
 		o.UsePathStyle = pathStyle
 		o.HTTPClient = httpClient(opts)
-		o.APIOptions = append(o.APIOptions, retryMiddleware{b}.add)
+		o.APIOptions = append(o.APIOptions, retryMiddleware{b}.add, scopeMiddleware{b}.add)
 	})
 	b.client = client
 	b.pathStyle = pathStyle

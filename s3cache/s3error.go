@@ -63,6 +63,13 @@ func (b *S3Bucket) wrap(op, key string, err error) error {
 		return b.remote(ErrAccessDenied, err,
 			"%s %s: access denied to bucket %q at %s (%s): check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the profile and the bucket's permissions",
 			op, key, b.bucket, b.where, code)
+	case status == http.StatusBadRequest && code == "AuthorizationHeaderMalformed":
+		return b.scopeError(op, key, err, code, ae.ErrorMessage(), re)
+	case status == http.StatusBadRequest && bodiless(ae, re) && !b.scopeOK.Load():
+		// Garage's answer to a HEAD signed for another region: a 400
+		// without a body, to the first request (once a request was
+		// taken, a 400 is something else).
+		return b.scopeError(op, key, err, code, "", re)
 	case code == "NoSuchKey" || code == "NotFound" || code == "NoSuchUpload" || status == http.StatusNotFound:
 		return fmt.Errorf("%s %s: %w", op, key, ErrNotFound)
 	case errors.As(err, &stall):
