@@ -32,6 +32,14 @@
 // anything, and says why. A bucket with narinfos and no root at all is
 // refused too (that would delete everything; use erase).
 //
+// Upstream (push --skip-signed-by): a path left to an upstream cache has
+// no narinfo here, so gc never needs it: a live narinfo's reference to it
+// reaches nothing, and a manifest's upstream entry keeps nothing. The
+// upstream records under upstream/ (a push without a root) are kept, not
+// collected: they are tiny, one per push that left a referenced path
+// upstream, and verify and stats read them to tell such a reference from
+// a missing one (`erase --prefix upstream/` removes them all).
+//
 // Sweep, in two phases (rustic's delayed delete): an unreachable object
 // older than Grace is first condemned, recorded in gc/condemned/<time>.json;
 // a later run deletes it only when it was condemned at least Grace ago,

@@ -13,6 +13,7 @@
 //	debuginfo/<build id>        a debug-info link (index-debug-info)
 //	locks/…                     nixbucket: the cache lock (package lock)
 //	roots/<name>/…              nixbucket: root manifests (package roots)
+//	upstream/<time>-<id>.json   nixbucket: paths left to an upstream cache (package roots)
 //	stats/…, gc/…               nixbucket: the stats history, gc's records
 //
 // <hash> is a store path's 32-character nix32 hash part, so narinfo keys
@@ -44,6 +45,9 @@ const (
 	LocksDir = "locks/"
 	// RootsDir holds nixbucket's root manifests.
 	RootsDir = "roots/"
+	// UpstreamDir holds nixbucket's upstream records: the paths a push
+	// without a root left to an upstream cache (roots.UpstreamRecord).
+	UpstreamDir = "upstream/"
 	// StatsDir holds nixbucket's stats history.
 	StatsDir = "stats/"
 	// GCDir holds nixbucket's gc records (condemned objects).
@@ -69,7 +73,7 @@ const (
 const HashAlphabet = nixbase32.Alphabet
 
 // Dirs lists the cache's top-level directories, Nix's and nixbucket's.
-var Dirs = []string{NarDir, LogDir, RealisationsDir, DebugInfoDir, LocksDir, RootsDir, StatsDir, GCDir}
+var Dirs = []string{NarDir, LogDir, RealisationsDir, DebugInfoDir, LocksDir, RootsDir, UpstreamDir, StatsDir, GCDir}
 
 // NarInfoKey returns the narinfo key of a store path's hash part.
 func NarInfoKey(hashPart string) string { return hashPart + NarInfoSuffix }
@@ -121,6 +125,7 @@ const (
 	KindDebugInfo   Kind = "debuginfo"
 	KindLock        Kind = "lock"
 	KindRoot        Kind = "root"
+	KindUpstream    Kind = "upstream"
 	KindOther       Kind = "other"
 )
 
@@ -141,6 +146,7 @@ func KindOf(key string) Kind {
 	}{
 		{NarDir, KindNAR}, {LogDir, KindLog}, {RealisationsDir, KindRealisation},
 		{DebugInfoDir, KindDebugInfo}, {LocksDir, KindLock}, {RootsDir, KindRoot},
+		{UpstreamDir, KindUpstream},
 	} {
 		if strings.HasPrefix(key, d.dir) {
 			return d.kind

@@ -26,6 +26,7 @@ func TestKeys(t *testing.T) {
 		{"debuginfo/abcd", layout.KindDebugInfo, false, "application/json"},
 		{"locks/shared-1.json", layout.KindLock, false, ""},
 		{"roots/app/1.json", layout.KindRoot, false, ""},
+		{"upstream/20260101T000000Z-ab.json", layout.KindUpstream, false, ""},
 		{"stats/history.jsonl", layout.KindOther, false, ""},
 		{"e" + h[1:] + ".narinfo", layout.KindOther, false, ""},
 		{h + "0.narinfo", layout.KindOther, false, ""},
@@ -61,7 +62,7 @@ func TestKeyFunctions(t *testing.T) {
 	if got := layout.LogKey("/nix/store/" + h + "-x.drv"); got != "log/"+h+"-x.drv" {
 		t.Errorf("LogKey = %q", got)
 	}
-	for first, want := range map[string]bool{"nar": true, "roots": true, "nix-cache-info": true, "x.narinfo": true, "x.ls": true, "releases": false, "narx": false} {
+	for first, want := range map[string]bool{"nar": true, "roots": true, "upstream": true, "nix-cache-info": true, "x.narinfo": true, "x.ls": true, "releases": false, "narx": false} {
 		if got := layout.Reserved(first); got != want {
 			t.Errorf("Reserved(%q) = %v, want %v", first, got, want)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/narinfo"
@@ -23,6 +24,11 @@ type attempt struct {
 	beforeNARs func(context.Context) error
 	written    map[string]*narinfo.NarInfo // by path, after upload
 	had        map[string]presentInfo      // by path: narinfos the cache had (readPresent)
+	// upstreamOnce writes the upstream record once (recordUpstream);
+	// upstreamKey is its key, upstreamErr its failure.
+	upstreamOnce sync.Once
+	upstreamKey  string
+	upstreamErr  error
 }
 
 // newAttempt starts carrying out pl, holding held (the shared lock), if
@@ -38,9 +44,12 @@ func (a *attempt) run(ctx context.Context) (*Result, error) {
 	res := &Result{
 		Paths:    a.g.Len(),
 		Pushed:   len(pl.missing),
-		Skipped:  len(pl.order) - len(pl.missing),
+		Skipped:  len(pl.order) - len(pl.missing) - len(pl.upstream) + len(pl.upstreamOutside),
 		NarBytes: pl.narBytes,
 		Missing:  pl.missing,
+
+		Upstream:         len(pl.upstream),
+		UpstreamNarBytes: pl.upstreamBytes,
 	}
 	c := a.counters
 	c.Total.Store(int64(len(pl.missing)))
@@ -71,6 +80,7 @@ func (a *attempt) run(ctx context.Context) (*Result, error) {
 	if !a.opts.DryRun && len(pl.missing) > 0 {
 		fileBytes, err := a.upload(ctx)
 		res.FileBytes = fileBytes
+		res.UpstreamRecord = a.upstreamKey
 		if err != nil {
 			return res, err
 		}

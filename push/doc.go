@@ -19,4 +19,8 @@
 // The shared lock (package lock) is taken while the NARs upload; an
 // attempt that finds, under it, that the cache changed meanwhile is
 // followed by a new attempt from a new plan.
+//
+// With Options.SkipSignedBy, the paths signed locally by an upstream
+// cache's key are left to it: not uploaded, yet satisfied references,
+// and recorded as upstream (upstream.go).
 package push

@@ -108,5 +108,6 @@ func (a *attempt) enterLock(ctx context.Context, pending *pendingLock) error {
 			return errRestart
 		}
 	}
-	return a.checkOutside(ctx, a.plan.outside, nil)
+	_, err = a.checkOutside(ctx, a.plan.outside, nil)
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/nixbucket/nixbucket/closure"
+	"github.com/nixbucket/nixbucket/store"
 	"github.com/nixbucket/nixbucket/storepath"
 )
 
@@ -43,6 +44,18 @@ type plan struct {
 	referrers map[string][]string
 	// outside are the references of missing outside the graph, sorted.
 	outside []string
+	// upstream are the paths of order the cache lacks that the push
+	// leaves upstream (Options.SkipSignedBy; upstream.go), with the
+	// names of the keys that signed them; they are not in missing.
+	// upstreamBytes is their NAR size; upstreamRefs are those the
+	// narinfos of missing refer to, sorted.
+	upstream      map[string][]string
+	upstreamBytes uint64
+	upstreamRefs  []string
+	// upstreamOutside are the references of outside that the cache lacks
+	// and the push leaves upstream too (Options.LocalStore), by path;
+	// they are in upstream and upstreamRefs as well.
+	upstreamOutside map[string]*store.PathInfo
 }
 
 // makePlan looks at the cache (with listing, if given and complete) and
@@ -54,20 +67,25 @@ func (p *pusher) makePlan(ctx context.Context, listing *Listing) (*plan, error) 
 	if err != nil {
 		return nil, err
 	}
-	pl := newPlan(p.g, order, present)
-	if err := p.checkOutside(ctx, pl.outside, listing); err != nil {
+	pl := newPlan(p.g, order, present, leftUpstream(p.g, order, present, p.opts.SkipSignedBy))
+	up, err := p.checkOutside(ctx, pl.outside, listing)
+	if err != nil {
 		return nil, err
 	}
+	pl.addOutsideUpstream(up, p.opts.SkipSignedBy)
 	return pl, nil
 }
 
 // newPlan plans the writes of the paths of order (g topologically sorted)
-// whose hash part is not in present.
-func newPlan(g *closure.Graph, order []string, present map[string]bool) *plan {
-	pl := &plan{order: order, present: present, waits: make(map[string]int), referrers: make(map[string][]string)}
+// whose hash part is not in present, but for those left upstream (by
+// path, with their signers), which count as present.
+func newPlan(g *closure.Graph, order []string, present map[string]bool, upstream map[string][]string) *plan {
+	pl := &plan{order: order, present: present, waits: make(map[string]int), referrers: make(map[string][]string), upstream: upstream}
 	inPlan := make(map[string]bool)
 	for _, path := range order {
-		if !present[storepath.HashPart(path)] {
+		if _, up := upstream[path]; up {
+			pl.upstreamBytes += g.Info(path).NarSize
+		} else if !present[storepath.HashPart(path)] {
 			pl.missing = append(pl.missing, path)
 			inPlan[path] = true
 		}
@@ -80,6 +98,11 @@ func newPlan(g *closure.Graph, order []string, present map[string]bool) *plan {
 		for _, r := range info.References {
 			switch {
 			case r == m:
+			case upstream[r] != nil:
+				if !seen[r] {
+					seen[r] = true
+					pl.upstreamRefs = append(pl.upstreamRefs, r)
+				}
 			case inPlan[r]:
 				pl.waits[m]++
 				pl.referrers[r] = append(pl.referrers[r], m)
@@ -90,6 +113,7 @@ func newPlan(g *closure.Graph, order []string, present map[string]bool) *plan {
 		}
 	}
 	slices.Sort(pl.outside)
+	slices.Sort(pl.upstreamRefs)
 	pl.nars = narOrder(g, pl.missing)
 	return pl
 }
@@ -114,19 +138,33 @@ func narOrder(g *closure.Graph, missing []string) []string {
 
 // checkOutside makes sure that the cache has every path of outside (the
 // references of a plan outside the graph), so no narinfo is written whose
-// closure is incomplete.
-func (p *pusher) checkOutside(ctx context.Context, outside []string, listing *Listing) error {
+// closure is incomplete, but for those it leaves upstream: with
+// SkipSignedBy and LocalStore, a path the cache lacks whose local
+// signatures name a skipped key. It returns those, by path.
+func (p *pusher) checkOutside(ctx context.Context, outside []string, listing *Listing) (map[string]*store.PathInfo, error) {
 	if len(outside) == 0 {
-		return nil
+		return nil, nil
 	}
 	have, err := findPresent(ctx, p.b, outside, p.metaJobs, p.log, listing)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var up map[string]*store.PathInfo
 	for _, r := range outside {
-		if !have[storepath.HashPart(r)] {
-			return fmt.Errorf("%s is referenced by the paths pushed but is neither pushed nor in the cache; push its closure (drop --no-recursive)", r)
+		if have[storepath.HashPart(r)] {
+			continue
 		}
+		info, err := p.outsideUpstream(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if info == nil {
+			return nil, fmt.Errorf("%s is referenced by the paths pushed but is neither pushed nor in the cache; push its closure (drop --no-recursive)", r)
+		}
+		if up == nil {
+			up = map[string]*store.PathInfo{}
+		}
+		up[r] = info
 	}
-	return nil
+	return up, nil
 }

@@ -110,7 +110,7 @@ func TestNewPlan(t *testing.T) {
 			for _, n := range tc.present {
 				present[storepath.HashPart(path[n])] = true
 			}
-			pl := newPlan(g, g.Sorted(), present)
+			pl := newPlan(g, g.Sorted(), present, nil)
 			paths := func(names []string) []string {
 				var out []string
 				for _, n := range names {
@@ -161,7 +161,7 @@ func TestPlanOrder(t *testing.T) {
 				present[storepath.HashPart(path[name])] = true
 			}
 		}
-		pl := newPlan(g, g.Sorted(), present)
+		pl := newPlan(g, g.Sorted(), present, nil)
 		written := map[string]bool{}
 		for h := range present {
 			written[h] = true

@@ -15,6 +15,7 @@ import (
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
+	"github.com/nixbucket/nixbucket/store"
 )
 
 // Options tune a push.
@@ -62,6 +63,16 @@ type Options struct {
 	// Root, if set, records a root manifest (package roots) after a
 	// successful push.
 	Root *RootOptions
+	// SkipSignedBy names keys (cache.nixos.org-1) whose local signature
+	// on a path the cache lacks makes the push leave it upstream: not
+	// uploaded, yet a satisfied reference, and recorded as upstream
+	// (upstream.go).
+	SkipSignedBy []string
+	// LocalStore, if set with SkipSignedBy, is asked for the references
+	// outside the graph (a push without the closure) that the cache
+	// lacks: one signed locally by a skipped key is left upstream too,
+	// instead of failing the push.
+	LocalStore store.Store
 	// CacheInfo, if set, is a read of the cache's nix-cache-info started
 	// earlier (ReadCacheInfo); Push checks it (and writes one if the cache
 	// has none) instead of reading it again.
@@ -90,6 +101,16 @@ type Result struct {
 	Pushed int `json:"pushed"`
 	// Skipped is the number of paths the cache already had.
 	Skipped int `json:"skipped"`
+	// Upstream is the number of paths left upstream (SkipSignedBy): not
+	// uploaded, nor counted in Pushed or Skipped; with LocalStore, the
+	// references outside the request left upstream count too.
+	Upstream int `json:"upstream,omitempty"`
+	// UpstreamNarBytes is the NAR size of the paths left upstream. Both
+	// are absent from the JSON when none is, as before SkipSignedBy.
+	UpstreamNarBytes uint64 `json:"upstreamNarBytes,omitempty"`
+	// UpstreamRecord is the key of the upstream record written (a push
+	// without a root whose narinfos refer to paths left upstream), if any.
+	UpstreamRecord string `json:"upstreamRecord,omitempty"`
 	// NarBytes is the uncompressed NAR size of the pushed paths.
 	NarBytes uint64 `json:"narBytes"`
 	// FileBytes is the compressed size uploaded.

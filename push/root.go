@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -93,6 +95,8 @@ func (p *pusher) readPresent(ctx context.Context, order []string, present map[st
 // wrote or the one the cache had; the entry's NarHash, NarSize and
 // References are the narinfo's, which is what readers of the cache see;
 // its Sigs too, so that verify with trusted keys needs no GET either.
+// A path left upstream has an entry marked Upstream, from the local
+// store's info, naming no NAR or narinfo of this cache.
 func (a *attempt) recordRoot(ctx context.Context, ro *RootOptions) (string, error) {
 	now := time.Now
 	if ro.Now != nil {
@@ -108,7 +112,9 @@ func (a *attempt) recordRoot(ctx context.Context, ro *RootOptions) (string, erro
 			NarSize:    info.NarSize,
 			References: baseNames(info.References),
 		}
-		if ni := a.written[sp]; ni != nil {
+		if _, up := a.plan.upstream[sp]; up {
+			e.Upstream = true
+		} else if ni := a.written[sp]; ni != nil {
 			sum := md5.Sum([]byte(ni.String())) // the text writeNarInfo wrote
 			e.NAR, e.FileSize, e.NarInfoMD5, e.Sigs = ni.URL, ni.FileSize, hex.EncodeToString(sum[:]), ni.Sigs
 		} else if h, ok := a.had[sp]; ok {
@@ -122,6 +128,12 @@ func (a *attempt) recordRoot(ctx context.Context, ro *RootOptions) (string, erro
 		}
 		m.Paths = append(m.Paths, e)
 	}
+	for sp, info := range a.plan.upstreamOutside {
+		m.Paths = append(m.Paths, roots.Entry{Path: sp, NarInfo: layout.NarInfoKeyOf(sp), Upstream: true,
+			NarHash: "sha256:" + nixbase32.EncodeToString(info.NarHash.Digest()), NarSize: info.NarSize,
+			References: baseNames(info.References)})
+	}
+	slices.SortFunc(m.Paths, func(x, y roots.Entry) int { return strings.Compare(x.Path, y.Path) })
 	if m.StoreDir == "" && len(ro.TopLevel) > 0 {
 		m.StoreDir = path.Dir(ro.TopLevel[0])
 	}

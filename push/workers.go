@@ -46,6 +46,11 @@ func (a *attempt) upload(ctx context.Context) (uint64, error) {
 			if err := a.enter(ctx, "writing "+layout.NarInfoKeyOf(m)); err != nil {
 				return err
 			}
+			if a.needsUpstreamRecord(m) {
+				if err := a.recordUpstream(ctx); err != nil {
+					return err
+				}
+			}
 			if err := a.writeNarInfo(ctx, ni); err != nil {
 				return err
 			}

@@ -21,6 +21,18 @@
 // key (key.go), so retention decisions need a LIST only (index.go), and
 // any other key under roots/ makes gc fail closed.
 //
+// A push with --skip-signed-by leaves some paths to an upstream cache:
+// its manifest lists them as entries marked "upstream": true, naming no
+// NAR or narinfo of this cache. A push without --root whose narinfos
+// refer to such paths writes an upstream record instead (upstream.go),
+//
+//	upstream/<UTC time>-<random>.json
+//
+// under layout.UpstreamDir, listing those paths with the names of the
+// keys that signed them, before its first narinfo that refers to one.
+// verify and stats read both to tell a reference left upstream from a
+// missing one; gc keeps the records.
+//
 // Nix has no such notion in a binary cache; the closure recorded is what
 // `nix-store -qR` gives (src/libstore/misc.cc computeFSClosure).
 package roots

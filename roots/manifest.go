@@ -72,6 +72,13 @@ type Entry struct {
 	// keys checks them instead of GETting the narinfo when the listed
 	// ETag matches.
 	Sigs []string `json:"sigs,omitempty"`
+	// Upstream marks a path the push left to an upstream cache (push
+	// --skip-signed-by): its narinfo is not expected in this bucket, and
+	// NAR, FileSize, NarInfoMD5 and Sigs are unset. Absent (false) in
+	// manifests of older nixbucket versions, which have no such entries;
+	// older versions reading a manifest with them see entries whose
+	// narinfo is absent, which gc ignores.
+	Upstream bool `json:"upstream,omitempty"`
 }
 
 // NarSize is the sum of the entries' NAR sizes.
@@ -118,6 +125,9 @@ func Parse(data []byte) (*Manifest, error) {
 			if err := storepath.CheckBase(r); err != nil {
 				return nil, fmt.Errorf("manifest path %s has an invalid reference: %w", e.Path, err)
 			}
+		}
+		if e.Upstream && (e.NAR != "" || e.NarInfoMD5 != "") {
+			return nil, fmt.Errorf("manifest path %s is left upstream but names a NAR or narinfo of this cache", e.Path)
 		}
 	}
 	for _, p := range m.TopLevel {

@@ -83,3 +83,47 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+func TestParseUpstreamEntry(t *testing.T) {
+	up := strings.Replace(good, `"references":["0c9`, `"upstream":true,"references":["0c9`, 1)
+	m, err := roots.Parse([]byte(up))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.UpstreamHashes(); len(got) != 1 || got[0] != "0c9rly0dxgcn9z5qdvgm6pbb4r1j4h71" {
+		t.Fatalf("UpstreamHashes = %v", got)
+	}
+	if m, err := roots.Parse([]byte(good)); err != nil || len(m.UpstreamHashes()) != 0 {
+		t.Fatalf("a manifest without upstream entries: %v, %v", m, err)
+	}
+	bad := strings.Replace(up, `"upstream":true`, `"upstream":true,"nar":"nar/x.nar.xz"`, 1)
+	if _, err := roots.Parse([]byte(bad)); err == nil || !strings.Contains(err.Error(), "left upstream") {
+		t.Fatalf("Parse of an upstream entry naming a NAR: %v", err)
+	}
+}
+
+func TestUpstreamRecord(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	k := roots.UpstreamKey(now)
+	if got, err := roots.ParseUpstreamKey(k); err != nil || !got.Equal(now) {
+		t.Fatalf("ParseUpstreamKey(%s) = %v, %v", k, got, err)
+	}
+	for _, bad := range []string{"upstream/x.json", "upstream/a/20261123T100000Z-ab.json", "roots/20261123T100000Z-ab.json", "upstream/20261123T100000Z-ab.txt"} {
+		if _, err := roots.ParseUpstreamKey(bad); err == nil {
+			t.Errorf("ParseUpstreamKey(%s) accepted it", bad)
+		}
+	}
+	rec := `{"version":1,"created":"2026-11-23T10:00:00Z","storeDir":"/nix/store","paths":[{"path":"/nix/store/0c9rly0dxgcn9z5qdvgm6pbb4r1j4h71-glibc","signers":["cache.nixos.org-1"]}]}`
+	if r, err := roots.ParseUpstream([]byte(rec)); err != nil || len(r.Paths) != 1 || r.Paths[0].Signers[0] != "cache.nixos.org-1" {
+		t.Fatalf("ParseUpstream = %+v, %v", r, err)
+	}
+	for _, tc := range []struct{ from, to string }{
+		{`"version":1`, `"version":2`},
+		{`"storeDir":"/nix/store"`, `"storeDir":"nix"`},
+		{`"path":"/nix/store/0c9`, `"path":"/gnu/store/0c9`},
+	} {
+		if _, err := roots.ParseUpstream([]byte(strings.Replace(rec, tc.from, tc.to, 1))); err == nil {
+			t.Errorf("ParseUpstream accepted %s", tc.to)
+		}
+	}
+}

@@ -63,6 +63,7 @@ th:first-child,td:first-child{text-align:left}svg{border:1px solid #ccc;backgrou
 <tr><td>compression (stored / NarSize, <span id="known-paths">{{.R.KnownPaths}}</span> paths known)</td><td id="compression-ratio">{{pct .R.Ratio}}</td></tr>
 <tr><td>NARs no narinfo refers to</td><td><span id="unaccounted-objects">{{.R.Unaccounted.Objects}}</span> (<span id="unaccounted-bytes" title="{{.R.Unaccounted.Bytes}} bytes">{{bytes .R.Unaccounted.Bytes}}</span>)</td></tr>
 <tr><td>narinfos whose NAR is missing</td><td id="missing-nars">{{.R.MissingNARs}}</td></tr>
+<tr><td>references left to upstream (push --skip-signed-by)</td><td id="upstream-references">{{.R.UpstreamReferences}}</td></tr>
 <tr><td>unfinished multipart uploads</td><td id="uploads">{{.R.Uploads}}</td></tr>
 <tr><td>gc would reclaim (gc's own plan, every manifest kept){{if .R.GCRefuses}}: gc refuses to run, see the notes{{end}}</td><td><span id="reclaimable-objects">{{.R.Reclaimable.Objects}}</span> (<span id="reclaimable-bytes" title="{{.R.Reclaimable.Bytes}} bytes">{{bytes .R.Reclaimable.Bytes}}</span>), of which <span id="reclaimable-now-objects">{{.R.ReclaimableNow.Objects}}</span> (<span id="reclaimable-now-bytes" title="{{.R.ReclaimableNow.Bytes}} bytes">{{bytes .R.ReclaimableNow.Bytes}}</span>) by the next run</td></tr>
 </table>

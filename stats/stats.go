@@ -14,7 +14,9 @@
 // NAR key, NarSize and references are the narinfo's own. Every nixbucket
 // push with --root records that for its whole closure, so a cache pushed
 // with roots needs no GET per narinfo; narinfos pushed without a root, by
-// other tools, or rewritten since are read.
+// other tools, or rewritten since are read. When some narinfo refers to
+// a path without a narinfo, the upstream records (upstream/…) are read
+// too, to count the references left to upstream (push --skip-signed-by).
 package stats
 
 import (
@@ -32,22 +34,23 @@ import (
 // Kinds of objects stats tells apart, layout's kinds by name; the others
 // count as KindOther. The values appear in the JSON report.
 const (
-	KindNarInfo = string(layout.KindNarInfo)
-	KindNAR     = string(layout.KindNAR)
-	KindListing = string(layout.KindListing)
-	KindLog     = string(layout.KindLog)
-	KindRoot    = string(layout.KindRoot)
-	KindOther   = string(layout.KindOther)
+	KindNarInfo  = string(layout.KindNarInfo)
+	KindNAR      = string(layout.KindNAR)
+	KindListing  = string(layout.KindListing)
+	KindLog      = string(layout.KindLog)
+	KindRoot     = string(layout.KindRoot)
+	KindUpstream = string(layout.KindUpstream)
+	KindOther    = string(layout.KindOther)
 )
 
 // Kinds lists the kinds in display order.
-var Kinds = []string{KindNarInfo, KindNAR, KindListing, KindLog, KindRoot, KindOther}
+var Kinds = []string{KindNarInfo, KindNAR, KindListing, KindLog, KindRoot, KindUpstream, KindOther}
 
 // KindOf returns the kind of a key: its layout.Kind if one of Kinds, else
 // KindOther.
 func KindOf(key string) string {
 	switch k := layout.KindOf(key); k {
-	case layout.KindNarInfo, layout.KindNAR, layout.KindListing, layout.KindLog, layout.KindRoot:
+	case layout.KindNarInfo, layout.KindNAR, layout.KindListing, layout.KindLog, layout.KindRoot, layout.KindUpstream:
 		return string(k)
 	}
 	return KindOther
@@ -83,8 +86,12 @@ type RootStats struct {
 	// StoredBytes is the size of the closure's NAR objects (each counted
 	// once), as its narinfos name them.
 	StoredBytes int64 `json:"storedBytes"`
-	// Missing counts closure paths whose narinfo is not in the bucket.
+	// Missing counts closure paths whose narinfo is not in the bucket,
+	// but for those left upstream.
 	Missing int `json:"missing"`
+	// Upstream counts closure paths the push left to an upstream cache
+	// (push --skip-signed-by).
+	Upstream int `json:"upstream"`
 }
 
 // Report is what Collect measured; its JSON form is what `stats --json`
@@ -113,6 +120,11 @@ type Report struct {
 	Unaccounted Count `json:"unaccountedNars"`
 	// MissingNARs counts the narinfos whose NAR is not in the bucket.
 	MissingNARs int `json:"missingNars"`
+	// UpstreamReferences counts the store paths narinfos refer to that
+	// have no narinfo in the bucket and are recorded as left to upstream
+	// (push --skip-signed-by: an upstream entry of a manifest, or an
+	// upstream record), as verify counts them.
+	UpstreamReferences int `json:"upstreamReferences"`
 	// Uploads counts unfinished multipart uploads; -1 if the bucket has none to list.
 	Uploads int `json:"unfinishedUploads"`
 	// Reclaimable is what gc's planner (gc --dry-run with the same grace,
@@ -228,7 +240,11 @@ func Collect(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, erro
 				nars := map[string]bool{}
 				for _, e := range m.Paths {
 					if _, ok := p.Objects[e.NarInfo]; !ok {
-						rs.Missing++
+						if e.Upstream {
+							rs.Upstream++
+						} else {
+							rs.Missing++
+						}
 						continue
 					}
 					ni := p.NarInfos[e.NarInfo]
@@ -246,6 +262,9 @@ func Collect(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, erro
 	}
 	if p.Uploads >= 0 {
 		r.Notes = append(r.Notes, NoteMinIOUploads)
+	}
+	if err := r.countUpstream(ctx, b, p, opts.Jobs); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

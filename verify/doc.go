@@ -38,6 +38,15 @@
 // signatures bind store paths to NARs for Nix's clients, which check
 // them themselves.
 //
+// A reference push --skip-signed-by left to an upstream cache (recorded
+// as an upstream entry of a root manifest, or in an upstream record under
+// upstream/, package roots) is not a fault: Nix fetches it from the
+// upstream cache. Report.UpstreamReferences counts such paths ("N
+// references left to upstream"); Options.RequireComplete makes each
+// reference to one a missing-reference fault, for a cache that must
+// serve whole closures alone. A record that does not parse explains
+// nothing: its references stay faults.
+//
 // A NAR no narinfo points to (left by an interrupted push) is counted, not
 // reported as a fault: it is invisible to readers, and garbage collection
 // removes it. nix-cache-info must exist once any narinfo does, since Nix

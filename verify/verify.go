@@ -71,6 +71,10 @@ type Options struct {
 	// store paths (the bucket's whole listing is still read, for the NARs
 	// and the references); OrphanNARs is then not counted.
 	Paths []string
+	// RequireComplete makes every reference left to upstream (push
+	// --skip-signed-by; see upstream.go) a KindMissingReference fault,
+	// for a cache that must serve whole closures alone.
+	RequireComplete bool
 	// Repair, if set, repairs the NARs that Deep finds damaged (see
 	// RepairOptions); it needs Deep.
 	Repair *RepairOptions
@@ -109,6 +113,11 @@ type Report struct {
 	// Signed is the number of narinfos with a valid signature by a
 	// trusted key (0 when no keys are given).
 	Signed int `json:"signed"`
+	// UpstreamReferences is the number of distinct store paths that
+	// narinfos refer to, that have no narinfo in the bucket, and that the
+	// cache records as left to upstream (push --skip-signed-by): not
+	// faults, unless Options.RequireComplete.
+	UpstreamReferences int `json:"upstreamReferences"`
 	// Deep reports whether the NARs were downloaded and checked.
 	Deep bool `json:"deep"`
 	// NARsChecked is the number of NARs downloaded and checked (Deep).
@@ -140,6 +149,15 @@ type checker struct {
 
 	mu     sync.Mutex
 	report Report
+	// upstream holds the hash parts recorded as left upstream; leftUp
+	// and missingRefs the references found without a narinfo, left
+	// upstream or not, by referring key and reference (upstream.go).
+	upstream    map[string]bool
+	leftUp      map[string]leftRef
+	missingRefs map[string]leftRef
+	// manifestsRead reports whether vouched read the manifests (and so
+	// their upstream entries).
+	manifestsRead bool
 }
 
 func (c *checker) fault(key, kind, format string, args ...any) {
@@ -159,7 +177,7 @@ func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error)
 	if opts.Repair != nil && !opts.Deep {
 		return nil, errors.New("verify: a repair needs Deep: only the download finds damaged NARs")
 	}
-	c := &checker{b: b, opts: opts, log: opts.Logger}
+	c := &checker{b: b, opts: opts, log: opts.Logger, leftUp: map[string]leftRef{}, missingRefs: map[string]leftRef{}}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -175,7 +193,7 @@ func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error)
 	}
 	sizes := make(map[string]int64)
 	etags := make(map[string]string) // of the narinfos to check, if listed with one
-	var infoKeys, manifests []string
+	var infoKeys, manifests, records []string
 	err := b.List(ctx, "", func(o s3cache.ObjectInfo) error {
 		sizes[o.Key] = o.Size
 		if _, ok := layout.NarInfoHash(o.Key); ok {
@@ -189,6 +207,8 @@ func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error)
 			c.report.NARs++
 		} else if _, pin, err := roots.ParseKey(o.Key); err == nil && !pin {
 			manifests = append(manifests, o.Key)
+		} else if _, err := roots.ParseUpstreamKey(o.Key); err == nil {
+			records = append(records, o.Key)
 		}
 		return nil
 	})
@@ -203,8 +223,14 @@ func Check(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error)
 		return nil, err
 	}
 	c.storeDir = storeDir
+	if err := c.readUpstreamRecords(ctx, records); err != nil {
+		return nil, err
+	}
 	infos, err := c.learnNarInfos(ctx, infoKeys, manifests, etags, sizes)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.settleUpstream(ctx, manifests, c.manifestsRead); err != nil {
 		return nil, err
 	}
 	c.report.NarInfos = len(infos)
@@ -309,6 +335,7 @@ func (c *checker) learnNarInfos(ctx context.Context, keys, manifests []string, e
 		if vouch, err = c.vouched(ctx, manifests, sizes, etags); err != nil {
 			return nil, err
 		}
+		c.manifestsRead = true
 	}
 	var read, recheck []string
 	for _, k := range keys {
@@ -380,7 +407,9 @@ func (c *checker) checkNarInfo(key string, ni *narinfo.NarInfo, sizes map[string
 	}
 	for _, ref := range ni.References {
 		if _, ok := sizes[layout.NarInfoKeyOf(ref)]; !ok {
-			fault(KindMissingReference, "%s refers to %s, which has no narinfo in the bucket", ni.StorePath, ref)
+			if f, ok := c.missingRef(key, ni.StorePath, ref); ok {
+				faults = append(faults, f)
+			}
 		}
 	}
 	if len(c.opts.TrustedKeys) > 0 {

@@ -54,6 +54,7 @@ func (c *checker) vouched(ctx context.Context, keys []string, sizes map[string]i
 				c.log.Debug("manifest of another store directory vouches for nothing", "key", key, "storeDir", m.StoreDir)
 				return nil
 			}
+			c.addUpstream(m.UpstreamHashes())
 			mu.Lock()
 			defer mu.Unlock()
 			for _, e := range m.Paths {

@@ -46,6 +46,7 @@ func pushCommand() *cli.Command {
 		Name:  "push",
 		Usage: "upload store paths and their closure to a binary cache (nix copy --to)",
 		UsageText: "nixbucket push --cache URL [--include-outputs | --no-recursive] [--stdin] [--root NAME] [--repair] [--netrc-file FILE]\n" +
+			"    [--skip-signed-by NAME...]\n" +
 			pushFlagsUsage + " PATH...",
 		Description: "PATH is a store path, a path inside one, or a link to one such as nix build's ./result. To push an\n" +
 			"installable such as nixpkgs#hello, build it first: nix build nixpkgs#hello, then push ./result.\n\n" +
@@ -62,6 +63,7 @@ func pushCommand() *cli.Command {
 			&cli.StringFlag{Name: "root", Usage: "record a root manifest roots/`NAME`/<time>-<id>.json of the pushed closure (kept by gc)"},
 			&cli.BoolFlag{Name: "repair", Usage: "also download the NARs of the paths the cache had, and upload the missing or damaged ones again (as verify --deep --repair)"},
 			netrcFileFlag(),
+			skipSignedByFlag(),
 		}, pushFlags()...),
 		Action: pushAction,
 	}
@@ -108,6 +110,9 @@ func pushAction(c *cli.Context) error {
 		return usageErrorf("--repair writes to the cache; drop --dry-run (verify --deep lists the damaged NARs)")
 	}
 	if err := checkHTTPPush(c); err != nil {
+		return err
+	}
+	if err := checkSkipSignedBy(c); err != nil {
 		return err
 	}
 	ps, err := newPushSetup(c)
@@ -262,6 +267,8 @@ func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, info *push.Cac
 		Listing:          listing,
 		Lock:             pushLock(c),
 		CacheInfo:        info,
+		SkipSignedBy:     skipSignedBy(c),
+		LocalStore:       s,
 	})
 	stopProgress(err == nil)
 	if err != nil {
@@ -453,9 +460,15 @@ func printPushResult(w io.Writer, res *push.Result, asJSON, dryRun bool, algo st
 		}
 		_, err := fmt.Fprintf(w, "would push %d of %d paths (%s of NAR); %d already in the cache\n",
 			res.Pushed, res.Paths, humanize.IBytes(res.NarBytes), res.Skipped)
+		if err == nil && res.Upstream > 0 {
+			_, err = fmt.Fprintf(w, "would leave %d paths (%s of NAR) upstream\n", res.Upstream, humanize.IBytes(res.UpstreamNarBytes))
+		}
 		return err
 	}
 	_, err := fmt.Fprintf(w, "pushed %d of %d paths (%s of NAR, %s %s) in %.1fs; %d already in the cache\n",
 		res.Pushed, res.Paths, humanize.IBytes(res.NarBytes), humanize.IBytes(res.FileBytes), algo, res.Seconds, res.Skipped)
+	if err == nil && res.Upstream > 0 {
+		_, err = fmt.Fprintf(w, "left %d paths (%s of NAR) upstream\n", res.Upstream, humanize.IBytes(res.UpstreamNarBytes))
+	}
 	return err
 }

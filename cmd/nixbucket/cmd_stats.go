@@ -109,6 +109,9 @@ func statsAction(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "NARs no narinfo refers to: %d (%s); narinfos whose NAR is missing: %d; unfinished uploads: %d\n",
 		r.Unaccounted.Objects, humanize.IBytes(uint64(r.Unaccounted.Bytes)), r.MissingNARs, r.Uploads)
+	if r.UpstreamReferences > 0 {
+		fmt.Fprintf(w, "%d references left to upstream\n", r.UpstreamReferences)
+	}
 	if r.GCRefuses {
 		fmt.Fprintf(w, "gc would reclaim nothing: it refuses to run (see the note)\n")
 	} else {

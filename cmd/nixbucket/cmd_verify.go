@@ -23,10 +23,12 @@ func verifyCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "check that every narinfo in a cache has its NAR and its closure (and valid signatures)",
-		UsageText: "nixbucket verify --cache URL [--trusted-public-key KEY]... [--deep [--repair]] [--jobs N] [--json]",
+		UsageText: "nixbucket verify --cache URL [--trusted-public-key KEY]... [--deep [--repair]] [--require-complete] [--jobs N] [--json]",
 		Description: "Lists the cache once and checks every narinfo: it parses, its NAR exists with its FileSize, " +
 			"every reference has a narinfo; with --trusted-public-key, one of the keys signed it; with --deep, " +
 			"every NAR is downloaded and its hashes, sizes and structure checked. Exits 1 if anything is wrong.\n\n" +
+			"A reference that push --skip-signed-by left to an upstream cache (recorded in a root manifest or under " +
+			"upstream/) is counted (\"N references left to upstream\"), not a fault; --require-complete makes it one.\n\n" +
 			"With --repair, every NAR found missing or damaged is uploaded again from the local store when the local " +
 			"path has the narinfo's NarHash, under the shared cache lock, and its narinfo rewritten with the new " +
 			"URL, Compression, FileHash and FileSize (its signatures, which do not cover those, stay valid). " +
@@ -36,6 +38,7 @@ func verifyCommand() *cli.Command {
 			trustedKeyFlag("require a valid signature by this key"),
 			&cli.BoolFlag{Name: "deep", Usage: "download every NAR and check FileHash, NarHash, sizes and NAR structure"},
 			&cli.BoolFlag{Name: "repair", Usage: "with --deep, upload every missing or damaged NAR again from the local store"},
+			&cli.BoolFlag{Name: "require-complete", Usage: "report the references left to an upstream cache (push --skip-signed-by) as missing"},
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 8, Usage: "NARs checked at once with --deep"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON on stdout"},
 		},
@@ -71,6 +74,8 @@ func verifyAction(c *cli.Context) error {
 		Deep:        c.Bool("deep"),
 		Jobs:        c.Int("jobs"),
 		Logger:      slog.Default(),
+
+		RequireComplete: c.Bool("require-complete"),
 	}
 	if c.Bool("repair") {
 		ro, closeStore, err := repairOptions(ctx, u, "verify --repair")
@@ -153,6 +158,9 @@ func verifySummary(r *verify.Report, signed bool) string {
 	s := fmt.Sprintf("%s: %d narinfos, %d NARs (%d not referenced)", verdict, r.NarInfos, r.NARs, r.OrphanNARs)
 	if signed {
 		s += fmt.Sprintf(", %d signed by a trusted key", r.Signed)
+	}
+	if r.UpstreamReferences > 0 {
+		s += fmt.Sprintf(", %d references left to upstream", r.UpstreamReferences)
 	}
 	if r.Deep {
 		s += fmt.Sprintf("; %d NARs downloaded (%s) and checked (%s of NAR)",
