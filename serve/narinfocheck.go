@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 	"github.com/nix-community/go-nix/pkg/nixhash"
@@ -150,23 +152,45 @@ func (rc *receiver) hashObject(ctx context.Context, key string) ([]byte, int64, 
 }
 
 // checkReferences refuses a narinfo one of whose references (other than
-// itself) has no narinfo in the cache.
+// itself) has no narinfo in the cache and is named by no upstream record.
+// A reference missing from both is looked for again in the records of the
+// bucket (listed anew: another writer may have added one) before the
+// narinfo is refused.
 func (rc *receiver) checkReferences(ctx context.Context, ni *narinfo.NarInfo) error {
 	self := storepath.Base(ni.StorePath)
+	var (
+		mu      sync.Mutex
+		missing []string
+	)
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(refJobs)
 	for _, ref := range ni.References {
-		if ref == self {
+		if ref == self || rc.upstream.has(ref) {
 			continue
 		}
 		eg.Go(func() error {
 			key := layout.NarInfoKey(storepath.HashPart(ref))
 			_, err := rc.b.Stat(ectx, key)
 			if errors.Is(err, s3cache.ErrNotFound) {
-				return refuse(http.StatusConflict, "%s refers to %s, which the cache does not have; push the references first", ni.StorePath, ref)
+				mu.Lock()
+				missing = append(missing, ref)
+				mu.Unlock()
+				return nil
 			}
 			return err
 		})
 	}
-	return eg.Wait()
+	if err := eg.Wait(); err != nil || len(missing) == 0 {
+		return err
+	}
+	if err := rc.refreshUpstream(ctx); err != nil {
+		return err
+	}
+	slices.Sort(missing)
+	for _, ref := range missing {
+		if !rc.upstream.has(ref) {
+			return refuse(http.StatusConflict, "%s refers to %s, which the cache does not have (nor an upstream record names); push the references first", ni.StorePath, ref)
+		}
+	}
+	return nil
 }

@@ -42,16 +42,21 @@ type PushOptions struct {
 // none, or with the same StoreDir, which is left alone) and <hash>.narinfo
 // (stored only once it parses, carries a valid signature by a trusted key,
 // names a NAR that is in the bucket with the FileHash and FileSize it
-// says, and every path it refers to is in the cache). Every write holds
-// the shared cache lock (pushLock); a narinfo checks it before it is
-// stored. Nothing else is written, and nothing is ever deleted.
+// says, and every path it refers to is in the cache or named by an
+// upstream record) and upstream/<time>-<id>.json (an upstream record:
+// stored once it parses, never replacing one; see upstream.go, which
+// also says what it lets a token holder do). Every write holds the shared
+// cache lock (pushLock); a narinfo checks it before it is stored. Nothing
+// else is written, and nothing is ever deleted.
 type receiver struct {
 	b    s3cache.Bucket
 	opts PushOptions
 	log  *slog.Logger
 	lock *pushLock
 	nars *narRecords
-	keys keyedMutex // one upload of a NAR key at a time
+	keys keyedMutex // one upload of a NAR (or upstream record) key at a time
+
+	upstream upstreamRecords // the cache's upstream records, as far as known
 
 	dirMu sync.Mutex
 	dir   string // the cache's StoreDir, once read
@@ -111,8 +116,12 @@ func (rc *receiver) putKey(ctx context.Context, r *http.Request, key string) err
 	kind := layout.KindOf(key)
 	switch kind {
 	case layout.KindCacheInfo, layout.KindNarInfo, layout.KindListing, layout.KindNAR:
+	case layout.KindUpstream:
+		if !isUpstreamKey(key) {
+			return refuse(http.StatusForbidden, "%s is not an upstream record key: want upstream/<time>-<hex id>.json", logKey(key))
+		}
 	default:
-		return refuse(http.StatusForbidden, "pushes write nar/, *.narinfo, *.ls and nix-cache-info only, not %s", logKey(key))
+		return refuse(http.StatusForbidden, "pushes write nar/, *.narinfo, *.ls, nix-cache-info and upstream/ records only, not %s", logKey(key))
 	}
 	if kind == layout.KindNAR {
 		if _, _, ok := narName(key); !ok {
@@ -139,6 +148,8 @@ func (rc *receiver) putKey(ctx context.Context, r *http.Request, key string) err
 		return err
 	case layout.KindListing:
 		return rc.putListing(ctx, key, r.Body, enc)
+	case layout.KindUpstream:
+		return rc.putUpstream(ctx, key, r.Body)
 	default:
 		return rc.putNAR(ctx, key, r.Body, r.ContentLength)
 	}
@@ -204,8 +215,9 @@ func (hr *hashingReader) Read(p []byte) (int, error) {
 var errNarMismatch = errors.New("the NAR's bytes do not have the hash its key names")
 
 // write answers a request of a token holder other than GET and HEAD:
-// PUT of a key of the cache's layout, stored as receiver says; any other
-// method (DELETE among them) is refused with 405, any other key with 4xx.
+// PUT of a key of the cache's layout or of an upstream record, stored as
+// receiver says; any other method (DELETE among them) is refused with
+// 405, any other key with 4xx.
 func (h *handler) write(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPut {
 		w.Header().Set("Allow", "GET, HEAD, PUT")
@@ -214,7 +226,13 @@ func (h *handler) write(w http.ResponseWriter, r *http.Request) {
 	}
 	key, status := h.key(r)
 	if status == http.StatusNotFound {
-		status = http.StatusForbidden // outside the layout: not a key pushes write
+		// Outside what is served: an upstream record is the only such key
+		// pushes write (key's 404 comes after its checks of the path).
+		if k := strings.TrimPrefix(r.URL.Path, "/"); isUpstreamKey(k) {
+			key, status = k, 0
+		} else {
+			status = http.StatusForbidden
+		}
 	}
 	if status != 0 {
 		http.Error(w, strings.ToLower(http.StatusText(status)), status)
