@@ -10,5 +10,7 @@
 // stall timeout, RetryFor: s3cache.S3Options), and transient failures
 // (5xx, 429, broken connections, stalls) are retried with backoff, each
 // retry logged on stderr, as long as the request's body can be sent again:
-// a PUT of a stream (a NAR) is not retried.
+// a PUT of a stream (a NAR) that fails so after part of it was sent is not
+// retried, and its error is a ResendError, which tells the caller (push)
+// that it may send the stream again from the start.
 package httpcache

@@ -35,11 +35,17 @@ func (b *Bucket) do(ctx context.Context, method, key string, body *countingReade
 		}
 		var st *statusError
 		retry := transient(err)
+		resend := false // a stream, part sent: the caller may send it again
 		if body != nil && body.n > 0 {
+			resend = retry && seeker == nil && body.err == nil
 			retry = retry && seeker != nil
 		}
 		if !retry || time.Since(start) >= b.opts.Net.RetryFor {
-			return nil, b.fail(method, key, err, attempt)
+			ferr := b.fail(method, key, err, attempt)
+			if resend {
+				return nil, &ResendError{err: ferr, RetryFor: b.opts.Net.RetryFor}
+			}
+			return nil, ferr
 		}
 		if body != nil && body.n > 0 {
 			if _, err := seeker.Seek(0, io.SeekStart); err != nil {
