@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -132,7 +133,9 @@ func oneLine(s string) string {
 }
 
 // transient reports whether err may heal by retrying: 5xx and 429
-// answers, broken connections, stalls.
+// answers, broken connections (a connection the transport closed when it
+// read that the peer had gone is net.ErrClosed to the body's writer),
+// stalls.
 func transient(err error) bool {
 	var st *statusError
 	if errors.As(err, &st) {
@@ -141,7 +144,7 @@ func transient(err error) bool {
 	var stall *s3cache.StallError
 	return errors.As(err, &stall) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
-		isTimeout(err)
+		errors.Is(err, net.ErrClosed) || isTimeout(err)
 }
 
 func isTimeout(err error) bool {

@@ -98,7 +98,7 @@ func (p *pusher) uploadNAR(ctx context.Context, info *store.PathInfo, before fun
 		}
 		p.counters.NarBytes.Add(-sent.nar.Load())
 		p.counters.FileBytes.Add(-sent.file.Load())
-		p.log.Warn(fmt.Sprintf("uploading %s again from the start: %v (attempt %d of %d)", NarKey(info, p.algo), re, resends+2, maxNarResends+1))
+		p.log.Warn(fmt.Sprintf("uploading %s again from the start (attempt %d of %d): %v", NarKey(info, p.algo), resends+2, maxNarResends+1, re))
 		pause := min(re.RetryFor/10, 200*time.Millisecond<<resends)
 		pause = pause/2 + rand.N(pause/2+1)
 		select {
