@@ -22,7 +22,12 @@ import (
 )
 
 // PushOptions make a handler accept the writes of `nix copy --to
-// http://…` and `nixbucket push --cache http://…` (see receiver).
+// http://…` and `nixbucket push --cache http://…` (see receiver). A
+// token holder can write NARs, listings, narinfos its trusted keys signed
+// and upstream records, and can delete nothing. An upstream record lets
+// them declare any path "upstream", and so write a narinfo that refers to
+// a path the cache does not hold: verify reports such a reference as left
+// to upstream; no narinfo's own NAR can go missing (upstream.go).
 type PushOptions struct {
 	// Token authenticates the writes; required.
 	Token *Token
