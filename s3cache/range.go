@@ -100,9 +100,9 @@ func (b *S3Bucket) GetRange(ctx context.Context, key string, off, n int64) (io.R
 		size = total
 	}
 	return limitRange(out.Body, n), ObjectInfo{
-		Key:          key,
-		Size:         size,
-		LastModified: aws.ToTime(out.LastModified),
+		Key:             key,
+		Size:            size,
+		LastModified:    aws.ToTime(out.LastModified),
 		ETag:            strings.Trim(aws.ToString(out.ETag), `"`),
 		ContentType:     aws.ToString(out.ContentType),
 		ContentEncoding: aws.ToString(out.ContentEncoding),

@@ -49,9 +49,9 @@ func (b *S3Bucket) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	}
 	b.exists.Store(true)
 	return ObjectInfo{
-		Key:          key,
-		Size:         aws.ToInt64(out.ContentLength),
-		LastModified: aws.ToTime(out.LastModified),
+		Key:             key,
+		Size:            aws.ToInt64(out.ContentLength),
+		LastModified:    aws.ToTime(out.LastModified),
 		ETag:            strings.Trim(aws.ToString(out.ETag), `"`),
 		ContentType:     aws.ToString(out.ContentType),
 		ContentEncoding: aws.ToString(out.ContentEncoding),
