@@ -442,14 +442,15 @@ func setCompressionLevel(u *URL, v string) error {
 	return nil
 }
 
-// setNarinfoCompression accepts only none: the narinfos nixbucket writes
-// are read as they are by gc, verify, stats and serve.
+// setNarinfoCompression accepts only none: nixbucket writes narinfos
+// uncompressed, which every Nix reads (Nix 2.34 and later no longer
+// decode an xz Content-Encoding). It reads compressed ones (decode.go).
 func setNarinfoCompression(_ *URL, v string) error {
 	switch v {
 	case "none", "":
 		return nil
 	case "zstd", "gzip", "xz", "br":
-		return fmt.Errorf("nixbucket writes narinfos uncompressed (its gc, verify and serve read them as they are); drop the parameter or use none")
+		return fmt.Errorf("nixbucket writes narinfos uncompressed (it reads compressed ones); drop the parameter or use none")
 	}
 	return errors.New("want none")
 }
