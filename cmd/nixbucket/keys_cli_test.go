@@ -62,6 +62,24 @@ func TestSeveralKeys(t *testing.T) {
 	}
 	oneErrorLine(t, stderr)
 
+	// A bad second key: the error names its line, never its text, nor
+	// the good key's.
+	_, body, _ := strings.Cut(strings.TrimSpace(texts[1]), ":")
+	bad := "keys-bad-1:" + body[:40] + strings.Repeat("A", len(body)-40)
+	code, stdout, stderr = runBin(t, []string{"NIXBUCKET_SECRET_KEY=" + texts[0] + "\n" + bad + "\n"}, "key", "public")
+	if code != exitBadKey || !strings.Contains(stderr, "line 2") {
+		t.Errorf("a bad second key in NIXBUCKET_SECRET_KEY: exit %d, %q; want %d naming line 2", code, stderr, exitBadKey)
+	}
+	oneErrorLine(t, stderr)
+	for _, secret := range []string{texts[0], bad} {
+		_, data, _ := strings.Cut(strings.TrimSpace(secret), ":")
+		for i := 0; i+12 <= len(data); i += 12 {
+			if strings.Contains(stdout+stderr, data[i:i+12]) {
+				t.Fatalf("a fragment of a secret key was printed: %q", stdout+stderr)
+			}
+		}
+	}
+
 	srv := s3test.Start(t, s3test.MinIO)
 	for _, tc := range []struct {
 		name   string

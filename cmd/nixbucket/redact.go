@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strings"
 
 	"github.com/nixbucket/nixbucket/redact"
 )
@@ -16,7 +17,11 @@ var secretEnv = []string{"NIXBUCKET_SECRET_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_S
 func newRedactor(args []string) *redact.Redactor {
 	r := redact.New()
 	for _, name := range secretEnv {
-		r.Secret(os.Getenv(name))
+		// NIXBUCKET_SECRET_KEY may hold several keys, one per line: each
+		// is a secret of its own (its name is not part of it).
+		for _, line := range strings.Split(os.Getenv(name), "\n") {
+			r.Secret(line)
+		}
 	}
 	for _, kv := range os.Environ() {
 		r.SecretsIn(kv)
