@@ -4,10 +4,12 @@ package s3cache
 // tls-private-key=, and handshakes refused by either side.
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -90,7 +92,7 @@ func classifyTLS(err error, withCert bool) error {
 		case !withCert && (alert == "certificate required" || alert == "handshake failure" || alert == "bad certificate"):
 			return &TLSError{Err: err, Msg: "the server requires a TLS client certificate (" + alert +
 				"): give tls-certificate=FILE&tls-private-key=FILE in the store URL"}
-		case withCert && strings.Contains(alert, "certificate") || alert == "decrypt error":
+		case withCert && (strings.Contains(alert, "certificate") || alert == "decrypt error"):
 			return &TLSError{Err: err, Msg: "the server refused the TLS client certificate of tls-certificate= (" + alert + ")"}
 		}
 	}
@@ -106,7 +108,15 @@ func certReason(err error) string {
 	return strings.TrimPrefix(err.Error(), "x509: ")
 }
 
-// tlsTransport turns refused handshakes into *TLSErrors.
+// nginx answers a request whose client certificate is missing or refused
+// (ssl_verify_client on) with a 400 and an HTML page, after the handshake.
+const (
+	nginxNoCert  = "No required SSL certificate was sent"
+	nginxBadCert = "The SSL certificate error"
+)
+
+// tlsTransport turns refused handshakes into *TLSErrors, and so nginx's
+// 400 pages about client certificates.
 type tlsTransport struct {
 	next     http.RoundTripper
 	withCert bool
@@ -114,5 +124,51 @@ type tlsTransport struct {
 
 func (t *tlsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(req)
-	return resp, classifyTLS(err, t.withCert)
+	if err != nil {
+		return nil, classifyTLS(err, t.withCert)
+	}
+	if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		return resp, nil
+	}
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if req.Method == http.MethodHead {
+		// No page in a HEAD's answer: ask for it, unsigned (nginx
+		// answers before any S3 server sees the request).
+		head = t.page(req)
+	}
+	var msg string
+	switch {
+	case bytes.Contains(head, []byte(nginxNoCert)):
+		msg = "the server requires a TLS client certificate (HTTP 400: " + nginxNoCert + "): give tls-certificate=FILE&tls-private-key=FILE in the store URL"
+	case bytes.Contains(head, []byte(nginxBadCert)):
+		msg = "the server refused the TLS client certificate of tls-certificate= (HTTP 400: " + nginxBadCert + ")"
+	default:
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+		return resp, nil
+	}
+	resp.Body.Close()
+	return nil, &TLSError{Msg: msg, Err: errors.New(resp.Status)}
+}
+
+// page GETs req's URL without credentials and returns the start of the
+// answer's body, nil if none: the page of a proxy that answered a HEAD
+// with an HTML 400.
+func (t *tlsTransport) page(req *http.Request) []byte {
+	probe, err := http.NewRequestWithContext(req.Context(), http.MethodGet, req.URL.String(), nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := t.next.RoundTrip(probe)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		return nil
+	}
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return head
 }
