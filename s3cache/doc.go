@@ -68,6 +68,8 @@
 // writes them with narinfo-compression, ls-compression and
 // log-compression and niks3 writes its narinfos (zstd); a narinfo file
 // of a file:// cache is recognised by its compression's magic number. A
-// decoded object is held in memory and bounded (MaxDecodedSize); NARs are
-// never decoded.
+// decoded object is held in memory and bounded (MaxDecodedNarInfo,
+// MaxDecodedSize); NARs are never decoded. With narinfo-compression=zstd,
+// br or gzip in an s3:// URL, Put writes narinfos compressed with that
+// Content-Encoding, as Nix does.
 package s3cache

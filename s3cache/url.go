@@ -85,6 +85,10 @@ type URL struct {
 	// (parallel-compression=). nixbucket always compresses large NARs on
 	// every core, so it changes nothing.
 	ParallelCompression bool
+	// NarinfoCompression is the Content-Encoding narinfos are written
+	// with: "zstd", "br" or "gzip", as Nix's narinfo-compression; "" for
+	// none (s3:// only).
+	NarinfoCompression string
 	// Priority, if not nil, is written to a new nix-cache-info
 	// (priority=).
 	Priority *int
@@ -160,14 +164,16 @@ var params = map[string]param{
 //
 //   - honoured: endpoint, scheme, region, profile, addressing-style,
 //     storage-class, multipart-chunk-size (alias buffer-size),
+//     narinfo-compression=zstd|br|gzip (narinfos written with that
+//     Content-Encoding, as Nix does; none by default; xz is refused, Nix
+//     2.34 and later cannot read it; s3:// only),
 //     tls-certificate and tls-private-key (a client certificate for mutual
 //     TLS, both or neither), secret-key, secret-keys, compression,
 //     compression-level, priority, want-mass-query, store.
 //   - accepted where the value asks for what nixbucket does anyway:
 //     multipart-upload=true (objects larger than a part always go in
 //     parts), index-debug-info=false (no debuginfo/ index is written),
-//     local-nar-cache= empty, narinfo-compression=none (narinfos are
-//     written as they are), write-nar-listing=false (no .ls listings),
+//     local-nar-cache= empty, write-nar-listing=false (no .ls listings),
 //     parallel-compression (large NARs are always compressed on every
 //     core). ls-compression and log-compression take Nix's method names
 //     and are accepted whatever the method: they compress .ls listings
@@ -442,17 +448,24 @@ func setCompressionLevel(u *URL, v string) error {
 	return nil
 }
 
-// setNarinfoCompression accepts only none: nixbucket writes narinfos
-// uncompressed, which every Nix reads (Nix 2.34 and later no longer
-// decode an xz Content-Encoding). It reads compressed ones (decode.go).
-func setNarinfoCompression(_ *URL, v string) error {
+// setNarinfoCompression reads narinfo-compression: none, or (s3:// only)
+// zstd, br or gzip, the Content-Encodings every Nix decodes. xz is
+// refused: Nix 2.34 and later no longer decode it. A file:// cache's
+// narinfos are files Nix reads as they are.
+func setNarinfoCompression(u *URL, v string) error {
 	switch v {
 	case "none", "":
 		return nil
-	case "zstd", "gzip", "xz", "br":
-		return fmt.Errorf("nixbucket writes narinfos uncompressed (it reads compressed ones); drop the parameter or use none")
+	case "zstd", "br", "gzip":
+		if u.Scheme != SchemeS3 {
+			return errors.New("Nix reads a file:// cache's narinfos as they are, uncompressed; drop the parameter or use none")
+		}
+		u.NarinfoCompression = v
+		return nil
+	case "xz":
+		return errors.New("Nix 2.34 and later cannot read narinfos stored with Content-Encoding xz; use zstd, br or gzip")
 	}
-	return errors.New("want none")
+	return errors.New("want none, zstd, br or gzip")
 }
 
 // setWriteNARListing accepts only false: nixbucket writes no <hash>.ls
@@ -553,6 +566,9 @@ func (u *URL) String() string {
 	}
 	if u.ParallelCompression {
 		add("parallel-compression", "true")
+	}
+	if u.NarinfoCompression != "" {
+		add("narinfo-compression", u.NarinfoCompression)
 	}
 	if u.Priority != nil {
 		add("priority", strconv.Itoa(*u.Priority))

@@ -85,6 +85,10 @@ func TestParseURL(t *testing.T) {
 			}),
 		},
 		{
+			raw:  "s3://nix?narinfo-compression=br",
+			want: s3URL("nix", func(u *s3cache.URL) { u.NarinfoCompression = "br" }),
+		},
+		{
 			raw:  "s3://nix?buffer-size=6291456",
 			want: s3URL("nix", func(u *s3cache.URL) { u.PartSize = 6 << 20 }),
 			str:  "s3://nix?multipart-chunk-size=6291456",
@@ -170,9 +174,9 @@ func TestParseURLErrors(t *testing.T) {
 		{"s3://nix?write-nar-listing=true", []string{`write-nar-listing="true"`, "does not write .ls", "false"}},
 		{"file:///d?write-nar-listing=1", []string{"write-nar-listing", "does not write .ls"}},
 		{"s3://nix?write-nar-listing=perhaps", []string{"write-nar-listing", "want true or false"}},
-		{"s3://nix?narinfo-compression=zstd", []string{`narinfo-compression="zstd"`, "uncompressed", "none"}},
-		{"s3://nix?narinfo-compression=gzip", []string{"narinfo-compression", "uncompressed"}},
-		{"s3://nix?narinfo-compression=lz4", []string{"narinfo-compression", "want none"}},
+		{"s3://nix?narinfo-compression=xz", []string{`narinfo-compression="xz"`, "Nix 2.34", "zstd, br or gzip"}},
+		{"file:///d?narinfo-compression=gzip", []string{"narinfo-compression", "file://", "uncompressed"}},
+		{"s3://nix?narinfo-compression=lz4", []string{"narinfo-compression", "want none, zstd, br or gzip"}},
 		{"s3://nix?compression-level=23", []string{"compression-level", "0 to 22"}},
 		{"s3://nix?compression-level=fast", []string{"compression-level"}},
 		{"s3://nix?want-mass-query=2", []string{"want-mass-query", "want true or false"}},

@@ -20,8 +20,9 @@ import (
 // on MinIO with PutObject's Content-Encoding (zstd, xz, br, gzip in
 // turn), and in a file:// cache as compressed files (what a sync of such
 // a bucket leaves; Nix 2.8's file:// store writes narinfos plain whatever
-// narinfo-compression says). gc --dry-run, verify, stats and serve then
-// read them decoded: real Nix substitutes the closure through serve.
+// narinfo-compression says); and pushes one with narinfo-compression=zstd.
+// gc --dry-run, verify, stats and serve then read them decoded: real Nix
+// substitutes the closure through serve.
 func TestEncodedNarinfos(t *testing.T) {
 	t.Parallel()
 	f := nixtest.Sample(t, 3, "cli-encoded")
@@ -46,6 +47,7 @@ func TestEncodedNarinfos(t *testing.T) {
 			}
 		}},
 		{"file", "file://" + filepath.Join(t.TempDir(), "cache"), nil},
+		{"push narinfo-compression", srv.StoreURL(srv.NewBucket(t)) + "&narinfo-compression=zstd", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := append(creds(srv), "NIXBUCKET_SECRET_KEY="+key.Encode())
@@ -56,9 +58,11 @@ func TestEncodedNarinfos(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var b s3cache.Bucket = srv.Open(t, srv.Bucket)
+			var b s3cache.Bucket
 			encode := tc.encode
-			if u.Scheme == s3cache.SchemeFile {
+			if u.Scheme == s3cache.SchemeS3 {
+				b = srv.Open(t, u.Bucket)
+			} else {
 				b, err = s3cache.NewFileBucket(u.Dir)
 				if err != nil {
 					t.Fatal(err)
@@ -71,6 +75,12 @@ func TestEncodedNarinfos(t *testing.T) {
 			}
 			for i, p := range closure {
 				key := strings.TrimPrefix(p, "/nix/store/")[:32] + ".narinfo"
+				if u.NarinfoCompression != "" {
+					if info, err := b.Stat(ctx, key); err != nil || info.ContentEncoding != u.NarinfoCompression {
+						t.Errorf("push wrote %s: %+v, %v; want Content-Encoding %s", key, info, err, u.NarinfoCompression)
+					}
+					continue
+				}
 				text, err := s3cache.ReadSmall(ctx, b, key, 1<<20)
 				if err != nil {
 					t.Fatal(err)

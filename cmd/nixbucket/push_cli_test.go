@@ -380,7 +380,7 @@ func TestPushURLParameters(t *testing.T) {
 			says   []string
 		}{
 			{"&write-nar-listing=true", nil, []string{"write-nar-listing", "does not write .ls"}},
-			{"&narinfo-compression=zstd", nil, []string{"narinfo-compression", "uncompressed"}},
+			{"&narinfo-compression=xz", nil, []string{"narinfo-compression", "Nix 2.34"}},
 			{"&compression-level=12", nil, []string{"compression-level", "out of range for xz (0 to 9"}},
 			{"&compression=zstd&compression-level=23", nil, []string{"compression-level", "0 to 22"}},
 			{"&compression-level=20", []string{"--compression", "zstd"}, nil},

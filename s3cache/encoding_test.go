@@ -133,3 +133,40 @@ func checkDecoded(t *testing.T, b s3cache.Bucket, key, text, coding string) {
 		t.Errorf("GetRange(5, 6) = %q, Size %d; want %q, Size %d", got, info.Size, text[5:11], len(text))
 	}
 }
+
+// TestNarinfoCompression writes narinfos through a URL with
+// narinfo-compression on a real MinIO: stored with that Content-Encoding
+// and compressed, read back as they were written; other keys are stored
+// as they are.
+func TestNarinfoCompression(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := s3test.Start(t, s3test.MinIO)
+	text := strings.Repeat(narinfoText, 20) // compressible
+	for _, coding := range []string{"zstd", "br", "gzip"} {
+		t.Run(coding, func(t *testing.T) {
+			b := openURL(t, srv.URL+"&narinfo-compression="+coding, srv.Options())
+			key := strings.Repeat("a", 32) + ".narinfo"
+			if err := b.Put(ctx, key, strings.NewReader(text), int64(len(text)), s3cache.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			info, err := b.Stat(ctx, key)
+			if err != nil || info.ContentEncoding != coding || info.Size >= int64(len(text)) {
+				t.Errorf("Stat = %+v, %v; want Content-Encoding %s, fewer than %d bytes", info, err, coding, len(text))
+			}
+			if got, err := s3cache.ReadSmall(ctx, b, key, 1<<20); err != nil || string(got) != text {
+				t.Errorf("Get = %d bytes, %v; want the narinfo written", len(got), err)
+			}
+			if err := b.Put(ctx, key, strings.NewReader(text), int64(len(text))+1, s3cache.PutOptions{}); !errors.Is(err, s3cache.ErrSizeMismatch) {
+				t.Errorf("Put of a short narinfo = %v, want ErrSizeMismatch", err)
+			}
+			nar := "nar/" + strings.Repeat("b", 52) + ".nar"
+			if err := b.Put(ctx, nar, strings.NewReader(text), int64(len(text)), s3cache.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if info, err := b.Stat(ctx, nar); err != nil || info.ContentEncoding != "" || info.Size != int64(len(text)) {
+				t.Errorf("Stat %s = %+v, %v; want it stored as it is", nar, info, err)
+			}
+		})
+	}
+}

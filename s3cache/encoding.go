@@ -2,7 +2,8 @@ package s3cache
 
 // Content-Encoding: the narinfos, listings and logs that Nix
 // (narinfo-compression, ls-compression, log-compression) and niks3 (zstd
-// narinfos) store compressed, decoded on reading.
+// narinfos) store compressed, decoded on reading; narinfos encoded on
+// writing when the URL asks (narinfo-compression).
 
 import (
 	"bytes"
@@ -177,4 +178,54 @@ func sniffNarInfo(head []byte, all func() ([]byte, error)) string {
 		return "br"
 	}
 	return ""
+}
+
+// encode applies the content coding c (zstd, br or gzip) to data.
+func encode(c string, data []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	switch c {
+	case "zstd":
+		zw, err := zstd.NewWriter(&buf, zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		w = zw
+	case "br":
+		w = brotli.NewWriterLevel(&buf, brotli.DefaultCompression)
+	case "gzip":
+		w = gzip.NewWriter(&buf)
+	default:
+		return nil, fmt.Errorf("unsupported coding %q (want zstd, br or gzip)", c)
+	}
+	if _, err := w.Write(data); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// encodeNarInfo returns what Put stores for key: a narinfo encoded with
+// the URL's narinfo-compression when it has one, else r, size and opts
+// as they are.
+func (b *S3Bucket) encodeNarInfo(key string, r io.Reader, size int64, opts PutOptions) (io.Reader, int64, PutOptions, error) {
+	c := b.url.NarinfoCompression
+	if c == "" || opts.ContentEncoding != "" || layout.KindOf(key) != layout.KindNarInfo || size < 0 || size > MaxDecodedNarInfo {
+		return r, size, opts, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(r, size+1))
+	if err != nil {
+		return nil, 0, opts, fmt.Errorf("putting %s: reading: %w", key, err)
+	}
+	if err := checkSize(key, size, int64(len(data))); err != nil {
+		return nil, 0, opts, err
+	}
+	enc, err := encode(c, data)
+	if err != nil {
+		return nil, 0, opts, fmt.Errorf("putting %s: encoding %s: %w", key, c, err)
+	}
+	opts.ContentEncoding = c
+	return bytes.NewReader(enc), int64(len(enc)), opts, nil
 }
