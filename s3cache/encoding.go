@@ -119,7 +119,11 @@ func decode(coding string, data []byte, limit int64) ([]byte, error) {
 		}
 		r = zr
 	case "xz":
-		xr, err := xz.NewReader(in)
+		bounded, err := boundXZ(data, limit)
+		if err != nil {
+			return nil, err
+		}
+		xr, err := xz.NewReader(bytes.NewReader(bounded))
 		if err != nil {
 			return nil, err
 		}
