@@ -458,12 +458,12 @@ func setNarinfoCompression(u *URL, v string) error {
 		return nil
 	case "zstd", "br", "gzip":
 		if u.Scheme != SchemeS3 {
-			return errors.New("Nix reads a file:// cache's narinfos as they are, uncompressed; drop the parameter or use none")
+			return errors.New("a file:// cache's narinfos are files that Nix reads as they are, uncompressed; drop the parameter or use none")
 		}
 		u.NarinfoCompression = v
 		return nil
 	case "xz":
-		return errors.New("Nix 2.34 and later cannot read narinfos stored with Content-Encoding xz; use zstd, br or gzip")
+		return errors.New("narinfos stored with Content-Encoding xz cannot be read by Nix 2.34 and later; use zstd, br or gzip")
 	}
 	return errors.New("want none, zstd, br or gzip")
 }
