@@ -8,6 +8,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/s3cache"
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // planned is what a run will do, in order.
@@ -145,7 +146,7 @@ func (r *run) layers(infos []Action) [][]Action {
 	}
 	referrers := map[string]int{} // deleted referrers not yet deleted
 	for h := range byHash {
-		for _, ref := range refHashes(r.infos[h].References) {
+		for _, ref := range storepath.HashParts(r.infos[h].References) {
 			if _, ok := byHash[ref]; ok && ref != h {
 				referrers[ref]++
 			}
@@ -173,7 +174,7 @@ func (r *run) layers(infos []Action) [][]Action {
 		var next []Action
 		for _, a := range layer {
 			h := narInfoHash(a.Key)
-			for _, ref := range refHashes(r.infos[h].References) {
+			for _, ref := range storepath.HashParts(r.infos[h].References) {
 				if ref == h {
 					continue
 				}

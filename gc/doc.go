@@ -35,7 +35,7 @@
 // Upstream (push --skip-signed-by): a path left to an upstream cache has
 // no narinfo here, so gc never needs it: a live narinfo's reference to it
 // reaches nothing, and a manifest's upstream entry keeps nothing. The
-// upstream records under upstream/ (a push without a root) are kept, not
+// upstream records under upstream/ are kept, not
 // collected: they are tiny, one per push that left a referenced path
 // upstream, and verify and stats read them to tell such a reference from
 // a missing one (`erase --prefix upstream/` removes them all).

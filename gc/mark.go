@@ -42,7 +42,7 @@ func (r *run) mark() map[string]bool {
 			for _, ref := range e.References {
 				add(storepath.HashPart(ref))
 			}
-			if ni := r.infos[h]; ni != nil && !slices.Equal(refHashes(ni.References), refHashes(e.References)) {
+			if ni := r.infos[h]; ni != nil && !slices.Equal(storepath.HashParts(ni.References), storepath.HashParts(e.References)) {
 				r.rep.Mismatches++
 				r.log.Warn("manifest and narinfo references differ", "path", e.Path)
 			}
@@ -87,17 +87,4 @@ func (x *reach) close() map[string]bool {
 		}
 	}
 	return x.set
-}
-
-// refHashes returns the sorted, distinct hash parts of references (base
-// names).
-func refHashes(refs []string) []string {
-	out := make([]string, 0, len(refs))
-	for _, r := range refs {
-		if h := storepath.HashPart(r); h != "" {
-			out = append(out, h)
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
 }

@@ -109,7 +109,7 @@ type Result struct {
 	// are absent from the JSON when none is, as before SkipSignedBy.
 	UpstreamNarBytes uint64 `json:"upstreamNarBytes,omitempty"`
 	// UpstreamRecord is the key of the upstream record written (a push
-	// without a root whose narinfos refer to paths left upstream), if any.
+	// whose narinfos refer to paths left upstream), if any.
 	UpstreamRecord string `json:"upstreamRecord,omitempty"`
 	// NarBytes is the uncompressed NAR size of the pushed paths.
 	NarBytes uint64 `json:"narBytes"`

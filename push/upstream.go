@@ -20,12 +20,12 @@ import (
 // and Nix, given both caches as substituters, fetches it from there. The
 // push counts it as a satisfied reference: the narinfos that refer to it
 // are written as if the cache had it. What refers to it is recorded, so
-// that verify tells it from a missing reference and stats counts it: a
-// push with a root marks its entries upstream in the manifest
-// (roots.Entry.Upstream); one without writes an upstream record
-// (roots.UpstreamRecord) of the skipped paths its narinfos refer to,
-// under the lock, before the first such narinfo, so that a push killed
-// midway leaves no narinfo whose upstream reference is unrecorded.
+// that verify tells it from a missing reference and stats counts it: the
+// push writes an upstream record (roots.UpstreamRecord) of the skipped
+// paths its narinfos refer to, under the lock, before the first such
+// narinfo, so that a push killed midway leaves no narinfo whose upstream
+// reference is unrecorded; a push with a root also marks its entries
+// upstream in the manifest (roots.Entry.Upstream).
 //
 // The local signature is what the store recorded when it substituted the
 // path; the push does not ask the upstream cache whether it still has
@@ -107,7 +107,7 @@ func (pl *plan) addOutsideUpstream(up map[string]*store.PathInfo, skip []string)
 // recordUpstream writes the upstream record of the plan (the skipped
 // paths the written narinfos refer to), once, before the first narinfo
 // that refers to one; it is called with the lock entered. A push with a
-// root records them in its manifest instead.
+// root writes one too: its manifest comes only after the narinfos.
 func (a *attempt) recordUpstream(ctx context.Context) error {
 	a.upstreamOnce.Do(func() {
 		pl := a.plan
@@ -127,10 +127,9 @@ func (a *attempt) recordUpstream(ctx context.Context) error {
 }
 
 // needsUpstreamRecord reports whether m's narinfo must wait for the
-// upstream record: no root is recorded and m refers to a path left
-// upstream.
+// upstream record: m refers to a path left upstream.
 func (a *attempt) needsUpstreamRecord(m string) bool {
-	if a.opts.Root != nil || len(a.plan.upstream) == 0 {
+	if len(a.plan.upstream) == 0 {
 		return false
 	}
 	return slices.ContainsFunc(a.g.Info(m).References, func(r string) bool {

@@ -110,7 +110,7 @@ func (pl *plan) find(arg string) (string, error) {
 func (pl *plan) withReferrers() map[string]bool {
 	referrers := map[string][]string{}
 	for h, ni := range pl.infos {
-		for _, ref := range refHashes(ni.References) {
+		for _, ref := range storepath.HashParts(ni.References) {
 			if ref != h {
 				referrers[ref] = append(referrers[ref], h)
 			}
@@ -141,7 +141,7 @@ func (pl *plan) withReferrers() map[string]bool {
 func (pl *plan) order(remove map[string]bool) [][]string {
 	referrers := map[string]int{} // referrers left, among those removed
 	for h := range remove {
-		for _, ref := range refHashes(pl.infos[h].References) {
+		for _, ref := range storepath.HashParts(pl.infos[h].References) {
 			if ref != h && remove[ref] {
 				referrers[ref]++
 			}
@@ -167,7 +167,7 @@ func (pl *plan) order(remove map[string]bool) [][]string {
 		}
 		var next []string
 		for _, h := range layer {
-			for _, ref := range refHashes(pl.infos[h].References) {
+			for _, ref := range storepath.HashParts(pl.infos[h].References) {
 				if ref == h || !left[ref] {
 					continue
 				}
@@ -240,19 +240,6 @@ func (pl *plan) report(dryRun bool) *Report {
 	}
 	rep.Batches = len(pl.batches())
 	return rep
-}
-
-// refHashes returns the sorted, distinct hash parts of references (base
-// names).
-func refHashes(refs []string) []string {
-	out := make([]string, 0, len(refs))
-	for _, r := range refs {
-		if h := storepath.HashPart(r); h != "" {
-			out = append(out, h)
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // listed names the first n of items and counts the rest.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/nixbucket/nixbucket/storepath"
 )
 
 // ErrReferenced is returned (wrapped in a *ReferencedError) when other
@@ -50,7 +52,7 @@ func (pl *plan) referenced(remove map[string]bool) error {
 			continue
 		}
 		e.Referrers = append(e.Referrers, pl.infos[h].StorePath)
-		for _, ref := range refHashes(pl.infos[h].References) {
+		for _, ref := range storepath.HashParts(pl.infos[h].References) {
 			if pl.asked[ref] {
 				refs[ref] = true
 			}

@@ -33,7 +33,7 @@ const upstreamMax = 64 << 20
 // that does not parse.
 var ErrInvalidUpstream = errors.New("invalid upstream record")
 
-// UpstreamRecord is what one push without --root left to upstream caches
+// UpstreamRecord is what one push left to upstream caches
 // (push --skip-signed-by): the skipped paths that the narinfos it wrote
 // refer to. A push with --root records them in its manifest instead
 // (Entry.Upstream). verify and stats read both to tell a reference left

@@ -42,6 +42,12 @@ type ObjectInfo struct {
 	// ContentType is the object's media type; List leaves it "" on S3,
 	// which does not return it in listings.
 	ContentType string
+	// ContentEncoding is the Content-Encoding the object is stored with
+	// ("" for none): as stored on S3 (List leaves it ""); for a narinfo
+	// file of a file:// cache, the compression its first bytes show. Get,
+	// GetWithInfo and GetRange decode the objects Decodes names, and then
+	// describe the decoded object: its Size, and ContentEncoding "".
+	ContentEncoding string
 }
 
 // PutOptions are the per-object settings of a Put.

@@ -45,7 +45,31 @@
 // "garage"). Credentials come from the AWS chain: AWS_ACCESS_KEY_ID and
 // AWS_SECRET_ACCESS_KEY, the shared config and credentials files, and the
 // profile= parameter. Requests send checksums only where an operation
-// requires them, which Garage needs. Parameters Nix knows but that change
-// nothing here are accepted and listed in IgnoredParams; unknown ones are
-// an error that lists the valid ones.
+// requires them, which Garage needs. Every parameter Nix knows is honoured,
+// accepted where its value asks for what nixbucket does anyway, or refused
+// with one line saying why (ParseURL has the list); unknown ones are an
+// error that lists the valid ones.
+//
+// # TLS
+//
+// tls-certificate=FILE&tls-private-key=FILE give a client certificate
+// (PEM) that the S3 client presents to an endpoint requiring mutual TLS.
+// The server's certificate is verified against the system's roots, or
+// the PEM bundle named by SSL_CERT_FILE (or the directories in
+// SSL_CERT_DIR), as Go reads them: the way to trust a private CA or a
+// self-signed endpoint. A handshake the server or the client refuses is
+// not retried, and fails with one line saying which side refused and
+// what to set.
+//
+// # Content-Encoding
+//
+// Get and GetWithInfo decode the narinfos, .ls listings and build logs
+// that were stored with a Content-Encoding (gzip, xz, zstd or br), as Nix
+// writes them with narinfo-compression, ls-compression and
+// log-compression and niks3 writes its narinfos (zstd); a narinfo file
+// of a file:// cache is recognised by its compression's magic number. A
+// decoded object is held in memory and bounded (MaxDecodedNarInfo,
+// MaxDecodedSize); NARs are never decoded. With narinfo-compression=zstd,
+// br or gzip in an s3:// URL, Put writes narinfos compressed with that
+// Content-Encoding, as Nix does.
 package s3cache

@@ -140,7 +140,26 @@ func (f *FileBucket) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	if !fi.Mode().IsRegular() {
 		return ObjectInfo{}, fmt.Errorf("stating %s: %w", key, ErrNotFound)
 	}
-	return f.info(key, fi), nil
+	info := f.info(key, fi)
+	if _, ok := layout.NarInfoHash(key); ok {
+		fh, err := os.Open(p)
+		if err != nil {
+			return ObjectInfo{}, fileErr("stating", key, err)
+		}
+		defer fh.Close()
+		info.ContentEncoding = sniffFile(fh, fi.Size())
+	}
+	return info, nil
+}
+
+// sniffFile returns the compression a narinfo file is stored in, "" for
+// none (sniffNarInfo).
+func sniffFile(fh *os.File, size int64) string {
+	head := make([]byte, len(narInfoStart))
+	n, _ := fh.ReadAt(head, 0)
+	return sniffNarInfo(head[:n], func() ([]byte, error) {
+		return readAtMost(io.NewSectionReader(fh, 0, size), MaxDecodedNarInfo)
+	})
 }
 
 // fileErr wraps an os error, adding ErrNotFound when the file is absent.
@@ -175,7 +194,13 @@ func (f *FileBucket) GetWithInfo(ctx context.Context, key string) (io.ReadCloser
 		fh.Close()
 		return nil, ObjectInfo{}, fmt.Errorf("getting %s: %w", key, ErrNotFound)
 	}
-	return fh, f.info(key, fi), nil
+	info := f.info(key, fi)
+	if _, ok := layout.NarInfoHash(key); ok {
+		// A narinfo stored compressed (copied from an S3 cache written
+		// with narinfo-compression) is read decoded.
+		info.ContentEncoding = sniffFile(fh, fi.Size())
+	}
+	return decoded(key, fh, info)
 }
 
 // Put implements Bucket: it writes a temporary file next to the target

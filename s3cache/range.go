@@ -78,6 +78,18 @@ func (b *S3Bucket) GetRange(ctx context.Context, key string, off, n int64) (io.R
 		return nil, ObjectInfo{}, err
 	}
 	b.exists.Store(true)
+	if Decodes(key) && len(codings(aws.ToString(out.ContentEncoding))) > 0 {
+		// Offsets are in the decoded object: decode it whole.
+		out.Body.Close()
+		rc, info, err := b.GetWithInfo(ctx, key)
+		if err != nil {
+			return nil, ObjectInfo{}, err
+		}
+		if _, err := rc.(io.Seeker).Seek(off, io.SeekStart); err != nil {
+			return nil, ObjectInfo{}, fmt.Errorf("getting %s from offset %d: %w", key, off, err)
+		}
+		return limitRange(rc, n), info, nil
+	}
 	size := aws.ToInt64(out.ContentLength)
 	if cr := aws.ToString(out.ContentRange); cr != "" {
 		total, err := strconv.ParseInt(cr[strings.LastIndexByte(cr, '/')+1:], 10, 64)
@@ -88,11 +100,12 @@ func (b *S3Bucket) GetRange(ctx context.Context, key string, off, n int64) (io.R
 		size = total
 	}
 	return limitRange(out.Body, n), ObjectInfo{
-		Key:          key,
-		Size:         size,
-		LastModified: aws.ToTime(out.LastModified),
-		ETag:         strings.Trim(aws.ToString(out.ETag), `"`),
-		ContentType:  aws.ToString(out.ContentType),
+		Key:             key,
+		Size:            size,
+		LastModified:    aws.ToTime(out.LastModified),
+		ETag:            strings.Trim(aws.ToString(out.ETag), `"`),
+		ContentType:     aws.ToString(out.ContentType),
+		ContentEncoding: aws.ToString(out.ContentEncoding),
 	}, nil
 }
 

@@ -41,8 +41,11 @@ func newRetryer(opts S3Options) aws.Retryer {
 
 // final marks the errors that end the retries.
 func final(err error) aws.Ternary {
-	var spent *retriesSpentError
-	if errors.As(err, &spent) || isSchemeMismatch(err) {
+	var (
+		spent *retriesSpentError
+		tlsE  *TLSError
+	)
+	if errors.As(err, &spent) || isSchemeMismatch(err) || errors.As(err, &tlsE) {
 		return aws.FalseTernary
 	}
 	return aws.UnknownTernary
@@ -156,10 +159,13 @@ func reason(err error) string {
 		re    *awshttp.ResponseError
 		ae    smithy.APIError
 		errno syscall.Errno
+		tlsE  *TLSError
 	)
 	switch {
 	case err == nil:
 		return "retrying"
+	case errors.As(err, &tlsE):
+		return tlsE.Error()
 	case errors.As(err, &stall):
 		return stall.Error()
 	case errors.As(err, &re) && re.HTTPStatusCode() != 0:

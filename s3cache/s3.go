@@ -5,6 +5,7 @@ package s3cache
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -151,6 +152,14 @@ func OpenS3(ctx context.Context, u *URL, opts S3Options) (*S3Bucket, error) {
 	if cfg.Credentials != nil {
 		cfg.Credentials = credentialsProvider{cfg.Credentials}
 	}
+	cert, err := loadClientCertificate(u)
+	if err != nil {
+		return nil, err
+	}
+	hc, err := httpClient(opts, cert)
+	if err != nil {
+		return nil, err
+	}
 	b := &S3Bucket{
 		bucket:   u.Bucket,
 		url:      u,
@@ -166,7 +175,7 @@ func OpenS3(ctx context.Context, u *URL, opts S3Options) (*S3Bucket, error) {
 			o.EndpointResolverV2 = &cachedEndpoints{base: s3.NewDefaultEndpointResolverV2(), m: map[string]smithyendpoints.Endpoint{}}
 		}
 		o.UsePathStyle = pathStyle
-		o.HTTPClient = httpClient(opts)
+		o.HTTPClient = hc
 		o.APIOptions = append(o.APIOptions, retryMiddleware{b}.add, scopeMiddleware{b}.add)
 	})
 	b.client = client
@@ -178,25 +187,35 @@ func OpenS3(ctx context.Context, u *URL, opts S3Options) (*S3Bucket, error) {
 	return b, nil
 }
 
-// httpClient returns opts.HTTPClient, or a new client, behind a
-// stallTransport: a server that takes a request and never answers, or
-// stops in a body, is retried instead of hanging.
-func httpClient(opts S3Options) *http.Client {
+// httpClient returns opts.HTTPClient, or a new client, presenting cert
+// (if not nil) in TLS handshakes, behind a stallTransport: a server that
+// takes a request and never answers, or stops in a body, is retried
+// instead of hanging; and behind a tlsTransport, so that a refused
+// handshake says why.
+func httpClient(opts S3Options, cert *tls.Certificate) (*http.Client, error) {
 	if opts.HTTPClient != nil {
 		c := *opts.HTTPClient
 		next := c.Transport
 		if next == nil {
 			next = http.DefaultTransport
 		}
-		c.Transport = &stallTransport{next: next, timeout: opts.StallTimeout}
-		return &c
+		if cert != nil {
+			t, ok := next.(*http.Transport)
+			if !ok {
+				return nil, errors.New("opening S3 bucket: a client certificate (tls-certificate=) needs an *http.Transport in S3Options.HTTPClient")
+			}
+			next = withClientCertificate(t, cert)
+		}
+		c.Transport = &tlsTransport{next: &stallTransport{next: next, timeout: opts.StallTimeout}, withCert: cert != nil}
+		return &c, nil
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
 	t.TLSHandshakeTimeout = opts.ConnectTimeout
 	t.ForceAttemptHTTP2 = false
 	t.MaxIdleConnsPerHost = 128 // parallel uploads and HEADs keep their connections
-	return &http.Client{Transport: &stallTransport{next: t, timeout: opts.StallTimeout}}
+	t = withClientCertificate(t, cert)
+	return &http.Client{Transport: &tlsTransport{next: &stallTransport{next: t, timeout: opts.StallTimeout}, withCert: cert != nil}}, nil
 }
 
 // withDefaults fills in the zero fields.

@@ -49,11 +49,12 @@ func (b *S3Bucket) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	}
 	b.exists.Store(true)
 	return ObjectInfo{
-		Key:          key,
-		Size:         aws.ToInt64(out.ContentLength),
-		LastModified: aws.ToTime(out.LastModified),
-		ETag:         strings.Trim(aws.ToString(out.ETag), `"`),
-		ContentType:  aws.ToString(out.ContentType),
+		Key:             key,
+		Size:            aws.ToInt64(out.ContentLength),
+		LastModified:    aws.ToTime(out.LastModified),
+		ETag:            strings.Trim(aws.ToString(out.ETag), `"`),
+		ContentType:     aws.ToString(out.ContentType),
+		ContentEncoding: aws.ToString(out.ContentEncoding),
 	}, nil
 }
 
@@ -63,7 +64,9 @@ func (b *S3Bucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return rc, err
 }
 
-// GetWithInfo implements InfoGetter with GetObject.
+// GetWithInfo implements InfoGetter with GetObject. A narinfo, listing
+// or log stored with a Content-Encoding is read whole and decoded
+// (decodeBody), and its info gives the decoded size.
 func (b *S3Bucket) GetWithInfo(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error) {
 	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &key})
 	if err != nil {
@@ -76,14 +79,36 @@ func (b *S3Bucket) GetWithInfo(ctx context.Context, key string) (io.ReadCloser, 
 	b.exists.Store(true)
 	etag := aws.ToString(out.ETag)
 	body := &resumingBody{ctx: ctx, b: b, key: key, etag: etag, rc: out.Body}
-	return body, ObjectInfo{
-		Key:          key,
-		Size:         aws.ToInt64(out.ContentLength),
-		LastModified: aws.ToTime(out.LastModified),
-		ETag:         strings.Trim(aws.ToString(out.ETag), `"`),
-		ContentType:  aws.ToString(out.ContentType),
-	}, nil
+	info := ObjectInfo{
+		Key:             key,
+		Size:            aws.ToInt64(out.ContentLength),
+		LastModified:    aws.ToTime(out.LastModified),
+		ETag:            strings.Trim(aws.ToString(out.ETag), `"`),
+		ContentType:     aws.ToString(out.ContentType),
+		ContentEncoding: aws.ToString(out.ContentEncoding),
+	}
+	return decoded(key, body, info)
 }
+
+// decoded returns body and info as they are, unless key is one that
+// Decodes names and info has a Content-Encoding: then the body decoded
+// (read whole, bounded) and info with its size.
+func decoded(key string, body io.ReadCloser, info ObjectInfo) (io.ReadCloser, ObjectInfo, error) {
+	if !Decodes(key) || len(codings(info.ContentEncoding)) == 0 {
+		return body, info, nil
+	}
+	data, err := decodeBody(key, info.ContentEncoding, body)
+	if err != nil {
+		return nil, ObjectInfo{}, err
+	}
+	info.Size, info.ContentEncoding = int64(len(data)), ""
+	return memBody{bytes.NewReader(data)}, info, nil
+}
+
+// memBody is a decoded object: a ReadSeekCloser in memory.
+type memBody struct{ *bytes.Reader }
+
+func (memBody) Close() error { return nil }
 
 // getFrom GETs key from byte off on, if its ETag is still etag (a body
 // being resumed).

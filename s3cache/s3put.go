@@ -40,13 +40,18 @@ func contentMD5(p []byte) *string {
 	return aws.String(base64.StdEncoding.EncodeToString(sum[:]))
 }
 
-// Put implements Bucket. An object that fits in one part is sent with one
-// PutObject; a longer one is streamed as a multipart upload, PartSize ×
+// Put implements Bucket. A narinfo is encoded with the URL's
+// narinfo-compression, if any. An object that fits in one part is sent
+// with one PutObject; a longer one is streamed as a multipart upload, PartSize ×
 // Concurrency bytes in memory at most, each part retried on its own, the
 // upload aborted on any failure. Every request carries Content-MD5.
 func (b *S3Bucket) Put(ctx context.Context, key string, r io.Reader, size int64, opts PutOptions) error {
 	if key == "" {
 		return fmt.Errorf("putting %q: %w", key, ErrInvalidKey)
+	}
+	r, size, opts, err := b.encodeNarInfo(key, r, size, opts)
+	if err != nil {
+		return err
 	}
 	base := opts.PartSize
 	if base == 0 {

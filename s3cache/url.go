@@ -85,6 +85,10 @@ type URL struct {
 	// (parallel-compression=). nixbucket always compresses large NARs on
 	// every core, so it changes nothing.
 	ParallelCompression bool
+	// NarinfoCompression is the Content-Encoding narinfos are written
+	// with: "zstd", "br" or "gzip", as Nix's narinfo-compression; "" for
+	// none (s3:// only).
+	NarinfoCompression string
 	// Priority, if not nil, is written to a new nix-cache-info
 	// (priority=).
 	Priority *int
@@ -95,27 +99,20 @@ type URL struct {
 	// ("" when not given: the local store's).
 	StoreDir string
 
-	// Ignored holds the Nix parameters accepted for compatibility that
-	// have no effect here (see IgnoredParams), with their values.
-	Ignored map[string]string
+	// TLSCertificate and TLSPrivateKey are the PEM files of a client
+	// certificate and its key, presented to the S3 endpoint (mutual TLS;
+	// tls-certificate=, tls-private-key=, both or neither; s3:// only).
+	// Paths, not secrets.
+	TLSCertificate string
+	TLSPrivateKey  string
 }
 
-// param describes one accepted query parameter.
+// param describes one query parameter Nix knows.
 type param struct {
 	s3Only bool
-	set    func(u *URL, v string) error
-}
-
-// IgnoredParams are Nix store URL parameters that ParseURL accepts so that
-// URLs written for `nix copy` keep working, but that change nothing:
-// nixbucket always streams large objects with multipart uploads
-// (multipart-upload, multipart-threshold), does not write debuginfo
-// indexes, listings or logs compressed (index-debug-info, ls-compression,
-// log-compression), and the remaining ones are client-side settings of Nix.
-var IgnoredParams = []string{
-	"index-debug-info", "local-nar-cache", "log-compression", "ls-compression",
-	"multipart-threshold", "multipart-upload", "path-info-cache-size",
-	"system-features", "tls-certificate", "tls-private-key", "trusted",
+	// refused: no value is accepted (not listed as valid).
+	refused bool
+	set     func(u *URL, v string) error
 }
 
 var params = map[string]param{
@@ -127,6 +124,8 @@ var params = map[string]param{
 	"storage-class":        {s3Only: true, set: setToken(func(u *URL) *string { return &u.StorageClass })},
 	"multipart-chunk-size": {s3Only: true, set: setPartSize},
 	"buffer-size":          {s3Only: true, set: setPartSize},
+	"tls-certificate":      {s3Only: true, set: setNonEmpty(func(u *URL) *string { return &u.TLSCertificate })},
+	"tls-private-key":      {s3Only: true, set: setNonEmpty(func(u *URL) *string { return &u.TLSPrivateKey })},
 
 	"secret-key":           {set: setSecretKey},
 	"secret-keys":          {set: setSecretKeys},
@@ -138,33 +137,19 @@ var params = map[string]param{
 	"priority":             {set: setPriority},
 	"want-mass-query":      {set: setWantMassQuery},
 	"store":                {set: setStoreDir},
-}
 
-func init() {
-	for _, name := range IgnoredParams {
-		p := param{set: func(u *URL, v string) error {
-			if name == "multipart-upload" {
-				if _, err := parseBool(v); err != nil {
-					return err
-				}
-			}
-			if name == "multipart-threshold" {
-				if _, err := strconv.ParseUint(v, 10, 63); err != nil {
-					return errors.New("want a size in bytes")
-				}
-			}
-			if u.Ignored == nil {
-				u.Ignored = map[string]string{}
-			}
-			u.Ignored[name] = v
-			return nil
-		}}
-		switch name {
-		case "multipart-upload", "multipart-threshold", "tls-certificate", "tls-private-key":
-			p.s3Only = true
-		}
-		params[name] = p
-	}
+	// What nixbucket already does, asked for: accepted (see ParseURL).
+	"multipart-upload": {s3Only: true, set: onlyBool(true, "nixbucket always uploads an object larger than one part (multipart-chunk-size) as a multipart upload; drop the parameter or set it to true")},
+	"index-debug-info": {set: onlyBool(false, "nixbucket does not write debuginfo indexes; drop the parameter or set it to false")},
+	"local-nar-cache":  {set: onlyEmpty("nixbucket keeps no local copies of the NARs it reads (a setting of Nix's reads); drop the parameter")},
+	"ls-compression":   {set: setNixCompression},
+	"log-compression":  {set: setNixCompression},
+
+	// Settings nixbucket cannot honour: refused whatever their value.
+	"multipart-threshold":  {s3Only: true, refused: true, set: refuse("nixbucket sends an object in one PUT when it fits in one part and in parts otherwise; choose the part size with multipart-chunk-size")},
+	"path-info-cache-size": {refused: true, set: refuse("it sizes Nix's in-memory narinfo cache, which nixbucket does not have; drop the parameter")},
+	"system-features":      {refused: true, set: refuse("a binary cache builds nothing; drop the parameter")},
+	"trusted":              {refused: true, set: refuse("it tells Nix to take unsigned paths from a substituter: put it in Nix's substituters line (key nixconf keeps it), not in nixbucket's URL")},
 }
 
 // ParseURL parses a Nix-style store URL:
@@ -172,12 +157,36 @@ func init() {
 //	s3://BUCKET?endpoint=HOST[:PORT]|URL&region=R&scheme=http|https&profile=P&secret-key=FILE&compression=xz|zstd|none&…
 //	file:///DIR?compression=…&secret-key=…
 //
-// It accepts the parameters of Nix's S3 and file stores
-// (src/libstore/s3-binary-cache-store.hh, binary-cache-store.hh); those in
-// IgnoredParams are accepted and have no effect. narinfo-compression other
-// than none and write-nar-listing=true are refused, since nixbucket writes
-// neither compressed narinfos nor .ls listings. An unknown parameter, a
-// repeated one or a bad value is an error naming it.
+// Every parameter of Nix's S3 and file stores
+// (src/libstore/s3-binary-cache-store.hh, binary-cache-store.hh) is either
+// honoured or refused with an error naming it and saying why; none is
+// accepted and then ignored:
+//
+//   - honoured: endpoint, scheme, region, profile, addressing-style,
+//     storage-class, multipart-chunk-size (alias buffer-size),
+//     narinfo-compression=zstd|br|gzip (narinfos written with that
+//     Content-Encoding, as Nix does; none by default; xz is refused, Nix
+//     2.34 and later cannot read it; s3:// only),
+//     tls-certificate and tls-private-key (a client certificate for mutual
+//     TLS, both or neither), secret-key, secret-keys, compression,
+//     compression-level, priority, want-mass-query, store.
+//   - accepted where the value asks for what nixbucket does anyway:
+//     multipart-upload=true (objects larger than a part always go in
+//     parts), index-debug-info=false (no debuginfo/ index is written),
+//     local-nar-cache= empty, write-nar-listing=false (no .ls listings),
+//     parallel-compression (large NARs are always compressed on every
+//     core). ls-compression and log-compression take Nix's method names
+//     and are accepted whatever the method: they compress .ls listings
+//     and build logs, which nixbucket never writes (write-nar-listing=true
+//     is refused, and nix copy writes no logs either), so the result is
+//     the one Nix gives.
+//   - refused whatever the value: multipart-threshold (an object goes in
+//     one PUT when it fits in one part), path-info-cache-size (Nix's
+//     in-memory narinfo cache), system-features (a cache builds nothing),
+//     trusted (a setting of Nix's substituters, kept by key nixconf).
+//
+// An unknown parameter, a repeated one or a bad value is an error naming
+// it.
 func ParseURL(raw string) (*URL, error) {
 	pu, err := url.Parse(raw)
 	if err != nil {
@@ -241,6 +250,9 @@ func ParseURL(raw string) (*URL, error) {
 			return nil, bad("parameter %s=%q: %v", name, vs[0], err)
 		}
 	}
+	if (u.TLSCertificate == "") != (u.TLSPrivateKey == "") {
+		return nil, bad("tls-certificate and tls-private-key go together: give both (a client certificate and its key) or neither")
+	}
 	if q.Has("multipart-chunk-size") && q.Has("buffer-size") && q.Get("multipart-chunk-size") != q.Get("buffer-size") {
 		return nil, bad("multipart-chunk-size and its alias buffer-size differ")
 	}
@@ -261,7 +273,7 @@ func ParseURL(raw string) (*URL, error) {
 func validParams(scheme string) []string {
 	var out []string
 	for name, p := range params {
-		if !p.s3Only || scheme == SchemeS3 {
+		if !p.refused && (!p.s3Only || scheme == SchemeS3) {
 			out = append(out, name)
 		}
 	}
@@ -436,16 +448,24 @@ func setCompressionLevel(u *URL, v string) error {
 	return nil
 }
 
-// setNarinfoCompression accepts only none: the narinfos nixbucket writes
-// are read as they are by gc, verify, stats and serve.
-func setNarinfoCompression(_ *URL, v string) error {
+// setNarinfoCompression reads narinfo-compression: none, or (s3:// only)
+// zstd, br or gzip, the Content-Encodings every Nix decodes. xz is
+// refused: Nix 2.34 and later no longer decode it. A file:// cache's
+// narinfos are files Nix reads as they are.
+func setNarinfoCompression(u *URL, v string) error {
 	switch v {
 	case "none", "":
 		return nil
-	case "zstd", "gzip", "xz", "br":
-		return fmt.Errorf("nixbucket writes narinfos uncompressed (its gc, verify and serve read them as they are); drop the parameter or use none")
+	case "zstd", "br", "gzip":
+		if u.Scheme != SchemeS3 {
+			return errors.New("a file:// cache's narinfos are files that Nix reads as they are, uncompressed; drop the parameter or use none")
+		}
+		u.NarinfoCompression = v
+		return nil
+	case "xz":
+		return errors.New("narinfos stored with Content-Encoding xz cannot be read by Nix 2.34 and later; use zstd, br or gzip")
 	}
-	return errors.New("want none")
+	return errors.New("want none, zstd, br or gzip")
 }
 
 // setWriteNARListing accepts only false: nixbucket writes no <hash>.ls
@@ -517,6 +537,12 @@ func (u *URL) String() string {
 		if u.PartSize != MinPartSize && u.PartSize != 0 {
 			add("multipart-chunk-size", strconv.FormatInt(u.PartSize, 10))
 		}
+		if u.TLSCertificate != "" {
+			add("tls-certificate", u.TLSCertificate)
+		}
+		if u.TLSPrivateKey != "" {
+			add("tls-private-key", signing.SafeKeyPath(u.TLSPrivateKey))
+		}
 	case "http", "https": // an HTTP binary cache (package httpcache): Endpoint is its URL
 		base = u.Endpoint
 	default:
@@ -543,6 +569,9 @@ func (u *URL) String() string {
 	if u.ParallelCompression {
 		add("parallel-compression", "true")
 	}
+	if u.NarinfoCompression != "" {
+		add("narinfo-compression", u.NarinfoCompression)
+	}
 	if u.Priority != nil {
 		add("priority", strconv.Itoa(*u.Priority))
 	}
@@ -551,9 +580,6 @@ func (u *URL) String() string {
 	}
 	if u.StoreDir != "" {
 		add("store", u.StoreDir)
-	}
-	for k, v := range u.Ignored {
-		add(k, v)
 	}
 	if len(q) == 0 {
 		return base
@@ -567,4 +593,48 @@ func (u *URL) String() string {
 func escapeQuery(v string) string {
 	e := url.QueryEscape(v)
 	return strings.NewReplacer("%3A", ":", "%2F", "/", "%5B", "[", "%5D", "]").Replace(e)
+}
+
+// onlyBool accepts a Boolean parameter whose value is want, and refuses
+// the other value saying why.
+func onlyBool(want bool, why string) func(*URL, string) error {
+	return func(_ *URL, v string) error {
+		b, err := parseBool(v)
+		if err != nil {
+			return err
+		}
+		if b != want {
+			return errors.New(why)
+		}
+		return nil
+	}
+}
+
+// onlyEmpty accepts an empty value (the default) and refuses any other,
+// saying why.
+func onlyEmpty(why string) func(*URL, string) error {
+	return func(_ *URL, v string) error {
+		if v != "" {
+			return errors.New(why)
+		}
+		return nil
+	}
+}
+
+// refuse refuses every value, saying why.
+func refuse(why string) func(*URL, string) error {
+	return func(*URL, string) error { return errors.New(why) }
+}
+
+// nixCompressions are the method names Nix accepts for its compression
+// settings (src/libutil/compression-algo.hh), "" its default.
+var nixCompressions = []string{"", "none", "br", "bzip2", "compress", "grzip", "gzip", "lrzip", "lz4", "lzip", "lzma", "lzop", "xz", "zstd"}
+
+// setNixCompression checks ls-compression= and log-compression=: they
+// compress objects nixbucket never writes (see ParseURL).
+func setNixCompression(_ *URL, v string) error {
+	if !slices.Contains(nixCompressions, v) {
+		return fmt.Errorf("want one of %s", strings.Join(nixCompressions[1:], ", "))
+	}
+	return nil
 }

@@ -55,8 +55,8 @@ func TestParseURL(t *testing.T) {
 		},
 		{
 			raw: "s3://my.bucket?profile=ci&compression=zstd&compression-level=19&parallel-compression=true&" +
-				"multipart-upload=true&multipart-chunk-size=16777216&multipart-threshold=104857600&" +
-				"addressing-style=virtual&priority=30&want-mass-query=1&write-nar-listing=false&" +
+				"multipart-upload=true&multipart-chunk-size=16777216&ls-compression=br&log-compression=br&" +
+				"addressing-style=virtual&priority=30&want-mass-query=1&write-nar-listing=false&local-nar-cache=&" +
 				"narinfo-compression=none&storage-class=STANDARD_IA&index-debug-info=false&store=/nix/store",
 			want: s3URL("my.bucket", func(u *s3cache.URL) {
 				u.Profile = "ci"
@@ -69,11 +69,24 @@ func TestParseURL(t *testing.T) {
 				u.WantMassQuery = boolp(true)
 				u.StoreDir = "/nix/store"
 				u.StorageClass = "STANDARD_IA"
-				u.Ignored = map[string]string{"multipart-upload": "true", "multipart-threshold": "104857600", "index-debug-info": "false"}
 			}),
-			str: "s3://my.bucket?addressing-style=virtual&compression-level=19&compression=zstd&index-debug-info=false&" +
-				"multipart-chunk-size=16777216&multipart-threshold=104857600&multipart-upload=true&" +
+			// The parameters that ask for what nixbucket does anyway are
+			// not repeated.
+			str: "s3://my.bucket?addressing-style=virtual&compression-level=19&compression=zstd&" +
+				"multipart-chunk-size=16777216&" +
 				"parallel-compression=true&priority=30&profile=ci&storage-class=STANDARD_IA&store=/nix/store&want-mass-query=true",
+		},
+		{
+			raw: "s3://nix?endpoint=https://s3.example.org&tls-certificate=/etc/nixbucket/client.pem&tls-private-key=/etc/nixbucket/client.key",
+			want: s3URL("nix", func(u *s3cache.URL) {
+				u.Endpoint = "https://s3.example.org"
+				u.TLSCertificate = "/etc/nixbucket/client.pem"
+				u.TLSPrivateKey = "/etc/nixbucket/client.key"
+			}),
+		},
+		{
+			raw:  "s3://nix?narinfo-compression=br",
+			want: s3URL("nix", func(u *s3cache.URL) { u.NarinfoCompression = "br" }),
 		},
 		{
 			raw:  "s3://nix?buffer-size=6291456",
@@ -161,9 +174,9 @@ func TestParseURLErrors(t *testing.T) {
 		{"s3://nix?write-nar-listing=true", []string{`write-nar-listing="true"`, "does not write .ls", "false"}},
 		{"file:///d?write-nar-listing=1", []string{"write-nar-listing", "does not write .ls"}},
 		{"s3://nix?write-nar-listing=perhaps", []string{"write-nar-listing", "want true or false"}},
-		{"s3://nix?narinfo-compression=zstd", []string{`narinfo-compression="zstd"`, "uncompressed", "none"}},
-		{"s3://nix?narinfo-compression=gzip", []string{"narinfo-compression", "uncompressed"}},
-		{"s3://nix?narinfo-compression=lz4", []string{"narinfo-compression", "want none"}},
+		{"s3://nix?narinfo-compression=xz", []string{`narinfo-compression="xz"`, "Nix 2.34", "zstd, br or gzip"}},
+		{"file:///d?narinfo-compression=gzip", []string{"narinfo-compression", "file://", "uncompressed"}},
+		{"s3://nix?narinfo-compression=lz4", []string{"narinfo-compression", "want none, zstd, br or gzip"}},
 		{"s3://nix?compression-level=23", []string{"compression-level", "0 to 22"}},
 		{"s3://nix?compression-level=fast", []string{"compression-level"}},
 		{"s3://nix?want-mass-query=2", []string{"want-mass-query", "want true or false"}},
@@ -171,6 +184,23 @@ func TestParseURLErrors(t *testing.T) {
 		{"s3://nix?store=nix/store", []string{"store", "absolute"}},
 		{"s3://nix?store=/nix/store/", []string{"store", "clean"}},
 		{"s3://nix?store=/", []string{"store"}},
+		// Every Nix parameter nixbucket cannot honour is refused, saying why.
+		{"s3://nix?index-debug-info=true", []string{`index-debug-info="true"`, "does not write debuginfo indexes"}},
+		{"file:///d?index-debug-info=1", []string{"index-debug-info", "does not write debuginfo indexes"}},
+		{"s3://nix?index-debug-info=maybe", []string{"index-debug-info", "want true or false"}},
+		{"s3://nix?multipart-upload=false", []string{`multipart-upload="false"`, "multipart upload"}},
+		{"s3://nix?multipart-threshold=104857600", []string{"multipart-threshold", "multipart-chunk-size"}},
+		{"s3://nix?local-nar-cache=/var/cache/nars", []string{"local-nar-cache", "no local copies"}},
+		{"s3://nix?path-info-cache-size=0", []string{"path-info-cache-size", "in-memory narinfo cache"}},
+		{"s3://nix?system-features=kvm", []string{"system-features", "builds nothing"}},
+		{"s3://nix?trusted=1", []string{`trusted="1"`, "substituters"}},
+		{"file:///d?trusted=true", []string{"trusted", "substituters"}},
+		{"s3://nix?ls-compression=rar", []string{"ls-compression", "want one of"}},
+		{"s3://nix?log-compression=rar", []string{"log-compression", "want one of"}},
+		{"s3://nix?tls-certificate=/c.pem", []string{"tls-certificate and tls-private-key go together"}},
+		{"s3://nix?tls-private-key=/c.key", []string{"go together"}},
+		{"s3://nix?tls-certificate=&tls-private-key=/k", []string{"tls-certificate", "empty value"}},
+		{"file:///d?tls-certificate=/c&tls-private-key=/k", []string{`unknown parameter "tls-certificate"`}},
 	} {
 		t.Run(tc.raw, func(t *testing.T) {
 			u, err := s3cache.ParseURL(tc.raw)
@@ -196,6 +226,7 @@ func FuzzParseURL(f *testing.F) {
 		"s3://a.b?endpoint=http://[::1]:9000&addressing-style=path&priority=1&want-mass-query=false",
 		"s3://b?multipart-chunk-size=5242880&buffer-size=5242880&compression=zstd&compression-level=3",
 		"s3://b?trusted=1&ls-compression=br&storage-class=GLACIER&narinfo-compression=gzip",
+		"s3://b?tls-certificate=/c.pem&tls-private-key=/k.pem&multipart-upload=1&index-debug-info=0",
 		"file:///tmp/cache?compression=none",
 		"file://localhost/a/../b?write-nar-listing=yes",
 		"file:///a%3Fb?secret-key=%2Fk%20x",

@@ -359,6 +359,23 @@ func TestAcceptRefusesHostilePushes(t *testing.T) {
 	if code, msg := put(layout.CacheInfoKey, []byte("StoreDir: /nix/store\n")); code != http.StatusOK {
 		t.Fatalf("nix-cache-info with the same StoreDir: %d %s", code, msg)
 	}
+	// A published path pointed at other bytes: its signature still
+	// verifies (it covers neither URL nor FileHash) and the new NAR
+	// matches its FileHash, but the narinfo the cache has is kept.
+	otherNAR := bytes.Repeat([]byte("o"), 1000)
+	otherHash := sha256.Sum256(otherNAR)
+	repointed := *good.ni
+	repointed.URL = layout.NarKey(nixbase32.EncodeToString(otherHash[:]), ".xz")
+	repointed.FileHash = nixhash.MustNewHash(nixhash.SHA256, otherHash[:])
+	if code, msg := put(repointed.URL, otherNAR); code != http.StatusOK {
+		t.Fatalf("PUT of another NAR: %d %s", code, msg)
+	}
+	if code, msg := put(good.narInfoKey(), []byte(repointed.String())); code != http.StatusOK {
+		t.Fatalf("a narinfo of a path the cache has: %d %s, want 200 (kept)", code, msg)
+	}
+	if got, err := s3cache.ReadSmall(context.Background(), b, good.narInfoKey(), 1<<16); err != nil || string(got) != good.ni.String() {
+		t.Fatalf("the published narinfo was replaced: %v\n%s", err, got)
+	}
 	req, _ := http.NewRequest(http.MethodPut, hs.URL+"/"+noNAR.narKey, bytes.NewReader(noNAR.nar))
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {

@@ -28,7 +28,7 @@ const refJobs = 16
 
 // putNarInfo stores a narinfo once it has passed every check (see
 // receiver), under the lock l, checked just before: a refused one leaves
-// nothing in the bucket.
+// nothing in the bucket. One the bucket has already is never replaced.
 func (rc *receiver) putNarInfo(ctx context.Context, l *lock.Lock, key string, body io.Reader) error {
 	data, err := readSmall(body, key, maxNarInfo)
 	if err != nil {
@@ -52,6 +52,17 @@ func (rc *receiver) putNarInfo(ctx context.Context, l *lock.Lock, key string, bo
 		return err
 	}
 	if err := rc.checkReferences(ctx, ni); err != nil {
+		return err
+	}
+	// A narinfo the cache has is kept, not replaced: a valid signature
+	// covers neither URL nor FileHash, so a token holder could otherwise
+	// point a published path at other bytes (Nix would refuse them: a
+	// denial of service). Nix and push HEAD a narinfo before they write
+	// it, so only a racing pusher of the same path gets here.
+	if _, err := rc.b.Stat(ctx, key); err == nil {
+		rc.log.Debug("narinfo of a path the cache has: kept", "key", key)
+		return nil
+	} else if !errors.Is(err, s3cache.ErrNotFound) {
 		return err
 	}
 	if err := l.Check(ctx); err != nil {

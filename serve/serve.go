@@ -3,7 +3,9 @@
 // put on the internet in front of a private bucket: GET and HEAD of the
 // cache's layout only (layout.InLayout: nix-cache-info, <hash>.narinfo,
 // <hash>.ls, nar/…, log/…, realisations/…), streamed from the bucket,
-// with Range requests, conditional requests and Cache-Control; optional
+// with Range requests, conditional requests and Cache-Control; narinfos,
+// listings and logs stored with a Content-Encoding decoded (see
+// s3cache.Decodes), so that every Nix reads them; optional
 // HTTP basic authentication from an htpasswd file (see Users), which Nix
 // sends from its netrc-file; one log line per request.
 //
@@ -208,6 +210,12 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, key string) {
 		o.body, o.info, err = s3cache.GetWithInfo(ctx, h.b, key)
 	} else {
 		o.info, err = h.b.Stat(ctx, key)
+		if err == nil && o.info.ContentEncoding != "" && s3cache.Decodes(key) {
+			// Stored compressed (Nix's narinfo-compression, niks3): it is
+			// served decoded, without Content-Encoding, as Nix's clients
+			// read it; only the decoded object tells its size.
+			o.body, o.info, err = s3cache.GetWithInfo(ctx, h.b, key)
+		}
 	}
 	if err != nil {
 		h.fail(w, key, err)

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/nix-community/go-nix/pkg/nixbase32"
@@ -144,6 +145,20 @@ func HashPart(p string) string {
 		return ""
 	}
 	return base[:HashLen]
+}
+
+// HashParts returns the sorted, distinct hash parts of paths (store paths
+// or base names, such as a narinfo's References), skipping those too
+// short to have one.
+func HashParts(paths []string) []string {
+	out := make([]string, 0, len(paths))
+	for _, p := range paths {
+		if h := HashPart(p); h != "" {
+			out = append(out, h)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Name returns the name part of a store path (after "<hash>-"), or "" when

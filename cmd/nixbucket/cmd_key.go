@@ -244,7 +244,10 @@ func serveWay(u string, support nixS3, version string) string {
 // readerURL drops the parameters only a writer needs (the signing key file,
 // compression, upload tuning, what to write beside the NARs) from a store
 // URL, so the line can be given to readers; the rest (endpoint, region,
-// scheme, profile, priority, want-mass-query, store, …) is kept as written.
+// scheme, profile, priority, want-mass-query, store, tls-certificate and
+// tls-private-key, and the settings of Nix's own reads that nixbucket's
+// commands refuse: trusted, local-nar-cache, path-info-cache-size) is kept
+// as written.
 func readerURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {

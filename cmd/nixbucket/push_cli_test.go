@@ -380,12 +380,22 @@ func TestPushURLParameters(t *testing.T) {
 			says   []string
 		}{
 			{"&write-nar-listing=true", nil, []string{"write-nar-listing", "does not write .ls"}},
-			{"&narinfo-compression=zstd", nil, []string{"narinfo-compression", "uncompressed"}},
+			{"&narinfo-compression=xz", nil, []string{"narinfo-compression", "Nix 2.34"}},
 			{"&compression-level=12", nil, []string{"compression-level", "out of range for xz (0 to 9"}},
 			{"&compression=zstd&compression-level=23", nil, []string{"compression-level", "0 to 22"}},
 			{"&compression-level=20", []string{"--compression", "zstd"}, nil},
 			{"&store=/gnu/store", nil, []string{"store=/gnu/store", "/nix/store"}},
 			{"&store=relative", nil, []string{"store", "absolute"}},
+			{"&index-debug-info=true", nil, []string{"index-debug-info", "does not write debuginfo indexes"}},
+			{"&multipart-upload=false", nil, []string{"multipart-upload", "multipart upload"}},
+			{"&multipart-threshold=104857600", nil, []string{"multipart-threshold", "multipart-chunk-size"}},
+			{"&local-nar-cache=/tmp/nars", nil, []string{"local-nar-cache"}},
+			{"&path-info-cache-size=1000", nil, []string{"path-info-cache-size"}},
+			{"&system-features=kvm", nil, []string{"system-features"}},
+			{"&trusted=1", nil, []string{"trusted", "substituters"}},
+			{"&tls-certificate=/c.pem", nil, []string{"tls-certificate and tls-private-key go together"}},
+			// What nixbucket does anyway, asked for.
+			{"&index-debug-info=false&multipart-upload=true&ls-compression=br&log-compression=zstd&local-nar-cache=", []string{}, nil},
 		} {
 			url := srv.StoreURL(name) + tc.params
 			code, stdout, stderr := runBin(t, env, append(append([]string{"push", "--cache", url}, tc.args...), lib)...)
@@ -432,8 +442,10 @@ func TestKeyNixconf(t *testing.T) {
 			"s3://nix?endpoint=garage.example.org:3900&region=garage&scheme=http&secret-key=" + file +
 				"&compression=zstd&compression-level=19&parallel-compression=true&multipart-upload=true&multipart-chunk-size=16777216" +
 				"&multipart-threshold=1&buffer-size=16777216&storage-class=STANDARD&narinfo-compression=none&write-nar-listing=false" +
-				"&ls-compression=br&log-compression=br&index-debug-info=false&priority=30&want-mass-query=true&store=/nix/store&profile=ci",
-			"s3://nix?endpoint=garage.example.org:3900&region=garage&scheme=http&priority=30&want-mass-query=true&store=/nix/store&profile=ci",
+				"&ls-compression=br&log-compression=br&index-debug-info=false&priority=30&want-mass-query=true&store=/nix/store&profile=ci" +
+				"&trusted=1&tls-certificate=/c.pem&tls-private-key=/c.key",
+			"s3://nix?endpoint=garage.example.org:3900&region=garage&scheme=http&priority=30&want-mass-query=true&store=/nix/store&profile=ci" +
+				"&trusted=1&tls-certificate=/c.pem&tls-private-key=/c.key",
 		},
 		{"https://cache.example.org", "https://cache.example.org"},
 		{"file:///var/cache/nix?secret-key=/k&compression=none", "file:///var/cache/nix"},

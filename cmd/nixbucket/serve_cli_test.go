@@ -201,7 +201,7 @@ func startServe(t *testing.T, env []string, args ...string) *server {
 		s.exited <- s.cmd.Wait()
 	}()
 	line := <-first
-	m := regexp.MustCompile(`^serving s3://\S+ on (https?://127\.0\.0\.1:[0-9]+)\n$`).FindStringSubmatch(line)
+	m := regexp.MustCompile(`^serving (?:s3|file)://\S+ on (https?://127\.0\.0\.1:[0-9]+)\n$`).FindStringSubmatch(line)
 	if m == nil {
 		t.Fatalf("serve's first line %q does not say where it serves; stderr %q", line, s.Stderr())
 	}

@@ -126,19 +126,17 @@ func TestSkipUpstream(t *testing.T) {
 					records = append(records, k)
 				}
 			}
+			// The record is written with a root too: a push killed
+			// between its narinfos and its manifest leaves them recorded.
 			if tc.name == "root" {
-				if len(records) != 0 {
-					t.Errorf("a push with --root wrote upstream records %v", records)
-				}
 				checkManifestUpstream(t, b, map[string]bool{upA: true, upB: true})
-			} else {
-				if len(records) != 1 {
-					t.Fatalf("upstream records %v; want one", records)
-				}
-				r, err := roots.ReadUpstream(context.Background(), b, records[0])
-				if err != nil || len(r.Paths) != 2 || r.Paths[0].Signers[0] != "upstream-test-1" {
-					t.Fatalf("upstream record %+v, %v; want upA and upB signed by upstream-test-1", r, err)
-				}
+			}
+			if len(records) != 1 {
+				t.Fatalf("upstream records %v; want one", records)
+			}
+			r, err := roots.ReadUpstream(context.Background(), b, records[0])
+			if err != nil || len(r.Paths) != 2 || r.Paths[0].Signers[0] != "upstream-test-1" {
+				t.Fatalf("upstream record %+v, %v; want upA and upB signed by upstream-test-1", r, err)
 			}
 
 			// Nix, with the upstream first and the bucket (through serve)
@@ -146,7 +144,7 @@ func TestSkipUpstream(t *testing.T) {
 			// builds nothing (max-jobs 0).
 			s := startServe(t, creds(srv), "--cache", url)
 			root := t.TempDir()
-			_, err := nixtest.Output(context.Background(), []string{"XDG_CACHE_HOME=" + t.TempDir()}, "nix-store",
+			_, err = nixtest.Output(context.Background(), []string{"XDG_CACHE_HOME=" + t.TempDir()}, "nix-store",
 				"--store", "local?root="+root, "--realise", app, "--max-jobs", "0",
 				"--option", "substituters", "file://"+upDir+" "+s.base,
 				"--option", "trusted-public-keys", upPub+" "+ownPub, "--option", "require-sigs", "true",
