@@ -17,7 +17,9 @@
 // fails is a 502 with a generic body; the details go to the log.
 //
 // With Options.Push it also accepts pushes (receive.go): PUTs from
-// holders of a token, checked before they are stored.
+// holders of a token of NARs, listings, narinfos and upstream records
+// (upstream.go), each checked before it is stored; nothing is deleted and
+// no narinfo replaced.
 package serve
 
 import (
