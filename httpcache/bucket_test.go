@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -57,6 +58,13 @@ func (f *fakeCache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// object returns what the cache holds at key, nil if nothing.
+func (f *fakeCache) object(key string) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.objects[key]
+}
+
 func newFake(t *testing.T, failures int) (*fakeCache, *Bucket, *bytes.Buffer) {
 	t.Helper()
 	f := &fakeCache{objects: map[string][]byte{}, failures: failures}
@@ -85,8 +93,8 @@ func TestBucket(t *testing.T) {
 	if err := b.Put(ctx, "nar/a.nar.xz", onlyReader{bytes.NewReader(big)}, -1, s3cache.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(f.objects["nar/a.nar.xz"], big) {
-		t.Fatalf("the streamed NAR arrived as %d bytes", len(f.objects["nar/a.nar.xz"]))
+	if !bytes.Equal(f.object("nar/a.nar.xz"), big) {
+		t.Fatalf("the streamed NAR arrived as %d bytes", len(f.object("nar/a.nar.xz")))
 	}
 	info, err := b.Stat(ctx, "nar/a.nar.xz")
 	if err != nil || info.Size != int64(len(big)) || info.ETag != "e1" {
@@ -114,7 +122,7 @@ func TestBucket(t *testing.T) {
 	if err := b.List(ctx, "", func(s3cache.ObjectInfo) error { return nil }); !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("List: %v", err)
 	}
-	if err := b.Delete(ctx, "x.narinfo"); !errors.Is(err, ErrUnsupported) || f.objects["x.narinfo"] == nil {
+	if err := b.Delete(ctx, "x.narinfo"); !errors.Is(err, ErrUnsupported) || f.object("x.narinfo") == nil {
 		t.Fatalf("Delete: %v", err)
 	}
 	want := map[string]string{
@@ -122,11 +130,14 @@ func TestBucket(t *testing.T) {
 		"PUT nar/a.nar.xz ci:the-push-token-0123456789 chunked": "a streamed PUT, chunked",
 		"HEAD nar/a.nar.xz ci:the-push-token-0123456789 ":       "a HEAD",
 	}
-	for _, r := range f.requests {
+	f.mu.Lock()
+	requests := slices.Clone(f.requests)
+	f.mu.Unlock()
+	for _, r := range requests {
 		delete(want, r)
 	}
 	for r, what := range want {
-		t.Errorf("no %s (%q) among %q", what, r, f.requests)
+		t.Errorf("no %s (%q) among %q", what, r, requests)
 	}
 	for _, e := range []error{err} {
 		if strings.Contains(e.Error(), "the-push-token") {
@@ -144,8 +155,8 @@ func TestBucketRetries(t *testing.T) {
 	if err := b.Put(ctx, "x.narinfo", strings.NewReader("narinfo"), 7, s3cache.PutOptions{}); err != nil {
 		t.Fatalf("PUT after two 503s: %v", err)
 	}
-	if string(f.objects["x.narinfo"]) != "narinfo" {
-		t.Fatalf("stored %q", f.objects["x.narinfo"])
+	if string(f.object("x.narinfo")) != "narinfo" {
+		t.Fatalf("stored %q", f.object("x.narinfo"))
 	}
 	if n := strings.Count(log.String(), "retrying PUT x.narinfo at "); n != 2 {
 		t.Errorf("%d retry lines, want 2: %s", n, log)
