@@ -25,13 +25,13 @@ type pushLock struct {
 	idle time.Duration
 	log  *slog.Logger
 
-	mu       sync.Mutex
-	l        *lock.Lock
-	acquring chan struct{} // closed when the acquisition under way ends; nil if none
-	err      error         // that acquisition's error
-	active   int           // writes holding the lock
-	timer    *time.Timer   // releases the lock once idle
-	closed   bool
+	mu        sync.Mutex
+	l         *lock.Lock
+	acquiring chan struct{} // closed when the acquisition under way ends; nil if none
+	err       error         // that acquisition's error
+	active    int           // writes holding the lock
+	timer     *time.Timer   // releases the lock once idle
+	closed    bool
 }
 
 func newPushLock(b s3cache.Bucket, opts lock.Options, idle time.Duration, log *slog.Logger) *pushLock {
@@ -63,11 +63,11 @@ func (p *pushLock) hold(ctx context.Context) (l *lock.Lock, done func(), err err
 			p.mu.Unlock()
 			return l, sync.OnceFunc(p.done), nil
 		}
-		if p.acquring == nil {
-			p.acquring = make(chan struct{})
+		if p.acquiring == nil {
+			p.acquiring = make(chan struct{})
 			go p.acquire()
 		}
-		ch := p.acquring
+		ch := p.acquiring
 		p.mu.Unlock()
 		select {
 		case <-ch:
@@ -89,8 +89,8 @@ func (p *pushLock) acquire() {
 	l, err := lock.Acquire(context.Background(), p.b, lock.Shared, p.opts)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	close(p.acquring)
-	p.acquring = nil
+	close(p.acquiring)
+	p.acquiring = nil
 	p.err = err
 	if err != nil {
 		p.log.Warn("taking the shared cache lock for a push", "err", err)
