@@ -1,3 +1,5 @@
+//go:build bench
+
 package main
 
 import (
@@ -15,12 +17,11 @@ import (
 // TestSignAllTiming times `sign --all` on the benchmark corpus's dag (2001
 // small paths, $NIXBUCKET_CORPUS, default ../../../shared/bench/corpus.nix)
 // pushed with key A to a real MinIO: once signing every narinfo with B
-// trusting A, once more with nothing to change. It only logs the times;
-// set NIXBUCKET_BENCH_SIGN=1 to run it.
+// trusting A, once more with nothing to change. It only logs the times
+// and request counts; it is built with -tags bench:
+//
+//	go test -tags bench -run TestSignAllTiming -v ./cmd/nixbucket/
 func TestSignAllTiming(t *testing.T) {
-	if os.Getenv("NIXBUCKET_BENCH_SIGN") == "" {
-		t.Skip("set NIXBUCKET_BENCH_SIGN=1 to time sign --all on the 2001-path corpus")
-	}
 	corpus := os.Getenv("NIXBUCKET_CORPUS")
 	if corpus == "" {
 		corpus = "../../../shared/bench/corpus.nix"
