@@ -40,9 +40,10 @@ demo: demo-setup build ## the main job end to end on a sample closure
 bench: setup servers build ## nixbucket against nix on the same paths, as ratios (loopback, then network at 0, 20, 80 ms: about an hour; BENCH=net|loopback)
 	@BENCH=$(BENCH) bash scripts/bench.sh
 
-check: ## gofmt, go vet, staticcheck
+check: ## gofmt, go vet (also of the bench-tagged files), staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags bench ./internal/bench/ ./cmd/nixbucket/
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # The packages with concurrency, under the race detector (it needs cgo and gcc).
