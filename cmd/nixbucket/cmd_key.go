@@ -67,12 +67,7 @@ func secretKeyFileFlag() cli.Flag {
 }
 
 // secretKeyFiles returns the --secret-key-file values, in order.
-func secretKeyFiles(c *cli.Context) []string {
-	if l, ok := c.Generic("secret-key-file").(*listFlag); ok {
-		return l.values
-	}
-	return nil
-}
+func secretKeyFiles(c *cli.Context) []string { return listValues(c, "secret-key-file") }
 
 // loadSecretKeys reads the keys of --secret-key-file, else those of the
 // NIXBUCKET_SECRET_KEY variable; it returns none when neither is set.

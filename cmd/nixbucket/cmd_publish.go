@@ -226,6 +226,15 @@ type listFlag struct{ values []string }
 func (l *listFlag) Set(v string) error { l.values = append(l.values, v); return nil }
 func (l *listFlag) String() string     { return strings.Join(l.values, " ") }
 
+// listValues returns the values of the listFlag name; none if c has no
+// such flag.
+func listValues(c *cli.Context, name string) []string {
+	if l, ok := c.Generic(name).(*listFlag); ok {
+		return l.values
+	}
+	return nil
+}
+
 // parseArgv reads an --entrypoint or --cmd value: a JSON array of strings
 // (Dockerfile's exec form, ["/garage", "server"]) or words separated by
 // spaces.

@@ -138,14 +138,6 @@ func signAction(c *cli.Context) error {
 	return nil
 }
 
-// listValues returns the values of a repeatable listFlag.
-func listValues(c *cli.Context, name string) []string {
-	if l, ok := c.Generic(name).(*listFlag); ok {
-		return l.values
-	}
-	return nil
-}
-
 // printSignResult prints what sign did: JSON, or the root manifests read
 // and one summary line.
 func printSignResult(w io.Writer, res *resign.Result, asJSON bool) error {

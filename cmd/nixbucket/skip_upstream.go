@@ -16,12 +16,7 @@ func skipSignedByFlag() cli.Flag {
 
 // skipSignedBy returns the --skip-signed-by names; none for a command
 // without the flag.
-func skipSignedBy(c *cli.Context) []string {
-	if l, ok := c.Generic("skip-signed-by").(*listFlag); ok {
-		return l.values
-	}
-	return nil
-}
+func skipSignedBy(c *cli.Context) []string { return listValues(c, "skip-signed-by") }
 
 // checkSkipSignedBy refuses an empty key name or one with a ':'.
 func checkSkipSignedBy(c *cli.Context) error {
