@@ -15,37 +15,57 @@ import (
 // shared cache lock after its last write ended.
 const DefaultLockIdle = time.Minute
 
+// DefaultLockMaxHold is how long one shared cache lock serves new writes
+// of a server that accepts pushes: after it, new writes take a new lock,
+// which yields to a gc waiting for the cache, and the old one is released
+// once its writes end.
+const DefaultLockMaxHold = 10 * time.Minute
+
 // pushLock holds the shared cache lock (package lock) while writes are in
 // flight: the first write takes it, and it is released once no write has
 // been in flight for idle, so that gc can run while nobody pushes. Writes
-// that come while it is being acquired wait for that one acquisition.
+// that come while it is being acquired wait for that one acquisition. A
+// lock older than maxHold takes no new write: the next write takes a new
+// one (lock.Acquire makes a shared lock wait for a gc that waits), so that
+// pushes that never pause do not keep gc out for ever.
 type pushLock struct {
-	b    s3cache.Bucket
-	opts lock.Options
-	idle time.Duration
-	log  *slog.Logger
+	b       s3cache.Bucket
+	opts    lock.Options
+	idle    time.Duration
+	maxHold time.Duration
+	log     *slog.Logger
 
 	mu        sync.Mutex
-	l         *lock.Lock
+	cur       *heldLock     // the lock new writes join; nil if none
 	acquiring chan struct{} // closed when the acquisition under way ends; nil if none
 	err       error         // that acquisition's error
-	active    int           // writes holding the lock
-	timer     *time.Timer   // releases the lock once idle
+	timer     *time.Timer   // releases cur once idle
 	closed    bool
 }
 
-func newPushLock(b s3cache.Bucket, opts lock.Options, idle time.Duration, log *slog.Logger) *pushLock {
+// heldLock is one shared lock and the writes holding it.
+type heldLock struct {
+	l      *lock.Lock
+	since  time.Time
+	active int
+}
+
+func newPushLock(b s3cache.Bucket, opts lock.Options, idle, maxHold time.Duration, log *slog.Logger) *pushLock {
 	if idle <= 0 {
 		idle = DefaultLockIdle
 	}
-	return &pushLock{b: b, opts: opts, idle: idle, log: log}
+	if maxHold <= 0 {
+		maxHold = DefaultLockMaxHold
+	}
+	return &pushLock{b: b, opts: opts, idle: idle, maxHold: maxHold, log: log}
 }
 
 // errServerClosing refuses writes that come while the server stops.
 var errServerClosing = errors.New("the server is shutting down")
 
 // hold returns the lock, held until done is called: a write runs between
-// the two. It takes the lock if nobody holds it.
+// the two. It takes the lock if nobody holds it, or if the one held is
+// older than maxHold.
 func (p *pushLock) hold(ctx context.Context) (l *lock.Lock, done func(), err error) {
 	p.mu.Lock()
 	for {
@@ -53,15 +73,14 @@ func (p *pushLock) hold(ctx context.Context) (l *lock.Lock, done func(), err err
 			p.mu.Unlock()
 			return nil, nil, errServerClosing
 		}
-		if p.l != nil {
-			p.active++
-			if p.timer != nil {
-				p.timer.Stop()
-				p.timer = nil
-			}
-			l := p.l
+		if h := p.cur; h != nil && time.Since(h.since) >= p.maxHold {
+			p.retire(h)
+		}
+		if h := p.cur; h != nil {
+			h.active++
+			p.stopTimer()
 			p.mu.Unlock()
-			return l, sync.OnceFunc(p.done), nil
+			return h.l, sync.OnceFunc(func() { p.done(h) }), nil
 		}
 		if p.acquiring == nil {
 			p.acquiring = make(chan struct{})
@@ -75,7 +94,7 @@ func (p *pushLock) hold(ctx context.Context) (l *lock.Lock, done func(), err err
 			return nil, nil, ctx.Err()
 		}
 		p.mu.Lock()
-		if p.l == nil && p.err != nil {
+		if p.cur == nil && p.err != nil {
 			err := p.err
 			p.mu.Unlock()
 			return nil, nil, err
@@ -97,55 +116,72 @@ func (p *pushLock) acquire() {
 		return
 	}
 	if p.closed {
-		l.Release()
+		go p.release(l)
 		return
 	}
 	p.log.Info("took the shared cache lock for pushes", "key", l.Key())
-	p.l = l
-	if p.active == 0 {
-		p.timer = time.AfterFunc(p.idle, p.releaseIdle)
+	p.cur = &heldLock{l: l, since: time.Now()}
+	p.timer = time.AfterFunc(p.idle, p.releaseIdle)
+}
+
+// retire makes h take no new write, and releases it now if it has none
+// (else its last write does). Called with mu held.
+func (p *pushLock) retire(h *heldLock) {
+	p.cur = nil
+	p.stopTimer()
+	if h.active == 0 {
+		go p.release(h.l)
 	}
 }
 
-// done ends a write; the last one starts the idle clock.
-func (p *pushLock) done() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.active--
-	if p.active == 0 && p.l != nil && !p.closed {
-		p.timer = time.AfterFunc(p.idle, p.releaseIdle)
-	}
-}
-
-// releaseIdle releases the lock if no write came since the idle clock
-// started.
-func (p *pushLock) releaseIdle() {
-	p.mu.Lock()
-	l := p.l
-	if l == nil || p.active > 0 || p.timer == nil {
-		p.mu.Unlock()
-		return
-	}
-	p.l, p.timer = nil, nil
-	p.mu.Unlock()
-	p.release(l)
-}
-
-// lost drops a lock that failed its Check, once its writes end, so that
-// the next write takes a new one.
-func (p *pushLock) lost(l *lock.Lock) {
-	p.mu.Lock()
-	if p.l != l {
-		p.mu.Unlock()
-		return
-	}
-	p.l = nil
+// stopTimer stops the idle clock. Called with mu held.
+func (p *pushLock) stopTimer() {
 	if p.timer != nil {
 		p.timer.Stop()
 		p.timer = nil
 	}
+}
+
+// done ends a write that held h: the last one starts the idle clock, or
+// releases h if it was retired.
+func (p *pushLock) done(h *heldLock) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h.active--
+	if h.active > 0 {
+		return
+	}
+	switch {
+	case h != p.cur:
+		go p.release(h.l) // retired, lost or closed meanwhile
+	case !p.closed:
+		p.stopTimer()
+		p.timer = time.AfterFunc(p.idle, p.releaseIdle)
+	}
+}
+
+// releaseIdle releases the current lock if no write came since the idle
+// clock started.
+func (p *pushLock) releaseIdle() {
+	p.mu.Lock()
+	h := p.cur
+	if h == nil || h.active > 0 || p.timer == nil {
+		p.mu.Unlock()
+		return
+	}
+	p.cur, p.timer = nil, nil
 	p.mu.Unlock()
-	p.release(l)
+	p.release(h.l)
+}
+
+// lost makes a lock that failed its Check take no new write, so that the
+// next write takes a new one; it is released once its writes end.
+func (p *pushLock) lost(l *lock.Lock) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if h := p.cur; h != nil && h.l == l {
+		p.retire(h)
+	}
 }
 
 func (p *pushLock) release(l *lock.Lock) {
@@ -153,7 +189,7 @@ func (p *pushLock) release(l *lock.Lock) {
 		p.log.Warn("releasing the shared cache lock", "err", err)
 		return
 	}
-	p.log.Info("released the shared cache lock: no push in flight")
+	p.log.Info("released a shared cache lock of pushes", "key", l.Key())
 }
 
 // close releases the lock (call it once the writes have ended) and
@@ -161,14 +197,12 @@ func (p *pushLock) release(l *lock.Lock) {
 func (p *pushLock) close() {
 	p.mu.Lock()
 	p.closed = true
-	l := p.l
-	p.l = nil
-	if p.timer != nil {
-		p.timer.Stop()
-		p.timer = nil
-	}
+	h := p.cur
+	p.cur = nil
+	p.stopTimer()
+	idle := h != nil && h.active == 0 // else its last write releases it
 	p.mu.Unlock()
-	if l != nil {
-		p.release(l)
+	if idle {
+		p.release(h.l)
 	}
 }

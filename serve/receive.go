@@ -39,6 +39,10 @@ type PushOptions struct {
 	// LockIdle is how long the lock is kept after the last write;
 	// default DefaultLockIdle.
 	LockIdle time.Duration
+	// LockMaxHold is how long one lock takes new writes; after it they
+	// take a new one, which waits for a gc that waits for the cache;
+	// default DefaultLockMaxHold.
+	LockMaxHold time.Duration
 }
 
 // receiver stores the writes of a pusher, checked: PUT of nar/<hash>.nar…
@@ -75,7 +79,7 @@ func newReceiver(b s3cache.Bucket, opts PushOptions, log *slog.Logger) *receiver
 	if lopts.Logger == nil {
 		lopts.Logger = log
 	}
-	return &receiver{b: b, opts: opts, log: log, lock: newPushLock(b, lopts, opts.LockIdle, log), nars: newNarRecords(maxNarRecords)}
+	return &receiver{b: b, opts: opts, log: log, lock: newPushLock(b, lopts, opts.LockIdle, opts.LockMaxHold, log), nars: newNarRecords(maxNarRecords)}
 }
 
 // refusal is a write refused: its status and a one-line reason for the

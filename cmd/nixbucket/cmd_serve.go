@@ -22,7 +22,7 @@ func serveCommand() *cli.Command {
 		Name:  "serve",
 		Usage: "serve a bucket read-only over HTTP as a Nix binary cache",
 		UsageText: "nixbucket serve --cache URL [--listen 127.0.0.1:8080] [--htpasswd FILE] [--tls-cert FILE --tls-key FILE] [--serve-all]\n" +
-			"    [--accept-push --push-token-file FILE --trusted-public-key KEY... [--lock-wait DURATION] [--lock-idle DURATION]]\n\n" +
+			"    [--accept-push --push-token-file FILE --trusted-public-key KEY... [--lock-wait DURATION] [--lock-idle DURATION] [--lock-max-hold DURATION]]\n\n" +
 			"Serves the cache's layout only (nix-cache-info, *.narinfo, *.ls, nar/, log/, realisations/), with\n" +
 			"Range, ETag/Last-Modified, Cache-Control, and one log line per request on stderr. Nix sends the\n" +
 			"--htpasswd user's password from its netrc-file. SIGTERM or SIGINT lets requests in flight finish.\n\n" +
@@ -43,6 +43,7 @@ func serveCommand() *cli.Command {
 			trustedKeyFlag("with --accept-push, store only narinfos with a valid signature by this key"),
 			&cli.DurationFlag{Name: "lock-wait", Value: 5 * time.Minute, Usage: "a push waits up to `DURATION` for a running gc to finish (then 503)"},
 			&cli.DurationFlag{Name: "lock-idle", Value: serve.DefaultLockIdle, Usage: "release the shared cache lock `DURATION` after the last push ended"},
+			&cli.DurationFlag{Name: "lock-max-hold", Value: serve.DefaultLockMaxHold, Usage: "pushes take a new shared cache lock after `DURATION`, so that a waiting gc gets its turn while pushes never pause"},
 		},
 		Action: func(c *cli.Context) error {
 			ctx := c.Context
@@ -153,5 +154,6 @@ func servePushOptions(c *cli.Context) (*serve.PushOptions, error) {
 		TrustedKeys: keys,
 		Lock:        lock.Options{Command: "serve --accept-push", Wait: c.Duration("lock-wait"), Logger: slog.Default()},
 		LockIdle:    c.Duration("lock-idle"),
+		LockMaxHold: c.Duration("lock-max-hold"),
 	}, nil
 }
