@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nixbucket/nixbucket/s3cache"
@@ -126,8 +127,8 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, size int64, o
 	cr := &countingReader{r: r}
 	resp, err := b.do(ctx, http.MethodPut, key, cr, size, opts)
 	if err != nil {
-		if size >= 0 && cr.n != size && cr.err == nil && cr.eof {
-			return fmt.Errorf("putting %s: read %d bytes, want %d: %w", key, cr.n, size, s3cache.ErrSizeMismatch)
+		if n, eof, rerr := cr.state(); size >= 0 && n != size && rerr == nil && eof {
+			return fmt.Errorf("putting %s: read %d bytes, want %d: %w", key, n, size, s3cache.ErrSizeMismatch)
 		}
 		return err
 	}
@@ -149,9 +150,12 @@ func (b *Bucket) Delete(ctx context.Context, keys ...string) error {
 }
 
 // countingReader counts the bytes of a request body and notes how it
-// ended.
+// ended. Its figures are read with state: the transport reads the body in
+// a goroutine of its own.
 type countingReader struct {
-	r   io.Reader
+	r io.Reader
+
+	mu  sync.Mutex
 	n   int64
 	eof bool
 	err error
@@ -159,6 +163,8 @@ type countingReader struct {
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.n += int64(n)
 	switch {
 	case err == io.EOF:
@@ -168,3 +174,73 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// state returns the bytes read, whether the reader reached its end, and
+// the error it failed with.
+func (c *countingReader) state() (n int64, eof bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n, c.eof, c.err
+}
+
+// rewind seeks the reader back to its start for another attempt.
+func (c *countingReader) rewind(s io.Seeker) error {
+	if _, err := s.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n, c.eof = 0, false
+	return nil
+}
+
+// attemptBody is the body of one attempt. The transport may close (and
+// stop reading) a body after Do returned (http.RoundTripper's contract):
+// done waits for that, and for a Read in flight, before the body is
+// looked at or sent again; a Read after Close fails.
+type attemptBody struct {
+	cr *countingReader
+
+	mu     sync.Mutex // held by a Read in flight
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newAttemptBody(cr *countingReader) *attemptBody {
+	return &attemptBody{cr: cr, closed: make(chan struct{})}
+}
+
+func (a *attemptBody) Read(p []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	select {
+	case <-a.closed:
+		return 0, errAttemptOver
+	default:
+	}
+	return a.cr.Read(p)
+}
+
+// Close ends the attempt's reads; the transport calls it.
+func (a *attemptBody) Close() error {
+	a.once.Do(func() { close(a.closed) })
+	return nil
+}
+
+// done waits until the transport has closed the body and no Read is in
+// flight; when ctx ends first, it closes the body and returns at once
+// (the caller gives the body up).
+func (a *attemptBody) done(ctx context.Context) {
+	select {
+	case <-a.closed:
+	case <-ctx.Done():
+		a.Close()
+		return
+	}
+	a.mu.Lock()
+	//lint:ignore SA2001 an empty critical section: it waits for a Read in flight
+	a.mu.Unlock()
+}
+
+// errAttemptOver fails a Read of an attempt's body after its request ended.
+var errAttemptOver = errors.New("request body read after its request ended")

@@ -37,9 +37,14 @@ func (b *Bucket) do(ctx context.Context, method, key string, body *countingReade
 		var st *statusError
 		retry := transient(err)
 		resend := false // a stream, part sent: the caller may send it again
-		if body != nil && body.n > 0 {
-			resend = retry && seeker == nil && body.err == nil
-			retry = retry && seeker != nil
+		var sent int64
+		if body != nil {
+			n, _, rerr := body.state()
+			sent = n
+			if sent > 0 {
+				resend = retry && seeker == nil && rerr == nil
+				retry = retry && seeker != nil
+			}
 		}
 		if !retry || time.Since(start) >= b.opts.Net.RetryFor {
 			ferr := b.fail(method, key, err, attempt)
@@ -48,11 +53,10 @@ func (b *Bucket) do(ctx context.Context, method, key string, body *countingReade
 			}
 			return nil, ferr
 		}
-		if body != nil && body.n > 0 {
-			if _, err := seeker.Seek(0, io.SeekStart); err != nil {
+		if sent > 0 {
+			if err := body.rewind(seeker); err != nil {
 				return nil, b.fail(method, key, err, attempt)
 			}
-			body.n, body.eof = 0, false
 		}
 		reason := err.Error()
 		if errors.As(err, &st) {
@@ -69,20 +73,28 @@ func (b *Bucket) do(ctx context.Context, method, key string, body *countingReade
 	}
 }
 
-// once makes one attempt.
+// once makes one attempt. It returns once the transport is done with
+// the body (attemptBody.done).
 func (b *Bucket) once(ctx context.Context, method, key string, body *countingReader, size int64, opts s3cache.PutOptions) (*http.Response, error) {
 	var rd io.Reader
+	var ab *attemptBody
 	if body != nil {
-		rd = body
+		ab = newAttemptBody(body)
+		defer ab.done(ctx)
+		rd = ab
 	}
 	req, err := http.NewRequestWithContext(ctx, method, b.keyURL(key), rd)
 	if err != nil {
+		if ab != nil {
+			ab.Close()
+		}
 		return nil, err
 	}
 	if body != nil {
 		req.ContentLength = size // -1: chunked
 		if size == 0 {
 			req.Body = http.NoBody
+			ab.Close() // not the transport's to close
 		}
 		req.GetBody = nil
 		ct := opts.ContentType

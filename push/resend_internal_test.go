@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,14 +57,40 @@ func (c *breakingCache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mu.Unlock()
 }
 
+// count returns the PUTs received and what is stored at key.
+func (c *breakingCache) count(key string) (int, []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.puts, c.objects[key]
+}
+
+// lockedBuffer is a bytes.Buffer that loggers of several goroutines
+// share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // unreachableBucket fails every Put as an S3 bucket that gave up.
 type unreachableBucket struct {
 	*s3cache.MemBucket
-	puts int
+	puts atomic.Int64
 }
 
 func (b *unreachableBucket) Put(ctx context.Context, key string, r io.Reader, size int64, opts s3cache.PutOptions) error {
-	b.puts++
+	b.puts.Add(1)
 	io.Copy(io.Discard, r)
 	return fmt.Errorf("PUT %s: %w", key, s3cache.ErrUnreachable)
 }
@@ -101,7 +128,7 @@ func TestUploadNARResends(t *testing.T) {
 		{"S3 unreachable", 0, 0, true, false, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var log bytes.Buffer
+			var log lockedBuffer
 			opts := Options{Compression: "zstd", Counters: new(Counters), Logger: slog.New(slog.NewTextHandler(&log, nil))}
 			var b s3cache.Bucket
 			c := &breakingCache{breaks: tc.breaks, status: tc.status, objects: map[string][]byte{}}
@@ -118,7 +145,8 @@ func TestUploadNARResends(t *testing.T) {
 				}
 			}
 			ni, err := UploadNAR(ctx, b, info, opts)
-			puts := c.puts + ub.puts
+			cachePuts, _ := c.count("")
+			puts := cachePuts + int(ub.puts.Load())
 			if (err == nil) != tc.ok || puts != tc.puts {
 				t.Fatalf("UploadNAR: %v after %d PUTs; want ok %v after %d", err, puts, tc.ok, tc.puts)
 			}
@@ -132,7 +160,7 @@ func TestUploadNARResends(t *testing.T) {
 			if !tc.ok {
 				return
 			}
-			if got := c.objects[ni.URL]; int64(len(got)) != int64(ni.FileSize) {
+			if _, got := c.count(ni.URL); int64(len(got)) != int64(ni.FileSize) {
 				t.Errorf("the cache holds %d bytes of %s, the narinfo says %d", len(got), ni.URL, ni.FileSize)
 			}
 			if n := opts.Counters.NarBytes.Load(); n != int64(info.NarSize) {
