@@ -46,31 +46,48 @@ func genKey(t *testing.T, dir, name string) (string, string) {
 	return sec, strings.TrimSpace(string(text))
 }
 
+// upstreamFixture is the closure of the upstream tests, built with a
+// fresh salt: upA and upB signed locally by key U (as if substituted from
+// the upstream) and served by a file:// cache signed by U (upDir), own
+// and app signed by no one yet.
+type upstreamFixture struct {
+	upA, upB, own, app string
+	dir                string
+	upPub              string
+	ownSec, ownPub     string
+	upDir              string
+}
+
+func newUpstreamFixture(t *testing.T) *upstreamFixture {
+	t.Helper()
+	salt := make([]byte, 4)
+	_, _ = rand.Read(salt)
+	f := nixtest.WriteExpr(t, fmt.Sprintf(upstreamExpr, hex.EncodeToString(salt)))
+	built := nixtest.Build(t, f, "upA", "upB", "own", "app")
+	fx := &upstreamFixture{upA: built[0], upB: built[1], own: built[2], app: built[3], dir: t.TempDir()}
+	upSec, upPub := genKey(t, fx.dir, "upstream-test-1")
+	fx.upPub = upPub
+	fx.ownSec, fx.ownPub = genKey(t, fx.dir, "own-test-1")
+	nixtest.Run(t, "nix", "store", "sign", "--key-file", upSec, fx.upA, fx.upB)
+	fx.upDir = filepath.Join(fx.dir, "upstream-cache")
+	nixtest.Run(t, "nix", append([]string{"copy", "--to", "file://" + fx.upDir + "?secret-key=" + upSec, fx.upB}, nixtest.Options...)...)
+	return fx
+}
+
 // TestSkipUpstream leaves upstream the paths signed locally by an
 // upstream key: a file:// cache signed by key U plays the upstream, and
 // the local paths carry U's signature (nix store sign). push
 // --skip-signed-by U uploads only the own paths into MinIO and records
-// the others (an upstream record, or the root manifest with --root);
+// the others (an upstream record, and the root manifest with --root);
 // real Nix with both caches as substituters then substitutes the whole
 // closure into an empty store, building nothing. verify reports the
 // references left to upstream (and fails with --require-complete), stats
 // counts them, gc with a root keeps everything.
 func TestSkipUpstream(t *testing.T) {
 	t.Parallel()
-	salt := make([]byte, 4)
-	_, _ = rand.Read(salt)
-	f := nixtest.WriteExpr(t, fmt.Sprintf(upstreamExpr, hex.EncodeToString(salt)))
-	built := nixtest.Build(t, f, "upA", "upB", "own", "app")
-	upA, upB, own, app := built[0], built[1], built[2], built[3]
-	dir := t.TempDir()
-	upSec, upPub := genKey(t, dir, "upstream-test-1")
-	ownSec, ownPub := genKey(t, dir, "own-test-1")
-
-	// The upstream: U signs upA and upB in the local store (as if they
-	// had been substituted from it) and in a file:// cache.
-	nixtest.Run(t, "nix", "store", "sign", "--key-file", upSec, upA, upB)
-	upDir := filepath.Join(dir, "upstream-cache")
-	nixtest.Run(t, "nix", append([]string{"copy", "--to", "file://" + upDir + "?secret-key=" + upSec, upB}, nixtest.Options...)...)
+	fx := newUpstreamFixture(t)
+	upA, upB, own, app := fx.upA, fx.upB, fx.own, fx.app
+	upPub, ownSec, ownPub, upDir := fx.upPub, fx.ownSec, fx.ownPub, fx.upDir
 	infos := nixtest.PathInfos(t, upA, upB, own, app)
 	upBytes := infos[upA].NarSize + infos[upB].NarSize
 	ownBytes := infos[own].NarSize + infos[app].NarSize

@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,17 +23,9 @@ import (
 // substitutes the whole closure, building nothing.
 func TestSkipUpstreamThroughServe(t *testing.T) {
 	t.Parallel()
-	salt := make([]byte, 4)
-	_, _ = rand.Read(salt)
-	f := nixtest.WriteExpr(t, fmt.Sprintf(upstreamExpr, hex.EncodeToString(salt)))
-	built := nixtest.Build(t, f, "upA", "upB", "own", "app")
-	upA, upB, own, app := built[0], built[1], built[2], built[3]
-	dir := t.TempDir()
-	upSec, upPub := genKey(t, dir, "upstream-test-1")
-	ownSec, ownPub := genKey(t, dir, "own-test-1")
-	nixtest.Run(t, "nix", "store", "sign", "--key-file", upSec, upA, upB)
-	upDir := filepath.Join(dir, "upstream-cache")
-	nixtest.Run(t, "nix", append([]string{"copy", "--to", "file://" + upDir + "?secret-key=" + upSec, upB}, nixtest.Options...)...)
+	fx := newUpstreamFixture(t)
+	upA, upB, own, app := fx.upA, fx.upB, fx.own, fx.app
+	dir, upPub, ownSec, ownPub, upDir := fx.dir, fx.upPub, fx.ownSec, fx.ownPub, fx.upDir
 
 	srv := s3test.Start(t, s3test.MinIO)
 	bucket := srv.NewBucket(t)
