@@ -6,7 +6,8 @@
 # Usage: scripts/setup.sh demo   what `make demo` uses: nix-bin and curl
 #        scripts/setup.sh [test] what `make test` uses besides: xz-utils and zstd (reference decoders),
 #                                time (make bench), gcc (make race), docker-registry, apache2-utils
-#                                (htpasswd), skopeo and chromium (release publishing tests)
+#                                (htpasswd), skopeo and chromium (release publishing tests), prometheus
+#                                (promtool checks the metrics)
 set -euo pipefail
 
 mode=${1:-test}
@@ -37,6 +38,7 @@ if [ "$mode" = test ]; then
   want htpasswd apache2-utils
   want skopeo skopeo
   want chromium chromium
+  want promtool prometheus # promtool checks the metrics output
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup ($mode): installing ${need[*]} from Debian (apt-get; the first time, a few hundred MB for the tests, ~25 MB for the demo)" >&2
