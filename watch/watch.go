@@ -137,6 +137,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			sw.run(ctx, o.PollInterval)
 		}()
 	}
+	if !o.Once {
+		w.log.Info("watching the queue", "queue", o.Queue.Path(), "watch_store", o.NewPaths != nil)
+	}
 	for {
 		due, err := w.waitDue(ctx)
 		if err != nil || !due {
