@@ -31,8 +31,10 @@ type Options struct {
 	Queue *queue.Queue
 	// Bucket is the cache pushed to.
 	Bucket s3cache.Bucket
-	// Store is the local store the paths are read from.
-	Store store.Store
+	// OpenStore opens the local store the paths are read from, once per
+	// batch: a store kept open for days can go stale (a database
+	// connection blind to Nix's later commits, a daemon restarted).
+	OpenStore func(context.Context) (store.Store, error)
 	// Push is the template of every batch's push: keys, compression,
 	// jobs, lock. Its Counters, Root and Listing are set per batch.
 	Push push.Options
@@ -41,9 +43,10 @@ type Options struct {
 	// Once drains what is pending (waiting for the retries it makes) and
 	// returns, instead of watching for more.
 	Once bool
-	// NewPaths, if set, is the local store's database, polled for paths
-	// registered since Run began, which are queued (watch-store).
-	NewPaths *store.DB
+	// NewPaths, if set, is the local store's database file (normally
+	// store.DBPath()), polled for paths registered since Run began, which
+	// are queued (watch-store).
+	NewPaths string
 	// BatchWait is how long to wait, once an entry is due, for more to
 	// gather into its batch; default DefaultBatchWait. Once waits none.
 	BatchWait time.Duration
@@ -125,7 +128,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if n > 0 {
 		w.log.Info("requeued the entries a previous watch left in flight", "entries", n)
 	}
-	if o.NewPaths != nil {
+	if o.NewPaths != "" {
 		sw, err := newStoreWatcher(ctx, o.NewPaths, o.Queue, o.Metrics, w.log)
 		if err != nil {
 			return w.sum, err
@@ -138,7 +141,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		}()
 	}
 	if !o.Once {
-		w.log.Info("watching the queue", "queue", o.Queue.Path(), "watch_store", o.NewPaths != nil)
+		w.log.Info("watching the queue", "queue", o.Queue.Path(), "watch_store", o.NewPaths != "")
 	}
 	for {
 		due, err := w.waitDue(ctx)

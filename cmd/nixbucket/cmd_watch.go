@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/queue"
 	"github.com/nixbucket/nixbucket/store"
-	"github.com/nixbucket/nixbucket/storepath"
 	"github.com/nixbucket/nixbucket/watch"
 )
 
@@ -82,12 +80,13 @@ func watchAction(c *cli.Context) error {
 		return err
 	}
 	unlock()
-	var newPaths *store.DB
+	newPaths := ""
 	if c.Bool("watch-store") {
-		if newPaths, err = openStoreDB(wctx); err != nil {
-			return err
+		// Fail now if the database cannot be read.
+		newPaths = store.DBPath()
+		if _, err := store.LastID(wctx, newPaths); err != nil {
+			return withCode(exitNotFound, fmt.Errorf("--watch-store: %w", err))
 		}
-		defer newPaths.Close()
 	}
 	b, err := openBucket(wctx, ps.url)
 	if err != nil {
@@ -98,11 +97,12 @@ func watchAction(c *cli.Context) error {
 			return err
 		}
 	}
+	// Fail now if there is no store; each batch opens it again.
 	s, err := openStore(wctx)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	s.Close()
 	if len(ps.keys) == 0 {
 		slog.Warn("pushing unsigned narinfos: Nix will not substitute them with require-sigs; give --secret-key-file or NIXBUCKET_SECRET_KEY")
 	}
@@ -124,7 +124,9 @@ func watchAction(c *cli.Context) error {
 	sum, err := watch.Run(ctx, watch.Options{
 		Queue:  q,
 		Bucket: b,
-		Store:  s,
+		OpenStore: func(ctx context.Context) (store.Store, error) {
+			return store.Open(ctx, store.WithLogger(slog.Default()))
+		},
 		Push: push.Options{
 			Compression:      ps.algo,
 			CompressionLevel: ps.level,
@@ -153,21 +155,4 @@ func watchAction(c *cli.Context) error {
 	}
 	slog.Info("watch stopped", "paths", sum.Done, "batches", sum.Batches, "failed", sum.Failed)
 	return nil
-}
-
-// openStoreDB opens the local store's database for --watch-store, which
-// must see Nix's latest writes: a database only readable immutable
-// (without its WAL) would hide them.
-func openStoreDB(ctx context.Context) (*store.DB, error) {
-	db, err := store.OpenDB(ctx, store.DBPath(), storepath.DefaultDir(), store.WithLogger(slog.Default()))
-	switch {
-	case errors.Is(err, store.ErrNoStore):
-		return nil, withCode(exitNotFound, fmt.Errorf("--watch-store: %w", err))
-	case err != nil:
-		return nil, fmt.Errorf("--watch-store: %w", err)
-	case db.Immutable():
-		db.Close()
-		return nil, fmt.Errorf("--watch-store: cannot follow the Nix database %s: it is readable only without its recent writes (run as its owner, or use nixbucket hook)", store.DBPath())
-	}
-	return db, nil
 }
