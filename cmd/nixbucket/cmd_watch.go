@@ -150,7 +150,7 @@ func watchAction(c *cli.Context) error {
 		if sum.Failed > 0 {
 			return withCode(exitFailure, fmt.Errorf("%d queued paths pushed, %d failed (nixbucket queue lists them): %w", sum.Done, sum.Failed, sum.LastError))
 		}
-		fmt.Fprintf(c.App.Writer, "pushed %d queued paths in %d batches\n", sum.Done, sum.Batches)
+		fmt.Fprintf(c.App.Writer, "pushed %d queued paths in %d %s\n", sum.Done, sum.Batches, plural(int64(sum.Batches), "batch", "batches"))
 		return nil
 	}
 	slog.Info("watch stopped", "paths", sum.Done, "batches", sum.Batches, "failed", sum.Failed)

@@ -107,7 +107,7 @@ func TestWatchOnce(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("watch --once: exit %d: %s%s", code, stdout, stderr)
 	}
-	if stdout != "pushed 2 queued paths in 1 batches\n" {
+	if stdout != "pushed 2 queued paths in 1 batch\n" {
 		t.Errorf("stdout %q", stdout)
 	}
 	if n := strings.Count(stderr, `msg="batch pushed"`); n != 1 || strings.Count(stderr, "\n") != 1 {

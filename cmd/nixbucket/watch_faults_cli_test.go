@@ -131,4 +131,3 @@ func metric(t *testing.T, body, name string) float64 {
 	}
 	return v
 }
-
