@@ -48,7 +48,8 @@ type Options struct {
 	// are queued (watch-store).
 	NewPaths string
 	// BatchWait is how long to wait, once an entry is due, for more to
-	// gather into its batch; default DefaultBatchWait. Once waits none.
+	// gather into its batch; 0 means DefaultBatchWait, a negative value
+	// none. Once waits none.
 	BatchWait time.Duration
 	// BatchSize bounds the entries of a batch; default DefaultBatchSize.
 	BatchSize int
@@ -79,7 +80,9 @@ func (o *Options) defaults() {
 			*d = v
 		}
 	}
-	def(&o.BatchWait, DefaultBatchWait)
+	if o.BatchWait == 0 {
+		o.BatchWait = DefaultBatchWait
+	}
 	def(&o.PollInterval, DefaultPollInterval)
 	def(&o.RetryBase, DefaultRetryBase)
 	def(&o.RetryMax, DefaultRetryMax)

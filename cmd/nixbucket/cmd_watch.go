@@ -120,6 +120,10 @@ func watchAction(c *cli.Context) error {
 	if !c.Bool("no-lock") {
 		lk = &lock.Options{Command: "watch", Wait: c.Duration("lock-wait"), Logger: slog.Default()}
 	}
+	batchWait := c.Duration("batch-wait")
+	if batchWait == 0 {
+		batchWait = -1 // none, not watch's default
+	}
 	limitMemory()
 	sum, err := watch.Run(ctx, watch.Options{
 		Queue:  q,
@@ -139,7 +143,7 @@ func watchAction(c *cli.Context) error {
 		Root:      ps.root,
 		Once:      c.Bool("once"),
 		NewPaths:  newPaths,
-		BatchWait: c.Duration("batch-wait"),
+		BatchWait: batchWait,
 		Metrics:   m,
 		Logger:    slog.Default(),
 	})
