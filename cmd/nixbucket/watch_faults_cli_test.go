@@ -29,13 +29,13 @@ func TestWatchResetsAndMetrics(t *testing.T) {
 		t.Fatalf("promtool not found (Debian's prometheus package; scripts/setup.sh installs it): %v", err)
 	}
 	f := newWatchFixture(t)
-	paths := samplePaths(t, "watch-resets", "app", "dag")
+	paths := watchSamplePaths(t, "watch-resets", "app", "dag")
 	x := s3test.NewToxi(t, f.srv.Endpoint)
 	start := time.Now()
 	p := startWatch(t, creds(f.srv), append(append([]string{}, tight...),
 		f.args(x.StoreURL(f.bucket), "--metrics-listen", "127.0.0.1:0", "--batch-wait", "10ms")...)...)
-	url := metricsURL.FindStringSubmatch(p.waitFor(t, metricsURL, 1))[1]
-	p.waitFor(t, watching, 1)
+	url := watchMetricsLine.FindStringSubmatch(p.waitFor(t, watchMetricsLine, 1))[1]
+	p.waitFor(t, watchStarted, 1)
 	x.Toxic(t, "reset", "reset_peer", "downstream", map[string]any{"timeout": 0})
 	f.add(t, paths...)
 	out := p.waitFor(t, regexp.MustCompile(`level=WARN msg="batch failed; will retry" paths=2 attempt=1 retry_in=`), 1)
@@ -43,13 +43,13 @@ func TestWatchResetsAndMetrics(t *testing.T) {
 		t.Errorf("no WARN line for a request's retry:\n%s", out)
 	}
 	x.RemoveToxic(t, "reset")
-	out = p.waitFor(t, batchPushed, 1)
+	out = p.waitFor(t, watchBatchPushed, 1)
 	if !strings.Contains(out, " attempt=2") {
 		t.Errorf("the batch line does not say it was the second attempt:\n%s", out)
 	}
 	f.assertArrived(t, paths...)
 
-	body := scrape(t, url)
+	body := watchScrape(t, url)
 	check := exec.Command(promtool, "check", "metrics")
 	check.Stdin = strings.NewReader(body)
 	if out, err := check.CombinedOutput(); err != nil {
@@ -60,7 +60,7 @@ func TestWatchResetsAndMetrics(t *testing.T) {
 	for _, info := range nixtest.PathInfos(t, closure...) {
 		narBytes += info.NarSize
 	}
-	failures := metric(t, body, "nixbucket_watch_push_failures_total")
+	failures := watchMetric(t, body, "nixbucket_watch_push_failures_total")
 	for name, want := range map[string]float64{
 		"nixbucket_watch_pushed_paths_total":                       float64(len(closure)),
 		"nixbucket_watch_present_paths_total":                      0,
@@ -75,17 +75,17 @@ func TestWatchResetsAndMetrics(t *testing.T) {
 		"nixbucket_watch_store_paths_queued_total":                 0,
 		`nixbucket_watch_batch_duration_seconds_bucket{le="+Inf"}`: 1 + failures,
 	} {
-		if got := metric(t, body, name); got != want {
+		if got := watchMetric(t, body, name); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
 	if failures < 1 {
 		t.Errorf("push failures = %v, want at least 1", failures)
 	}
-	if up := metric(t, body, "nixbucket_watch_uploaded_bytes_total"); up <= 0 {
+	if up := watchMetric(t, body, "nixbucket_watch_uploaded_bytes_total"); up <= 0 {
 		t.Errorf("uploaded bytes = %v", up)
 	}
-	last := metric(t, body, "nixbucket_watch_last_success_timestamp_seconds")
+	last := watchMetric(t, body, "nixbucket_watch_last_success_timestamp_seconds")
 	if st := f.status(t); last != float64(st.LastSuccess.UnixNano())/1e9 || st.LastSuccess.Before(start) {
 		t.Errorf("last success %v, the queue's %v (watch started %v)", last, st.LastSuccess, start)
 	}
@@ -103,7 +103,7 @@ func TestWatchResetsAndMetrics(t *testing.T) {
 }
 
 // scrape GETs the metrics at url.
-func scrape(t *testing.T, url string) string {
+func watchScrape(t *testing.T, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -119,7 +119,7 @@ func scrape(t *testing.T, url string) string {
 
 // metric is the value of the sample name (with its labels, as printed)
 // in a text exposition.
-func metric(t *testing.T, body, name string) float64 {
+func watchMetric(t *testing.T, body, name string) float64 {
 	t.Helper()
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(body)
 	if m == nil {

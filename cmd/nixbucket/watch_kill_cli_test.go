@@ -18,11 +18,11 @@ import (
 	"github.com/nixbucket/nixbucket/layout"
 )
 
-// uploadGate is a reverse proxy in front of an S3 server that holds the
+// watchUploadGate is a reverse proxy in front of an S3 server that holds the
 // first NAR upload request (a PUT under nar/) once armed: it reports on
 // hit and holds the request until released, then forwards it, or drops
 // the connection if abort.
-type uploadGate struct {
+type watchUploadGate struct {
 	rp *httputil.ReverseProxy
 
 	mu    sync.Mutex
@@ -32,13 +32,13 @@ type uploadGate struct {
 	held  chan struct{}
 }
 
-func newUploadGate(t *testing.T, target string, abort bool) (*uploadGate, string) {
+func newWatchUploadGate(t *testing.T, target string, abort bool) (*watchUploadGate, string) {
 	t.Helper()
 	tu, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &uploadGate{
+	g := &watchUploadGate{
 		rp: &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(tu)
@@ -55,7 +55,7 @@ func newUploadGate(t *testing.T, target string, abort bool) (*uploadGate, string
 }
 
 // release lets the held request go.
-func (g *uploadGate) release() {
+func (g *watchUploadGate) release() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	select {
@@ -65,7 +65,7 @@ func (g *uploadGate) release() {
 	}
 }
 
-func (g *uploadGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (g *watchUploadGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/"+layout.NarDir) {
 		g.mu.Lock()
 		stop := g.armed
@@ -83,7 +83,7 @@ func (g *uploadGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // waitHit waits for the gate to hold an upload.
-func (g *uploadGate) waitHit(t *testing.T, p *watchProc) {
+func (g *watchUploadGate) waitHit(t *testing.T, p *watchProc) {
 	t.Helper()
 	select {
 	case <-g.hit:
@@ -93,7 +93,7 @@ func (g *uploadGate) waitHit(t *testing.T, p *watchProc) {
 }
 
 // storeURL is the URL of bucket on srv through the proxy at endpoint.
-func proxiedURL(bucket, endpoint string) string {
+func watchProxiedURL(bucket, endpoint string) string {
 	return "s3://" + bucket + "?endpoint=" + endpoint + "&region=" + s3test.Region
 }
 
@@ -104,10 +104,10 @@ func proxiedURL(bucket, endpoint string) string {
 func TestWatchKilledMidBatch(t *testing.T) {
 	t.Parallel()
 	f := newWatchFixture(t)
-	paths := samplePaths(t, "watch-kill", "app", "dag", "lib")
-	gate, proxy := newUploadGate(t, f.srv.Endpoint, true)
-	p := startWatch(t, creds(f.srv), f.args(proxiedURL(f.bucket, proxy), "--batch-wait", "10ms")...)
-	p.waitFor(t, watching, 1)
+	paths := watchSamplePaths(t, "watch-kill", "app", "dag", "lib")
+	gate, proxy := newWatchUploadGate(t, f.srv.Endpoint, true)
+	p := startWatch(t, creds(f.srv), f.args(watchProxiedURL(f.bucket, proxy), "--batch-wait", "10ms")...)
+	p.waitFor(t, watchStarted, 1)
 	f.add(t, paths...)
 	gate.waitHit(t, p)
 	if st := f.status(t); st.InFlight != len(paths) {
@@ -141,10 +141,10 @@ func TestWatchKilledMidBatch(t *testing.T) {
 func TestWatchTerminatedMidBatch(t *testing.T) {
 	t.Parallel()
 	f := newWatchFixture(t)
-	paths := samplePaths(t, "watch-term", "app", "lib")
-	gate, proxy := newUploadGate(t, f.srv.Endpoint, false)
-	p := startWatch(t, creds(f.srv), f.args(proxiedURL(f.bucket, proxy), "--batch-wait", "10ms")...)
-	p.waitFor(t, watching, 1)
+	paths := watchSamplePaths(t, "watch-term", "app", "lib")
+	gate, proxy := newWatchUploadGate(t, f.srv.Endpoint, false)
+	p := startWatch(t, creds(f.srv), f.args(watchProxiedURL(f.bucket, proxy), "--batch-wait", "10ms")...)
+	p.waitFor(t, watchStarted, 1)
 	f.add(t, paths...)
 	gate.waitHit(t, p)
 	p.signal(t, syscall.SIGTERM)
@@ -153,7 +153,7 @@ func TestWatchTerminatedMidBatch(t *testing.T) {
 	if code := p.wait(t); code != 0 {
 		t.Fatalf("watch after SIGTERM: exit %d:\n%s", code, p.output())
 	}
-	if !batchPushed.MatchString(p.output()) {
+	if !watchBatchPushed.MatchString(p.output()) {
 		t.Errorf("no batch line:\n%s", p.output())
 	}
 	f.assertArrived(t, paths...)

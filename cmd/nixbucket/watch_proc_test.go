@@ -150,11 +150,11 @@ func (p *watchProc) signal(t *testing.T, sig syscall.Signal) {
 	}
 }
 
-// metricsURL is the URL watch said it serves its metrics at.
-var metricsURL = regexp.MustCompile(`serving metrics on (http://\S+/metrics)`)
+// watchMetricsLine is the URL watch said it serves its metrics at.
+var watchMetricsLine = regexp.MustCompile(`serving metrics on (http://\S+/metrics)`)
 
-// watching is the line watch logs once it watches the queue.
-var watching = regexp.MustCompile(`msg="watching the queue"`)
+// watchStarted is the line watch logs once it watches the queue.
+var watchStarted = regexp.MustCompile(`msg="watching the queue"`)
 
-// batchPushed is the line of a batch pushed.
-var batchPushed = regexp.MustCompile(`msg="batch pushed"`)
+// watchBatchPushed is the line of a batch pushed.
+var watchBatchPushed = regexp.MustCompile(`msg="batch pushed"`)

@@ -19,7 +19,7 @@ import (
 func TestWatchPathGone(t *testing.T) {
 	t.Parallel()
 	f := newWatchFixture(t)
-	paths := samplePaths(t, "watch-gone-"+s3test.RandomHex(4), "lib", "dag")
+	paths := watchSamplePaths(t, "watch-gone-"+s3test.RandomHex(4), "lib", "dag")
 	gone, kept := paths[0], paths[1]
 	f.add(t, paths...)
 	nixtest.Run(t, "nix-store", "--delete", gone)
@@ -49,14 +49,14 @@ func TestWatchPathGone(t *testing.T) {
 func TestWatchStore(t *testing.T) {
 	t.Parallel()
 	f := newWatchFixture(t)
-	old := samplePaths(t, "watch-store-old", "lib")[0]
+	old := watchSamplePaths(t, "watch-store-old", "lib")[0]
 	if code, _, stderr := runBin(t, creds(f.srv), f.args("", "--once", "--watch-store")...); code != 2 {
 		t.Errorf("--once --watch-store: exit %d, want 2: %s", code, stderr)
 	} else {
 		oneErrorLine(t, stderr)
 	}
 	p := startWatch(t, creds(f.srv), f.args("", "--watch-store", "--batch-wait", "10ms")...)
-	p.waitFor(t, watching, 1)
+	p.waitFor(t, watchStarted, 1)
 
 	code, _, stderr := runBin(t, creds(f.srv), f.args("", "--once")...)
 	if code != 1 || !strings.Contains(stderr, "another watch is draining this queue (pid ") {
@@ -64,12 +64,12 @@ func TestWatchStore(t *testing.T) {
 	}
 	oneErrorLine(t, stderr)
 
-	built := samplePaths(t, "watch-store-"+s3test.RandomHex(8), "app")[0]
+	built := watchSamplePaths(t, "watch-store-"+s3test.RandomHex(8), "app")[0]
 	b := f.srv.Open(t, f.bucket)
 	// Other tests build paths too, and watch pushes them: wait for the
 	// batch that has ours.
 	for n := 1; !keysUnder(t, b, layout.NarInfoKeyOf(built))[layout.NarInfoKeyOf(built)]; n++ {
-		p.waitFor(t, batchPushed, n)
+		p.waitFor(t, watchBatchPushed, n)
 	}
 	f.assertArrived(t, built)
 	if keysUnder(t, b, layout.NarInfoKeyOf(old))[layout.NarInfoKeyOf(old)] {
