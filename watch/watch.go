@@ -115,7 +115,9 @@ type Summary struct {
 
 // Run drains the queue until ctx is cancelled, or, with Once, until no
 // entry is pending. It returns an error only when the queue itself fails
-// (or another process drains it: queue.ErrDrainerRunning).
+// (another process drains it: queue.ErrDrainerRunning; an entry cannot
+// be settled; with Once, any queue error): a long-running Run logs a
+// failed poll or claim and tries again.
 func Run(ctx context.Context, o Options) (Summary, error) {
 	o.defaults()
 	w := &watcher{o: o, log: o.Logger}
@@ -155,11 +157,17 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			return w.sum, nil
 		}
 		entries, err := o.Queue.Claim(ctx, o.BatchSize)
-		if err != nil {
-			if ctx.Err() != nil {
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return w.sum, nil
+		case err != nil && o.Once:
+			return w.sum, err
+		case err != nil:
+			w.log.Warn("claiming from the queue failed; trying again", "err", err)
+			if !sleep(ctx, o.PollInterval) {
 				return w.sum, nil
 			}
-			return w.sum, err
+			continue
 		}
 		if len(entries) == 0 {
 			continue
@@ -188,8 +196,12 @@ func (w *watcher) waitDue(ctx context.Context) (bool, error) {
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return false, nil
-		case err != nil:
+		case err != nil && w.o.Once:
 			return false, err
+		case err != nil:
+			// A queue busy for long (busy_timeout) need not end a
+			// long-running watch: say so, and poll again.
+			w.log.Warn("reading the queue failed; trying again", "err", err)
 		case !ok && w.o.Once:
 			return false, nil
 		case ok && !due.After(time.Now()):
