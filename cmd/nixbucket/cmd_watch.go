@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/metrics"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/queue"
+	"github.com/nixbucket/nixbucket/stats"
 	"github.com/nixbucket/nixbucket/store"
 	"github.com/nixbucket/nixbucket/watch"
 )
@@ -109,12 +111,13 @@ func watchAction(c *cli.Context) error {
 	var m *watch.Metrics
 	if addr := c.String("metrics-listen"); addr != "" {
 		reg := metrics.NewRegistry()
-		m = watch.NewMetrics(reg, q)
+		// Labelled with the cache as serve's are.
+		m = watch.NewMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"cache": stats.CacheLabel(ps.url)}, reg), q)
 		la, err := metrics.Listen(wctx, addr, reg)
 		if err != nil {
-			return withCode(exitUsage, err)
+			return usageErrorf("--metrics-listen: %w", err)
 		}
-		fmt.Fprintf(c.App.Writer, "serving metrics on http://%s/metrics\n", la)
+		fmt.Fprintf(c.App.Writer, "metrics on http://%s/metrics\n", la)
 	}
 	var lk *lock.Options
 	if !c.Bool("no-lock") {

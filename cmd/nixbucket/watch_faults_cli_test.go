@@ -13,6 +13,8 @@ import (
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/s3cache"
+	"github.com/nixbucket/nixbucket/stats"
 )
 
 // TestWatchResetsAndMetrics runs watch behind toxiproxy: while every
@@ -55,6 +57,18 @@ func TestWatchResetsAndMetrics(t *testing.T) {
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v: %s\n%s", err, out, body)
 	}
+	// Every watch series is labelled with the cache, as serve's are.
+	u, err := s3cache.ParseURL(x.StoreURL(f.bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	label := `cache="` + stats.CacheLabel(u) + `"`
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "nixbucket_watch_") && !strings.Contains(line, label) {
+			t.Errorf("series without %s: %s", label, line)
+		}
+	}
+	body = strings.NewReplacer("{"+label+"}", "", label+",", "", ","+label, "").Replace(body)
 	closure := nixtest.Lines(t, "nix-store", append([]string{"-qR"}, paths...)...)
 	var narBytes uint64
 	for _, info := range nixtest.PathInfos(t, closure...) {

@@ -151,7 +151,7 @@ func (p *watchProc) signal(t *testing.T, sig syscall.Signal) {
 }
 
 // watchMetricsLine is the URL watch said it serves its metrics at.
-var watchMetricsLine = regexp.MustCompile(`serving metrics on (http://\S+/metrics)`)
+var watchMetricsLine = regexp.MustCompile(`(?m)^metrics on (http://\S+/metrics)$`)
 
 // watchStarted is the line watch logs once it watches the queue.
 var watchStarted = regexp.MustCompile(`msg="watching the queue"`)
