@@ -48,6 +48,7 @@ func (w *watcher) batch(ctx context.Context, entries []queue.Entry) error {
 	w.o.Metrics.batchDone(res, err, dur)
 	switch {
 	case err == nil:
+		w.size = w.o.BatchSize
 		if len(valid) == 0 {
 			return nil
 		}
@@ -70,23 +71,46 @@ func (w *watcher) batch(ctx context.Context, entries []queue.Entry) error {
 		}
 		w.log.Warn("stopping: cancelled the batch in flight; its entries are pending again", "entries", n, "duration", dur.Round(time.Millisecond))
 		return nil
-	case attempt >= w.o.MaxAttempts:
-		if err := w.o.Queue.Fail(qctx, ids(valid), err); err != nil {
-			return err
-		}
-		w.fail(len(valid), err)
-		w.log.Error("batch failed; giving up: its entries are failed (see nixbucket queue; queue retry requeues them)",
-			"paths", len(valid), "attempt", attempt, "duration", dur.Round(time.Millisecond), "err", err)
-		return nil
-	default:
-		delay := backoff(attempt, w.o.RetryBase, w.o.RetryMax)
-		if err := w.o.Queue.Retry(qctx, ids(valid), err, delay); err != nil {
-			return err
-		}
-		w.log.Warn("batch failed; will retry", "paths", len(valid), "attempt", attempt, "retry_in", delay,
-			"duration", dur.Round(time.Millisecond), "err", err)
-		return nil
 	}
+	// The batch failed: the next one takes half as many entries, the
+	// oldest first, so that one bad path does not fail a whole batch.
+	w.size = max(1, len(valid)/2)
+	return w.settleFailed(qctx, valid, err, dur)
+}
+
+// settleFailed settles the entries of a failed batch: each one out of
+// attempts is failed, the others are retried after a backoff that grows
+// with their own attempts.
+func (w *watcher) settleFailed(ctx context.Context, valid []queue.Entry, cause error, dur time.Duration) error {
+	var giveUp []queue.Entry
+	retry := map[int][]queue.Entry{} // by attempt
+	for _, e := range valid {
+		if n := e.Attempts + 1; n >= w.o.MaxAttempts {
+			giveUp = append(giveUp, e)
+		} else {
+			retry[n] = append(retry[n], e)
+		}
+	}
+	if len(giveUp) > 0 {
+		if err := w.o.Queue.Fail(ctx, ids(giveUp), cause); err != nil {
+			return err
+		}
+		w.fail(len(giveUp), cause)
+		w.log.Error("batch failed; giving up: its entries are failed (see nixbucket queue; queue retry requeues them)",
+			"paths", len(giveUp), "attempt", w.o.MaxAttempts, "duration", dur.Round(time.Millisecond), "err", cause)
+	}
+	last := 0
+	for n, es := range retry {
+		if err := w.o.Queue.Retry(ctx, ids(es), cause, backoff(n, w.o.RetryBase, w.o.RetryMax)); err != nil {
+			return err
+		}
+		last = max(last, n)
+	}
+	if last > 0 {
+		w.log.Warn("batch failed; will retry", "paths", len(valid)-len(giveUp), "attempt", last,
+			"retry_in", backoff(last, w.o.RetryBase, w.o.RetryMax), "duration", dur.Round(time.Millisecond), "err", cause)
+	}
+	return nil
 }
 
 // push pushes the closure of the entries' paths that the local store

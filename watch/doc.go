@@ -14,9 +14,12 @@
 //
 // A path no longer valid in the local store (garbage-collected since it
 // was queued) is failed at once. A failed push is retried with exponential
-// backoff (RetryBase doubling up to RetryMax), and given up after
-// MaxAttempts: its entries are failed with the last error, visible in
-// `nixbucket queue` until `queue retry`.
+// backoff (RetryBase doubling up to RetryMax), and an entry is given up
+// after MaxAttempts: failed with the last error, visible in `nixbucket
+// queue` until `queue retry`. After a failed batch the next claims are
+// halved (down to one entry, back to BatchSize after a success), so that
+// a path that can never be pushed ends up alone instead of failing the
+// paths queued with it.
 //
 // With a root name, each batch records its own root manifest (package
 // roots), naming the batch's paths as top level: a stream of batches is a

@@ -120,7 +120,7 @@ type Summary struct {
 // failed poll or claim and tries again.
 func Run(ctx context.Context, o Options) (Summary, error) {
 	o.defaults()
-	w := &watcher{o: o, log: o.Logger}
+	w := &watcher{o: o, log: o.Logger, size: o.BatchSize}
 	unlock, err := o.Queue.LockDrainer()
 	if err != nil {
 		return w.sum, err
@@ -156,7 +156,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		if !sleep(ctx, o.BatchWait) {
 			return w.sum, nil
 		}
-		entries, err := o.Queue.Claim(ctx, o.BatchSize)
+		entries, err := o.Queue.Claim(ctx, w.size)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return w.sum, nil
@@ -183,6 +183,11 @@ type watcher struct {
 	o   Options
 	log *slog.Logger
 	sum Summary
+	// size is the next claim's size: BatchSize, halved after each
+	// failed batch (down to 1) so that a path that keeps failing ends up
+	// alone, and the others of its batch are pushed; back to BatchSize
+	// after a success.
+	size int
 }
 
 // waitDue waits until an entry is due, and says whether one is: false

@@ -30,11 +30,16 @@ type faultyBucket struct {
 	hold  bool
 	held  chan struct{}
 	once  sync.Once
+	// poison is a key whose every Put fails.
+	poison string
 }
 
 var errInjected = errors.New("injected upload failure")
 
 func (b *faultyBucket) Put(ctx context.Context, key string, r io.Reader, size int64, opts s3cache.PutOptions) error {
+	if key == b.poison {
+		return errInjected
+	}
 	if strings.HasPrefix(key, layout.NarDir) {
 		b.mu.Lock()
 		fail, hold := b.fails != 0, b.hold
@@ -215,5 +220,32 @@ func TestSecondDrainerRefused(t *testing.T) {
 	_, err = watch.Run(context.Background(), f.options(s3cache.NewMemBucket()))
 	if !errors.Is(err, queue.ErrDrainerRunning) {
 		t.Fatalf("second drainer: %v, want ErrDrainerRunning", err)
+	}
+}
+
+// TestBadPathAlone queues a path whose narinfo can never be written
+// before a good one: the failed batch is halved, so the good path is
+// pushed on its own, and only the bad one is failed.
+func TestBadPathAlone(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "watch-poison")
+	good := nixtest.Build(t, nixtest.Sample(t, 3, "watch-poison-good"), "dag")[0]
+	if err := f.q.Add(context.Background(), "", []string{good}); err != nil {
+		t.Fatal(err)
+	}
+	b := &faultyBucket{Bucket: s3cache.NewMemBucket(), poison: layout.NarInfoKeyOf(f.path)}
+	sum, err := watch.Run(context.Background(), f.options(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Done != 1 || sum.Failed != 1 {
+		t.Errorf("summary %+v, want 1 done, 1 failed\n%s", sum, f.logs.String())
+	}
+	if _, err := b.Stat(context.Background(), layout.NarInfoKeyOf(good)); err != nil {
+		t.Errorf("the good path was not pushed: %v\n%s", err, f.logs.String())
+	}
+	es, err := f.q.Entries(context.Background(), queue.Failed, 0)
+	if err != nil || len(es) != 1 || es[0].Path != f.path {
+		t.Errorf("failed entries %+v (%v), want only %s", es, err, f.path)
 	}
 }
