@@ -22,7 +22,7 @@ import (
 // each, the batch fails and is retried later (a line says so); once the
 // resets stop, it is pushed. The metrics pass promtool check metrics and
 // count what was pushed: the closure's paths and NAR bytes (as Nix
-// reports them), one batch, the failures, an empty queue, the last
+// reports them), the batches, the failures, an empty queue, the last
 // success. SIGTERM then ends watch with exit 0.
 func TestWatchResetsAndMetrics(t *testing.T) {
 	t.Parallel()
@@ -45,9 +45,10 @@ func TestWatchResetsAndMetrics(t *testing.T) {
 		t.Errorf("no WARN line for a request's retry:\n%s", out)
 	}
 	x.RemoveToxic(t, "reset")
-	out = p.waitFor(t, watchBatchPushed, 1)
-	if !strings.Contains(out, " attempt=2") {
-		t.Errorf("the batch line does not say it was the second attempt:\n%s", out)
+	// The failed batch of two is halved: two batches of one follow.
+	out = p.waitFor(t, watchBatchPushed, 2)
+	if strings.Count(out, `msg="batch pushed" paths=1 `) != 2 || strings.Count(out, " attempt=2\n") != 2 {
+		t.Errorf("want two batches of one path, each its second attempt:\n%s", out)
 	}
 	f.assertArrived(t, paths...)
 
@@ -79,15 +80,15 @@ func TestWatchResetsAndMetrics(t *testing.T) {
 		"nixbucket_watch_pushed_paths_total":                       float64(len(closure)),
 		"nixbucket_watch_present_paths_total":                      0,
 		"nixbucket_watch_pushed_nar_bytes_total":                   float64(narBytes),
-		"nixbucket_watch_batches_total":                            1,
+		"nixbucket_watch_batches_total":                            2,
 		"nixbucket_watch_failed_entries_total":                     0,
 		`nixbucket_watch_queue_entries{state="pending"}`:           0,
 		`nixbucket_watch_queue_entries{state="inflight"}`:          0,
 		`nixbucket_watch_queue_entries{state="failed"}`:            0,
 		"nixbucket_watch_queue_done_total":                         2,
-		"nixbucket_watch_batch_duration_seconds_count":             1 + failures,
+		"nixbucket_watch_batch_duration_seconds_count":             2 + failures,
 		"nixbucket_watch_store_paths_queued_total":                 0,
-		`nixbucket_watch_batch_duration_seconds_bucket{le="+Inf"}`: 1 + failures,
+		`nixbucket_watch_batch_duration_seconds_bucket{le="+Inf"}`: 2 + failures,
 	} {
 		if got := watchMetric(t, body, name); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
