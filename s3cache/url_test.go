@@ -69,11 +69,12 @@ func TestParseURL(t *testing.T) {
 				u.WantMassQuery = boolp(true)
 				u.StoreDir = "/nix/store"
 				u.StorageClass = "STANDARD_IA"
+				u.LogCompression = "br"
 			}),
 			// The parameters that ask for what nixbucket does anyway are
 			// not repeated.
 			str: "s3://my.bucket?addressing-style=virtual&compression-level=19&compression=zstd&" +
-				"multipart-chunk-size=16777216&" +
+				"log-compression=br&multipart-chunk-size=16777216&" +
 				"parallel-compression=true&priority=30&profile=ci&storage-class=STANDARD_IA&store=/nix/store&want-mass-query=true",
 		},
 		{
