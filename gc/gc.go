@@ -88,6 +88,11 @@ type run struct {
 	kept      []string                      // the kept manifests' keys
 	manifests []*roots.Manifest             // the kept manifests, as kept; nil where unread
 	infos     map[string]*narinfo.NarInfo   // by hash part
+	// fromManifest holds the hash parts of infos known from a manifest
+	// entry (no Deriver); outPaths the outPath hash part of each
+	// realisation read (readBelongings).
+	fromManifest map[string]bool
+	outPaths     map[string]string
 	uploads   int                           // unfinished multipart uploads listed; -1 if none can be
 	gets      atomic.Int64
 
@@ -159,6 +164,11 @@ func (r *run) plan(ctx context.Context, tolerant bool) (*planned, error) {
 		return nil, err
 	}
 	r.checkRooted()
+	// The derivers of the narinfos old logs may belong to, and the
+	// outPaths of old realisations.
+	if err := r.readBelongings(ctx); err != nil {
+		return nil, err
+	}
 	if err := r.failClosed(tolerant); err != nil {
 		return nil, err
 	}

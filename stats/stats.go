@@ -34,23 +34,25 @@ import (
 // Kinds of objects stats tells apart, layout's kinds by name; the others
 // count as KindOther. The values appear in the JSON report.
 const (
-	KindNarInfo  = string(layout.KindNarInfo)
-	KindNAR      = string(layout.KindNAR)
-	KindListing  = string(layout.KindListing)
-	KindLog      = string(layout.KindLog)
-	KindRoot     = string(layout.KindRoot)
-	KindUpstream = string(layout.KindUpstream)
-	KindOther    = string(layout.KindOther)
+	KindNarInfo = string(layout.KindNarInfo)
+	KindNAR     = string(layout.KindNAR)
+	KindListing = string(layout.KindListing)
+	KindLog     = string(layout.KindLog)
+	// KindRealisation counts realisations/ objects.
+	KindRealisation = string(layout.KindRealisation)
+	KindRoot        = string(layout.KindRoot)
+	KindUpstream    = string(layout.KindUpstream)
+	KindOther       = string(layout.KindOther)
 )
 
 // Kinds lists the kinds in display order.
-var Kinds = []string{KindNarInfo, KindNAR, KindListing, KindLog, KindRoot, KindUpstream, KindOther}
+var Kinds = []string{KindNarInfo, KindNAR, KindListing, KindLog, KindRealisation, KindRoot, KindUpstream, KindOther}
 
 // KindOf returns the kind of a key: its layout.Kind if one of Kinds, else
 // KindOther.
 func KindOf(key string) string {
 	switch k := layout.KindOf(key); k {
-	case layout.KindNarInfo, layout.KindNAR, layout.KindListing, layout.KindLog, layout.KindRoot, layout.KindUpstream:
+	case layout.KindNarInfo, layout.KindNAR, layout.KindListing, layout.KindLog, layout.KindRealisation, layout.KindRoot, layout.KindUpstream:
 		return string(k)
 	}
 	return KindOther
