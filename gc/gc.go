@@ -93,8 +93,8 @@ type run struct {
 	// realisation read (readBelongings).
 	fromManifest map[string]bool
 	outPaths     map[string]string
-	uploads   int                           // unfinished multipart uploads listed; -1 if none can be
-	gets      atomic.Int64
+	uploads      int // unfinished multipart uploads listed; -1 if none can be
+	gets         atomic.Int64
 
 	// problems are why gc must delete nothing (fail closed); Run stops
 	// at the first phase that finds any, Inspect carries on.
