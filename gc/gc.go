@@ -88,13 +88,14 @@ type run struct {
 	kept      []string                      // the kept manifests' keys
 	manifests []*roots.Manifest             // the kept manifests, as kept; nil where unread
 	infos     map[string]*narinfo.NarInfo   // by hash part
+	uploads   int                           // unfinished multipart uploads listed; -1 if none can be
+	gets      atomic.Int64
+
 	// fromManifest holds the hash parts of infos known from a manifest
 	// entry (no Deriver); outPaths the outPath hash part of each
 	// realisation read (readBelongings).
 	fromManifest map[string]bool
 	outPaths     map[string]string
-	uploads      int // unfinished multipart uploads listed; -1 if none can be
-	gets         atomic.Int64
 
 	// problems are why gc must delete nothing (fail closed); Run stops
 	// at the first phase that finds any, Inspect carries on.
