@@ -7,10 +7,11 @@
 // A cache has valid narinfos (format: Nix's src/libstore/nar-info.cc),
 // NARs of the right size but zero content (sparse files: nothing reads
 // them), some keyed by FileHash as nix copy does, listings, other files,
-// orphan NARs, listings and logs (no narinfo names their derivations),
-// and root manifests (package roots) that vouch for every rooted narinfo
-// (NAR key and the MD5 of its text), with references between the paths. Optionally it has stray narinfos that no
-// manifest lists (pushed without a root), some of them missing their NAR.
+// orphan NARs, listings and logs (no narinfo names their derivations), and
+// root manifests (package roots) that vouch for every rooted narinfo (NAR
+// key and the MD5 of its text), with references between the paths.
+// Optionally it has stray narinfos that no manifest lists (pushed without
+// a root), some of them missing their NAR.
 //
 // The figures a correct stats should report are counted here while the
 // objects are made, by what each object was made as: nothing here asks
