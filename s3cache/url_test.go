@@ -90,6 +90,21 @@ func TestParseURL(t *testing.T) {
 			want: s3URL("nix", func(u *s3cache.URL) { u.NarinfoCompression = "br" }),
 		},
 		{
+			raw:  "s3://nix?log-compression=zstd",
+			want: s3URL("nix", func(u *s3cache.URL) { u.LogCompression = "zstd" }),
+		},
+		{
+			raw:  "s3://nix?log-compression=none",
+			want: s3URL("nix", nil),
+			str:  "s3://nix",
+		},
+		{
+			// Nix writes a file:// cache's logs as they are.
+			raw:  "file:///var/cache/nix?log-compression=zstd",
+			want: &s3cache.URL{Scheme: "file", Dir: "/var/cache/nix", Compression: "xz", CompressionLevel: -1},
+			str:  "file:///var/cache/nix",
+		},
+		{
 			raw:  "s3://nix?buffer-size=6291456",
 			want: s3URL("nix", func(u *s3cache.URL) { u.PartSize = 6 << 20 }),
 			str:  "s3://nix?multipart-chunk-size=6291456",
