@@ -28,7 +28,8 @@
 // and of every narinfo younger than Grace (a push in flight that has not
 // recorded its root yet); a manifest entry's own references are followed
 // too (the cross-check). A live narinfo keeps its URL's NAR, its .ls, the
-// build log of its Deriver (log/<drv base name>) and the realisations
+// build log of its Deriver (log/<drv base name>; a live .drv keeps its
+// own) and the realisations
 // (realisations/<drv hash>!<output>.doi) whose outPath it is (logs.go).
 // For that, the realisations older than the grace are read, and so are
 // the narinfos known from a manifest (which records no Deriver) whose

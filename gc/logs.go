@@ -2,7 +2,8 @@ package gc
 
 // Build logs and realisations: objects that belong to store paths without
 // being part of their closure. A log, log/<drv base name>, belongs to the
-// narinfos that name that derivation as their Deriver; a realisation,
+// narinfos that name that derivation as their Deriver (and to the
+// derivation's own narinfo, if the cache has the .drv); a realisation,
 // realisations/<drv hash>!<output>.doi, to the narinfo of its outPath.
 // Each is reachable when one of those narinfos is live, and survives
 // (is not deleted this run) when one of them survives; otherwise it is
@@ -13,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -166,7 +168,9 @@ func (r *run) deriversToRead(logNames []string) []string {
 // belongs to (see the file's comment), and whether key is one.
 func (r *run) belongsTo(key string, byDrv map[string][]string) ([]string, bool) {
 	if drv, ok := logDrv(key); ok {
-		return byDrv[drv], true
+		// The derivation's own narinfo too, when the cache has the .drv
+		// (push --include-outputs): nix log reads log/<drv> for it.
+		return append(slices.Clip(byDrv[drv]), storepath.HashPart(drv)), true
 	}
 	if isRealisation(key) {
 		if h, ok := r.outPaths[key]; ok {

@@ -36,6 +36,8 @@ func TestLogLiveness(t *testing.T) {
 		{"log of a dead path, condemned", layout.LogKey(deadDrv), "", false, true, "delete"},
 		{"log of a dead path not deleted this run", layout.LogKey(keptDrv), "", false, true, "condemn"},
 		{"log no narinfo names", layout.LogKey(hashOf("4") + "-qux.drv"), "", false, true, "delete"},
+		{"log of a live .drv", layout.LogKey(live + "-drv.drv"), "", false, true, "keep"},
+		{"log of a dead .drv", layout.LogKey(dead + "-drv.drv"), "", false, true, "delete"},
 		{"young log of a dead path", layout.LogKey(deadDrv), "", true, false, "keep"},
 		{"not a log key", "log/README", "", false, true, "keep"},
 		{"log/ subdirectory", "log/x/" + deadDrv, "", false, true, "keep"},
