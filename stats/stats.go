@@ -34,16 +34,17 @@ import (
 // Kinds of objects stats tells apart, layout's kinds by name; the others
 // count as KindOther. The values appear in the JSON report.
 const (
-	KindNarInfo = string(layout.KindNarInfo)
-	KindNAR     = string(layout.KindNAR)
-	KindListing = string(layout.KindListing)
-	KindLog     = string(layout.KindLog)
-	// KindRealisation counts realisations/ objects.
-	KindRealisation = string(layout.KindRealisation)
-	KindRoot        = string(layout.KindRoot)
-	KindUpstream    = string(layout.KindUpstream)
-	KindOther       = string(layout.KindOther)
+	KindNarInfo  = string(layout.KindNarInfo)
+	KindNAR      = string(layout.KindNAR)
+	KindListing  = string(layout.KindListing)
+	KindLog      = string(layout.KindLog)
+	KindRoot     = string(layout.KindRoot)
+	KindUpstream = string(layout.KindUpstream)
+	KindOther    = string(layout.KindOther)
 )
+
+// KindRealisation counts the realisations/ objects (CA derivations).
+const KindRealisation = string(layout.KindRealisation)
 
 // Kinds lists the kinds in display order.
 var Kinds = []string{KindNarInfo, KindNAR, KindListing, KindLog, KindRealisation, KindRoot, KindUpstream, KindOther}
