@@ -18,13 +18,20 @@ type planned struct {
 	uploads   []s3cache.Upload
 }
 
-// collectable reports whether gc may ever delete key: narinfos, NARs and
-// .ls listings. Everything else (nix-cache-info, logs, roots, locks,
-// stats, realisations, other files) is left alone.
+// collectable reports whether gc may ever delete key: narinfos, NARs, .ls
+// listings, build logs (log/<drv>) and realisations
+// (realisations/<id>.doi). Everything else (nix-cache-info, roots, locks,
+// stats, other files, and other keys under log/ and realisations/) is
+// left alone.
 func collectable(key string) bool {
 	switch layout.KindOf(key) {
 	case layout.KindNarInfo, layout.KindListing, layout.KindNAR:
 		return true
+	case layout.KindLog:
+		_, ok := logDrv(key)
+		return ok
+	case layout.KindRealisation:
+		return isRealisation(key)
 	}
 	return false
 }
@@ -59,6 +66,7 @@ func (r *run) decide(live map[string]bool, since map[string]time.Time) (del []Ac
 			liveNARs[ni.URL] = true
 		}
 	}
+	byDrv := r.byDeriver()
 	condemned = map[string]time.Time{}
 	keys := make([]string, 0, len(r.objects))
 	for k := range r.objects {
@@ -73,6 +81,11 @@ func (r *run) decide(live map[string]bool, since map[string]time.Time) (del []Ac
 		var reachable, survives bool
 		if h, ok := pathHash(key); ok {
 			reachable, survives = live[h], survive[h]
+		} else if owners, ok := r.belongsTo(key, byDrv); ok { // log/, realisations/
+			for _, h := range owners {
+				reachable = reachable || live[h]
+				survives = survives || survive[h]
+			}
 		} else { // nar/
 			reachable, survives = liveNARs[key], keptNARs[key]
 		}
@@ -107,19 +120,23 @@ func pathHash(key string) (string, bool) {
 const DeleteBatch = 1000
 
 // batches orders the deletions so that Nix's closure invariant holds at
-// every instant: expired manifests, then narinfos, referrers before their
-// references (layers), then NARs and listings; each batch is one
-// DeleteObjects request.
+// every instant: expired manifests, then realisations (each points to a
+// narinfo), then narinfos, referrers before their references (layers),
+// then NARs, listings and logs; each batch is one DeleteObjects request.
 func (r *run) batches(expired, del []Action) [][]Action {
 	out := chunks(expired)
-	var infos, rest []Action
+	var reals, infos, rest []Action
 	for _, a := range del {
-		if layout.KindOf(a.Key) == layout.KindNarInfo {
+		switch layout.KindOf(a.Key) {
+		case layout.KindNarInfo:
 			infos = append(infos, a)
-		} else {
+		case layout.KindRealisation:
+			reals = append(reals, a)
+		default:
 			rest = append(rest, a)
 		}
 	}
+	out = append(out, chunks(reals)...)
 	for _, layer := range r.layers(infos) {
 		out = append(out, chunks(layer)...)
 	}

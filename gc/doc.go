@@ -1,5 +1,6 @@
 // Package gc collects the garbage of a binary cache bucket: the narinfos,
-// NARs and .ls listings that no kept root reaches, safely beside pushes.
+// NARs, .ls listings, build logs and realisations that no kept root
+// reaches, safely beside pushes.
 // It follows the two cache-wide protocols every writer follows: it keeps
 // what the root manifests of package roots name, and it works under the
 // exclusive lock of package lock while pushes hold shared ones.
@@ -26,8 +27,15 @@
 // is the closure, over narinfo References, of the kept manifests' paths
 // and of every narinfo younger than Grace (a push in flight that has not
 // recorded its root yet); a manifest entry's own references are followed
-// too (the cross-check). A live narinfo keeps its URL's NAR and its .ls.
-// Fail closed: a manifest or narinfo that cannot be read or parsed, or a
+// too (the cross-check). A live narinfo keeps its URL's NAR, its .ls, the
+// build log of its Deriver (log/<drv base name>; a live .drv keeps its
+// own) and the realisations
+// (realisations/<drv hash>!<output>.doi) whose outPath it is (logs.go).
+// For that, the realisations older than the grace are read, and so are
+// the narinfos known from a manifest (which records no Deriver) whose
+// name is an old log's derivation's name, or it and -<output> (Nix names
+// outputs so); other keys under log/ and realisations/ are left alone.
+// Fail closed: a manifest, narinfo or realisation that cannot be read or parsed, or a
 // key under roots/ that is not a manifest, stops gc before it deletes
 // anything, and says why. A bucket with narinfos and no root at all is
 // refused too (that would delete everything; use erase).
@@ -48,8 +56,9 @@
 // seconds, rounded down, so that this holds on servers whose LastModified
 // has whole seconds only (AWS, versitygw). A narinfo reachable from one
 // that survives survives too, and so does its NAR. Deletion order keeps
-// Nix's closure invariant at every instant: narinfos first, referrers
-// before their references, then NARs and listings, in DeleteObjects
+// Nix's closure invariant at every instant: realisations first, then
+// narinfos, referrers before their references, then NARs, listings and
+// logs, in DeleteObjects
 // batches of at most 1000 keys, the lock checked before each. Unfinished
 // multipart uploads older than Grace are aborted (S3 servers that list
 // uploads by prefix; MinIO lists them only by exact key, so there the

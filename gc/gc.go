@@ -91,6 +91,12 @@ type run struct {
 	uploads   int                           // unfinished multipart uploads listed; -1 if none can be
 	gets      atomic.Int64
 
+	// fromManifest holds the hash parts of infos known from a manifest
+	// entry (no Deriver); outPaths the outPath hash part of each
+	// realisation read (readBelongings).
+	fromManifest map[string]bool
+	outPaths     map[string]string
+
 	// problems are why gc must delete nothing (fail closed); Run stops
 	// at the first phase that finds any, Inspect carries on.
 	mu       sync.Mutex
@@ -160,6 +166,11 @@ func (r *run) plan(ctx context.Context, tolerant bool) (*planned, error) {
 		return nil, err
 	}
 	r.checkRooted()
+	// The derivers of the narinfos old logs may belong to, and the
+	// outPaths of old realisations.
+	if err := r.readBelongings(ctx); err != nil {
+		return nil, err
+	}
 	if err := r.failClosed(tolerant); err != nil {
 		return nil, err
 	}

@@ -86,6 +86,7 @@ func (r *run) readStoreDir(ctx context.Context) error {
 // parse is a problem.
 func (r *run) readNarInfos(ctx context.Context) error {
 	r.infos = map[string]*narinfo.NarInfo{}
+	r.fromManifest = map[string]bool{}
 	for _, m := range r.manifests {
 		if m == nil {
 			continue
@@ -96,6 +97,7 @@ func (r *run) readNarInfos(ctx context.Context) error {
 				continue
 			}
 			r.infos[narInfoHash(e.NarInfo)] = &narinfo.NarInfo{StorePath: e.Path, URL: e.NAR, NarSize: e.NarSize, FileSize: e.FileSize, References: e.References}
+			r.fromManifest[narInfoHash(e.NarInfo)] = true
 		}
 	}
 	var keys []string
@@ -128,6 +130,7 @@ func (r *run) readNarInfos(ctx context.Context) error {
 			}
 			mu.Lock()
 			r.infos[narInfoHash(key)] = ni
+			delete(r.fromManifest, narInfoHash(key))
 			mu.Unlock()
 			return nil
 		})

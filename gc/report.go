@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/s3cache"
 )
 
@@ -52,6 +53,11 @@ type Report struct {
 	// Deleted and FreedBytes count the objects deleted (manifests included).
 	Deleted    int   `json:"deleted"`
 	FreedBytes int64 `json:"freedBytes"`
+	// Logs, Listings and Realisations count the build logs, .ls listings
+	// and realisations among Deleted.
+	Logs         int `json:"logs"`
+	Listings     int `json:"listings"`
+	Realisations int `json:"realisations"`
 	// Aborted is the number of multipart uploads aborted.
 	Aborted int `json:"aborted"`
 	// Mismatches counts manifest entries whose references differ from
@@ -78,6 +84,14 @@ func (r *run) done(as []Action) {
 		r.rep.Actions = append(r.rep.Actions, a)
 		r.rep.Deleted++
 		r.rep.FreedBytes += a.Size
+		switch layout.KindOf(a.Key) {
+		case layout.KindLog:
+			r.rep.Logs++
+		case layout.KindListing:
+			r.rep.Listings++
+		case layout.KindRealisation:
+			r.rep.Realisations++
+		}
 	}
 }
 

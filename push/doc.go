@@ -23,4 +23,9 @@
 // With Options.SkipSignedBy, the paths signed locally by an upstream
 // cache's key are left to it: not uploaded, yet satisfied references,
 // and recorded as upstream (upstream.go).
+//
+// With Options.Logs, once the narinfos are written, the build logs Nix
+// kept of the paths' derivations go to log/<drv base name> (logs.go), for
+// `nix log --store`; they are outside the closure invariant, and a log
+// that cannot be uploaded is a warning, not a failed push.
 package push

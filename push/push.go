@@ -77,6 +77,20 @@ type Options struct {
 	// earlier (ReadCacheInfo); Push checks it (and writes one if the cache
 	// has none) instead of reading it again.
 	CacheInfo *CacheInfoRead
+	// Logs, after the narinfos are written, uploads the build log of each
+	// path's derivation (its Deriver) that Nix kept locally and the cache
+	// lacks, to log/<drv base name> (logs.go): for the paths pushed and
+	// those the cache had, not those left upstream. A log that cannot be
+	// read or uploaded is a warning, counted in Result.LogsFailed; it
+	// never fails the push.
+	Logs bool
+	// LogDir is Nix's log directory, "" for LogDir() (NIX_LOG_DIR, else
+	// /nix/var/log/nix).
+	LogDir string
+	// LogCompression is the Content-Encoding the logs are written with:
+	// "" or none (plain text), zstd, br or gzip (CheckLogCompression);
+	// the cache URL's log-compression.
+	LogCompression string
 }
 
 // Counters are live figures of a running push, safe to read concurrently.
@@ -122,6 +136,14 @@ type Result struct {
 	Missing []string `json:"missing,omitempty"`
 	// Root is the key of the root manifest recorded, if any.
 	Root string `json:"root,omitempty"`
+	// Logs is the number of build logs uploaded (Options.Logs), LogBytes
+	// their size as uploaded (compressed with log-compression, if set),
+	// and LogsFailed the number of local logs not uploaded (read or
+	// upload errors, warned about). All three are absent from the JSON
+	// when zero.
+	Logs       int    `json:"logs,omitempty"`
+	LogBytes   uint64 `json:"logBytes,omitempty"`
+	LogsFailed int    `json:"logsFailed,omitempty"`
 }
 
 // Push uploads every path of g that the cache lacks. Paths of g may refer
@@ -188,6 +210,13 @@ func Push(ctx context.Context, b s3cache.Bucket, g *closure.Graph, opts Options)
 	if err != nil {
 		return res, err
 	}
+	// Build logs come after the narinfos: they are not part of the
+	// closure invariant, and a missing one fails nothing.
+	if opts.Logs && !opts.DryRun {
+		if err := p.pushLogs(ctx, pl, res); err != nil {
+			return res, err
+		}
+	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
 }
@@ -215,6 +244,11 @@ func newPusher(b s3cache.Bucket, g *closure.Graph, opts Options) (*pusher, error
 	}
 	if err := compression.Check(p.algo); err != nil {
 		return nil, err
+	}
+	if opts.Logs {
+		if err := CheckLogCompression(opts.LogCompression); err != nil {
+			return nil, fmt.Errorf("log-compression=%s: %w", opts.LogCompression, err)
+		}
 	}
 	if p.jobs <= 0 {
 		p.jobs = 8

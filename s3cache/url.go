@@ -89,6 +89,12 @@ type URL struct {
 	// with: "zstd", "br" or "gzip", as Nix's narinfo-compression; "" for
 	// none (s3:// only).
 	NarinfoCompression string
+	// LogCompression is the Content-Encoding build logs are written with
+	// (push --logs), as Nix's log-compression: one of Nix's method names,
+	// "" for none. Only s3:// keeps it: Nix writes a file:// cache's logs
+	// as they are, and reads them so. Which methods push can write is
+	// push.CheckLogCompression's to say.
+	LogCompression string
 	// Priority, if not nil, is written to a new nix-cache-info
 	// (priority=).
 	Priority *int
@@ -143,7 +149,7 @@ var params = map[string]param{
 	"index-debug-info": {set: onlyBool(false, "nixbucket does not write debuginfo indexes; drop the parameter or set it to false")},
 	"local-nar-cache":  {set: onlyEmpty("nixbucket keeps no local copies of the NARs it reads (a setting of Nix's reads); drop the parameter")},
 	"ls-compression":   {set: setNixCompression},
-	"log-compression":  {set: setNixCompression},
+	"log-compression":  {set: setLogCompression},
 
 	// Settings nixbucket cannot honour: refused whatever their value.
 	"multipart-threshold":  {s3Only: true, refused: true, set: refuse("nixbucket sends an object in one PUT when it fits in one part and in parts otherwise; choose the part size with multipart-chunk-size")},
@@ -175,11 +181,15 @@ var params = map[string]param{
 //     parts), index-debug-info=false (no debuginfo/ index is written),
 //     local-nar-cache= empty, write-nar-listing=false (no .ls listings),
 //     parallel-compression (large NARs are always compressed on every
-//     core). ls-compression and log-compression take Nix's method names
-//     and are accepted whatever the method: they compress .ls listings
-//     and build logs, which nixbucket never writes (write-nar-listing=true
-//     is refused, and nix copy writes no logs either), so the result is
+//     core). ls-compression takes Nix's method names and is accepted
+//     whatever the method: it compresses .ls listings, which nixbucket
+//     never writes (write-nar-listing=true is refused), so the result is
 //     the one Nix gives.
+//   - log-compression takes Nix's method names; on s3:// it is the
+//     Content-Encoding of the build logs push --logs writes (none by
+//     default; push refuses the methods it cannot write, see
+//     push.CheckLogCompression); a file:// cache's logs are written as
+//     they are, as Nix does.
 //   - refused whatever the value: multipart-threshold (an object goes in
 //     one PUT when it fits in one part), path-info-cache-size (Nix's
 //     in-memory narinfo cache), system-features (a cache builds nothing),
@@ -572,6 +582,9 @@ func (u *URL) String() string {
 	if u.NarinfoCompression != "" {
 		add("narinfo-compression", u.NarinfoCompression)
 	}
+	if u.LogCompression != "" {
+		add("log-compression", u.LogCompression)
+	}
 	if u.Priority != nil {
 		add("priority", strconv.Itoa(*u.Priority))
 	}
@@ -630,11 +643,24 @@ func refuse(why string) func(*URL, string) error {
 // settings (src/libutil/compression-algo.hh), "" its default.
 var nixCompressions = []string{"", "none", "br", "bzip2", "compress", "grzip", "gzip", "lrzip", "lz4", "lzip", "lzma", "lzop", "xz", "zstd"}
 
-// setNixCompression checks ls-compression= and log-compression=: they
-// compress objects nixbucket never writes (see ParseURL).
+// setNixCompression checks ls-compression=: it compresses objects
+// nixbucket never writes (see ParseURL).
 func setNixCompression(_ *URL, v string) error {
 	if !slices.Contains(nixCompressions, v) {
 		return fmt.Errorf("want one of %s", strings.Join(nixCompressions[1:], ", "))
+	}
+	return nil
+}
+
+// setLogCompression reads log-compression=: a method Nix knows, kept as
+// the logs' Content-Encoding on s3:// ("" for none), as Nix's S3 store
+// does; Nix's file:// store writes logs as they are.
+func setLogCompression(u *URL, v string) error {
+	if err := setNixCompression(u, v); err != nil {
+		return err
+	}
+	if u.Scheme == SchemeS3 && v != "none" {
+		u.LogCompression = v
 	}
 	return nil
 }

@@ -69,11 +69,12 @@ func TestParseURL(t *testing.T) {
 				u.WantMassQuery = boolp(true)
 				u.StoreDir = "/nix/store"
 				u.StorageClass = "STANDARD_IA"
+				u.LogCompression = "br"
 			}),
 			// The parameters that ask for what nixbucket does anyway are
 			// not repeated.
 			str: "s3://my.bucket?addressing-style=virtual&compression-level=19&compression=zstd&" +
-				"multipart-chunk-size=16777216&" +
+				"log-compression=br&multipart-chunk-size=16777216&" +
 				"parallel-compression=true&priority=30&profile=ci&storage-class=STANDARD_IA&store=/nix/store&want-mass-query=true",
 		},
 		{
@@ -87,6 +88,21 @@ func TestParseURL(t *testing.T) {
 		{
 			raw:  "s3://nix?narinfo-compression=br",
 			want: s3URL("nix", func(u *s3cache.URL) { u.NarinfoCompression = "br" }),
+		},
+		{
+			raw:  "s3://nix?log-compression=zstd",
+			want: s3URL("nix", func(u *s3cache.URL) { u.LogCompression = "zstd" }),
+		},
+		{
+			raw:  "s3://nix?log-compression=none",
+			want: s3URL("nix", nil),
+			str:  "s3://nix",
+		},
+		{
+			// Nix writes a file:// cache's logs as they are.
+			raw:  "file:///var/cache/nix?log-compression=zstd",
+			want: &s3cache.URL{Scheme: "file", Dir: "/var/cache/nix", Compression: "xz", CompressionLevel: -1},
+			str:  "file:///var/cache/nix",
 		},
 		{
 			raw:  "s3://nix?buffer-size=6291456",

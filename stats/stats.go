@@ -43,14 +43,17 @@ const (
 	KindOther    = string(layout.KindOther)
 )
 
+// KindRealisation counts the realisations/ objects (CA derivations).
+const KindRealisation = string(layout.KindRealisation)
+
 // Kinds lists the kinds in display order.
-var Kinds = []string{KindNarInfo, KindNAR, KindListing, KindLog, KindRoot, KindUpstream, KindOther}
+var Kinds = []string{KindNarInfo, KindNAR, KindListing, KindLog, KindRealisation, KindRoot, KindUpstream, KindOther}
 
 // KindOf returns the kind of a key: its layout.Kind if one of Kinds, else
 // KindOther.
 func KindOf(key string) string {
 	switch k := layout.KindOf(key); k {
-	case layout.KindNarInfo, layout.KindNAR, layout.KindListing, layout.KindLog, layout.KindRoot, layout.KindUpstream:
+	case layout.KindNarInfo, layout.KindNAR, layout.KindListing, layout.KindLog, layout.KindRealisation, layout.KindRoot, layout.KindUpstream:
 		return string(k)
 	}
 	return KindOther

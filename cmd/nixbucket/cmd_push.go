@@ -46,7 +46,7 @@ func pushCommand() *cli.Command {
 		Name:  "push",
 		Usage: "upload store paths and their closure to a binary cache (nix copy --to)",
 		UsageText: "nixbucket push --cache URL [--include-outputs | --no-recursive] [--stdin] [--root NAME] [--repair] [--netrc-file FILE]\n" +
-			"    [--skip-signed-by NAME...]\n" +
+			"    [--skip-signed-by NAME...] [--logs]\n" +
 			pushFlagsUsage + " PATH...",
 		Description: "PATH is a store path, a path inside one, or a link to one such as nix build's ./result. To push an\n" +
 			"installable such as nixpkgs#hello, build it first: nix build nixpkgs#hello, then push ./result.\n\n" +
@@ -64,6 +64,7 @@ func pushCommand() *cli.Command {
 			&cli.BoolFlag{Name: "repair", Usage: "also download the NARs of the paths the cache had, and upload the missing or damaged ones again (as verify --deep --repair)"},
 			netrcFileFlag(),
 			skipSignedByFlag(),
+			logsFlag(),
 		}, pushFlags()...),
 		Action: pushAction,
 	}
@@ -131,6 +132,9 @@ func pushAction(c *cli.Context) error {
 	}
 	ps, err := newPushSetup(c)
 	if err != nil {
+		return err
+	}
+	if err := checkLogs(c, ps.url); err != nil {
 		return err
 	}
 	ps.repair = c.Bool("repair")
@@ -283,6 +287,8 @@ func pushClosure(c *cli.Context, ps *pushSetup, b s3cache.Bucket, info *push.Cac
 		CacheInfo:        info,
 		SkipSignedBy:     skipSignedBy(c),
 		LocalStore:       s,
+		Logs:             c.Bool("logs"),
+		LogCompression:   ps.url.LogCompression,
 	})
 	stopProgress(err == nil)
 	if err != nil {
@@ -483,6 +489,9 @@ func printPushResult(w io.Writer, res *push.Result, asJSON, dryRun bool, algo st
 		res.Pushed, res.Paths, humanize.IBytes(res.NarBytes), humanize.IBytes(res.FileBytes), algo, res.Seconds, res.Skipped)
 	if err == nil && res.Upstream > 0 {
 		_, err = fmt.Fprintf(w, "left %d paths (%s of NAR) upstream\n", res.Upstream, humanize.IBytes(res.UpstreamNarBytes))
+	}
+	if err == nil && (res.Logs > 0 || res.LogsFailed > 0) {
+		err = printLogsLine(w, res)
 	}
 	return err
 }

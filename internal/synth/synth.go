@@ -6,11 +6,12 @@
 //
 // A cache has valid narinfos (format: Nix's src/libstore/nar-info.cc),
 // NARs of the right size but zero content (sparse files: nothing reads
-// them), some keyed by FileHash as nix copy does, listings, logs, other
-// files, orphan NARs and listings, and root manifests (package roots) that
-// vouch for every rooted narinfo (NAR key and the MD5 of its text), with
-// references between the paths. Optionally it has stray narinfos that no
-// manifest lists (pushed without a root), some of them missing their NAR.
+// them), some keyed by FileHash as nix copy does, listings, other files,
+// orphan NARs, listings and logs (no narinfo names their derivations), and
+// root manifests (package roots) that vouch for every rooted narinfo (NAR
+// key and the MD5 of its text), with references between the paths.
+// Optionally it has stray narinfos that no manifest lists (pushed without
+// a root), some of them missing their NAR.
 //
 // The figures a correct stats should report are counted here while the
 // objects are made, by what each object was made as: nothing here asks
@@ -79,7 +80,8 @@ func hash(n int) string {
 // Generate makes a cache of about n objects: 0.4·n rooted store paths
 // (narinfo + NAR, one in seven with a .ls listing, one in five with its
 // NAR keyed by FileHash), n/20 orphan NARs, n/100 orphan listings, n/50
-// logs and n/50 other files. Every narinfo is vouched for by a manifest.
+// orphan logs and n/50 other files. Every narinfo is vouched for by a
+// manifest.
 func Generate(n int) *Cache { return GenerateWith(n, Options{}) }
 
 // GenerateWith is Generate with stray narinfos (opts).
@@ -188,8 +190,10 @@ func GenerateWith(n int, opts Options) *Cache {
 		add(key, stats.KindListing, 70, nil)
 		reclaim(key)
 	}
-	for i := range n / 50 {
-		add(fmt.Sprintf("log/%s-drv%d.drv", hash(20), i), stats.KindLog, 700, nil)
+	for i := range n / 50 { // no narinfo names their derivations: garbage
+		key := fmt.Sprintf("log/%s-drv%d.drv", hash(20), i)
+		add(key, stats.KindLog, 700, nil)
+		reclaim(key)
 	}
 	for i := range n / 50 {
 		add(fmt.Sprintf("_releases/v%d/bin", i), stats.KindOther, 4096, nil)
