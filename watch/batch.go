@@ -59,6 +59,12 @@ func (w *watcher) batch(ctx context.Context, entries []queue.Entry) error {
 		w.sum.Done += len(valid)
 		args := []any{"paths", len(valid), "closure", res.Paths, "pushed", res.Pushed, "present", res.Skipped,
 			"nar_bytes", res.NarBytes, "file_bytes", res.FileBytes, "duration", dur.Round(time.Millisecond), "attempt", attempt}
+		if w.o.Push.Logs {
+			args = append(args, "logs", res.Logs, "log_bytes", res.LogBytes)
+			if res.LogsFailed > 0 {
+				args = append(args, "logs_failed", res.LogsFailed)
+			}
+		}
 		if res.Root != "" {
 			args = append(args, "root", res.Root)
 		}

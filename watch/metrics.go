@@ -21,6 +21,7 @@ type Metrics struct {
 	pushFailures  prometheus.Counter
 	failedEntries prometheus.Counter
 	storeQueued   prometheus.Counter
+	logs          prometheus.Counter
 	duration      prometheus.Histogram
 }
 
@@ -38,6 +39,7 @@ func NewMetrics(reg prometheus.Registerer, q *queue.Queue) *Metrics {
 		pushFailures:  counter("push_failures_total", "Batch pushes that failed (each is retried, or its entries failed)."),
 		failedEntries: counter("failed_entries_total", "Queue entries given up on (failed): path gone from the local store, or out of attempts."),
 		storeQueued:   counter("store_paths_queued_total", "New valid paths of the local store queued by --watch-store."),
+		logs:          counter("uploaded_logs_total", "Build logs uploaded (--logs)."),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "nixbucket", Subsystem: "watch", Name: "batch_duration_seconds",
 			Help:    "Time to push a batch (closure, presence check, uploads), successful or not.",
@@ -45,7 +47,7 @@ func NewMetrics(reg prometheus.Registerer, q *queue.Queue) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.pathsPushed, m.pathsPresent, m.narBytes, m.fileBytes, m.batches, m.pushFailures,
-		m.failedEntries, m.storeQueued, m.duration, &queueCollector{q: q})
+		m.failedEntries, m.storeQueued, m.logs, m.duration, &queueCollector{q: q})
 	return m
 }
 
@@ -69,6 +71,7 @@ func (m *Metrics) batchDone(res *push.Result, err error, d time.Duration) {
 	m.pathsPresent.Add(float64(res.Skipped))
 	m.narBytes.Add(float64(res.NarBytes))
 	m.fileBytes.Add(float64(res.FileBytes))
+	m.logs.Add(float64(res.Logs))
 }
 
 // failed counts n entries given up on.

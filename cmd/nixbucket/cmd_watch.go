@@ -24,7 +24,8 @@ func watchCommand() *cli.Command {
 		Name:  "watch",
 		Usage: "push the queued store paths as they come (the queue nixbucket hook fills); --once drains it and exits",
 		UsageText: "nixbucket watch --cache URL [--secret-key-file FILE...] [--queue FILE] [--root NAME] [--batch-wait DURATION]\n" +
-			"    [--jobs N] [--compression xz|zstd|none] [--once | --watch-store] [--metrics-listen ADDR] [--no-lock] [--lock-wait DURATION]",
+			"    [--jobs N] [--compression xz|zstd|none] [--once | --watch-store] [--metrics-listen ADDR] [--logs] [--no-lock]\n" +
+			"    [--lock-wait DURATION]",
 		Description: "Pushes the queue's paths in batches, with their closures, as push does; an entry is done once its narinfo\n" +
 			"is written. A failed batch is retried with backoff, then its entries are failed (nixbucket queue shows them);\n" +
 			"a path gone from the local store fails at once. One line is logged per batch. SIGTERM or SIGINT stops\n" +
@@ -40,6 +41,7 @@ func watchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "once", Usage: "push what is queued (retrying failures), then exit: 0 if all was pushed, 1 if some failed"},
 			&cli.BoolFlag{Name: "watch-store", Usage: "also queue the paths the local store registers from now on (no hook needed)"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics at http://`ADDR`/metrics (e.g. 127.0.0.1:9101)"},
+			logsFlag(),
 		}, uploadFlags()...), lockFlags()...),
 		Action: watchAction,
 	}
@@ -57,6 +59,9 @@ func watchAction(c *cli.Context) error {
 	}
 	ps, err := newPushSetup(c)
 	if err != nil {
+		return err
+	}
+	if err := checkLogs(c, ps.url); err != nil {
 		return err
 	}
 	ctx := c.Context
@@ -142,6 +147,8 @@ func watchAction(c *cli.Context) error {
 			PartSize:         ps.url.PartSize,
 			Logger:           slog.Default(),
 			Lock:             lk,
+			Logs:             c.Bool("logs"),
+			LogCompression:   ps.url.LogCompression,
 		},
 		Root:      ps.root,
 		Once:      c.Bool("once"),

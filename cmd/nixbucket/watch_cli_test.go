@@ -2,6 +2,7 @@ package main
 
 import (
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -97,13 +98,14 @@ func watchSamplePaths(t *testing.T, salt string, attrs ...string) []string {
 
 // TestWatchOnce queues real store paths and runs watch --once: their
 // closures arrive, signed, the queue is empty with its last success set,
-// and the run logs one line per batch; a second run has nothing to do.
+// with the build logs (--logs), and the run logs one line per batch; a
+// second run has nothing to do.
 func TestWatchOnce(t *testing.T) {
 	t.Parallel()
 	f := newWatchFixture(t)
 	paths := watchSamplePaths(t, "watch-once", "app", "dag")
 	f.add(t, paths...)
-	code, stdout, stderr := runBin(t, creds(f.srv), f.args("", "--once", "--root", "ci")...)
+	code, stdout, stderr := runBin(t, creds(f.srv), f.args("", "--once", "--root", "ci", "--logs")...)
 	if code != 0 {
 		t.Fatalf("watch --once: exit %d: %s%s", code, stdout, stderr)
 	}
@@ -124,6 +126,15 @@ func TestWatchOnce(t *testing.T) {
 	}
 	if len(keysUnder(t, f.srv.Open(t, f.bucket), "roots/ci/")) != 1 {
 		t.Errorf("no root manifest for the batch")
+	}
+	// --logs: the build logs of the batch's derivations are uploaded (the
+	// sample's builds print nothing: their logs are empty, and not counted).
+	drv := nixtest.PathInfos(t, paths[0])[paths[0]].Deriver
+	if !keysUnder(t, f.srv.Open(t, f.bucket), layout.LogDir)[layout.LogKey(drv)] {
+		t.Errorf("no build log %s", layout.LogKey(drv))
+	}
+	if !regexp.MustCompile(` logs=[0-9]+ log_bytes=[0-9]+ `).MatchString(stderr) {
+		t.Errorf("the batch line does not count the logs:\n%s", stderr)
 	}
 	code, stdout, stderr = runBin(t, creds(f.srv), f.args("", "--once")...)
 	if code != 0 || stdout != "pushed 0 queued paths in 0 batches\n" || stderr != "" {
