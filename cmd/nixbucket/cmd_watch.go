@@ -64,9 +64,9 @@ func watchAction(c *cli.Context) error {
 	if err := checkLogs(c, ps.url); err != nil {
 		return err
 	}
+	// Signals cancel c.Context: watch then stops claiming, but the
+	// metrics serve until it returns (wctx).
 	ctx := c.Context
-	// Signals cancel c.Context: watch then stops claiming, but the queue,
-	// the store, the bucket and the metrics serve until it returns.
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	qpath := c.String("queue")
@@ -75,7 +75,7 @@ func watchAction(c *cli.Context) error {
 			return usageErrorf("%w", err)
 		}
 	}
-	q, err := queue.Open(wctx, qpath)
+	q, err := queue.Open(ctx, qpath)
 	if err != nil {
 		return err
 	}
@@ -91,21 +91,21 @@ func watchAction(c *cli.Context) error {
 	if c.Bool("watch-store") {
 		// Fail now if the database cannot be read.
 		newPaths = store.DBPath()
-		if _, err := store.LastID(wctx, newPaths); err != nil {
+		if _, err := store.LastID(ctx, newPaths); err != nil {
 			return withCode(exitNotFound, fmt.Errorf("--watch-store: %w", err))
 		}
 	}
-	b, err := openBucket(wctx, ps.url)
+	b, err := openBucket(ctx, ps.url)
 	if err != nil {
 		return err
 	}
 	if ps.info != nil {
-		if _, err := ps.info.EnsureFrom(wctx, b, nil); err != nil {
+		if _, err := ps.info.EnsureFrom(ctx, b, nil); err != nil {
 			return err
 		}
 	}
 	// Fail now if there is no store; each batch opens it again.
-	s, err := openStore(wctx)
+	s, err := openStore(ctx)
 	if err != nil {
 		return err
 	}
