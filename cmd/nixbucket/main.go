@@ -125,6 +125,7 @@ func commands() []*cli.Command {
 		signCommand(),
 		rootsCommand(), gcCommand(), unlockCommand(), eraseCommand(), statsCommand(),
 		rmCommand(),
+		watchCommand(),
 		toolchainCommand(),
 		publishCommand(), releaseCommand(),
 		hookCommand(), queueCommand(),

@@ -138,6 +138,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		"erase":                {flags: []string{"--cache", u, "--dry-run"}},
 		"stats":                {flags: []string{"--cache", u}},
 		"rm":                   {flags: []string{"--cache", u, "--dry-run"}, pos: []string{"/nix/store/00000000000000000000000000000000-x"}},
+		"watch":                {flags: []string{"--cache", u, "--secret-key-file", keyFile, "--queue", "queue.db", "--once"}},
 		"toolchain refresh":    {flags: []string{"--cache", u, "--file", expr, "--attr", "lib", "--secret-key-file", keyFile}},
 		"publish binary":       {flags: []string{"--bucket", u, "--version", "v1.0.0", "--target", "x86_64-linux"}, pos: []string{binFile}},
 		"publish index":        {flags: []string{"--bucket", u}},
