@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/nixbucket/nixbucket/internal/nixtest"
+	"github.com/nixbucket/nixbucket/internal/s3test"
 	"github.com/nixbucket/nixbucket/queue"
 )
 
@@ -18,7 +19,7 @@ import (
 // and returns its .drv path and its outputs as Nix lists them.
 func hookDrv(t *testing.T) (drv string, outs []string) {
 	t.Helper()
-	expr := nixtest.WriteExpr(t, nixtest.Derivation("hook-"+filepath.Base(t.TempDir()), "echo a > $out; echo b > $dev", "out", "dev"))
+	expr := nixtest.WriteExpr(t, nixtest.Derivation("hook-"+s3test.RandomHex(6), "echo a > $out; echo b > $dev", "out", "dev"))
 	drvs := nixtest.Instantiate(t, expr)
 	if len(drvs) != 1 {
 		t.Fatalf("nix-instantiate gave %q", drvs)
@@ -173,4 +174,30 @@ func diskFull(t *testing.T) string {
 	// Fill it: dd stops at ENOSPC.
 	_ = exec.Command("dd", "if=/dev/zero", "of="+filepath.Join(dir, "fill"), "bs=4k").Run()
 	return filepath.Join(dir, "queue.db")
+}
+
+// TestHookInNixConf is the recipe's setup with real Nix: a nix-daemon whose
+// nix.conf says post-build-hook = <a symlink nixbucket-hook>, and nothing
+// else (NIXBUCKET_QUEUE in its environment stands for root's default
+// queue). A build through the daemon must leave the outputs queued.
+func TestHookInNixConf(t *testing.T) {
+	nixtest.Require(t)
+	dir := t.TempDir()
+	link := filepath.Join(dir, hookName)
+	if err := os.Symlink(cliBin, link); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "queue.db")
+	socket := nixtest.Daemon(t, "NIX_CONF_DIR="+nixtest.ConfDir(t, "post-build-hook = "+link), queue.EnvVar+"="+file)
+	// Unique to the run, so that it is built (the hook runs after builds).
+	expr := nixtest.WriteExpr(t, nixtest.Derivation("hook-conf-"+s3test.RandomHex(6), "echo a > $out; echo b > $dev", "out", "dev"))
+	if _, err := nixtest.Output(context.Background(), []string{"NIX_REMOTE=daemon", "NIX_DAEMON_SOCKET_PATH=" + socket},
+		"nix-build", append([]string{expr, "--no-out-link"}, nixtest.Options...)...); err != nil {
+		t.Fatalf("nix-build through the daemon: %v", err)
+	}
+	outs := nixtest.Lines(t, "nix-store", "--query", "--outputs", nixtest.Instantiate(t, expr)[0])
+	slices.Sort(outs)
+	if got := queuedPaths(t, file); len(outs) != 2 || !slices.Equal(got, outs) {
+		t.Errorf("queued %q, the derivation's outputs are %q", got, outs)
+	}
 }
