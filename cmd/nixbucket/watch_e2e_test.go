@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -166,6 +167,7 @@ exit $rc
 		nextFlip       = time.Now()
 		killedInFlight int
 		logs           []string // of the watches killed
+		maxPending     int
 		all            []string
 		buildTime      time.Duration
 		deadline       = time.Now().Add(3 * time.Minute)
@@ -196,6 +198,7 @@ exit $rc
 		if err != nil {
 			t.Fatal(err)
 		}
+		maxPending = max(maxPending, st.Pending)
 		if st.Failed > 0 {
 			t.Fatalf("entries failed: %+v\nwatch's log:\n%s", st, w.log())
 		}
@@ -308,7 +311,15 @@ exit $rc
 		len(all), st.Pushed, drained.Sub(first).Round(time.Millisecond), float64(len(all))/drained.Sub(first).Seconds(), resets, killedInFlight)
 	t.Logf("build to closure in the cache (hook start to narinfo seen, sampled every %v): median %v, max %v", samplePeriod, median(latency), slices.Max(latency))
 	logs = append(logs, w.log())
-	t.Logf("watch's batches: %d pushed, %d failed and retried", strings.Count(strings.Join(logs, ""), "msg=\"batch pushed\""), strings.Count(strings.Join(logs, ""), "will retry"))
+	batches, paths, busy := batchLines(t, strings.Join(logs, ""))
+	t.Logf("watch: %d batches of %d paths in all, %v pushing: %.1f paths/s while pushing; %d batches failed and were retried; at most %d entries pending",
+		batches, paths, busy.Round(time.Millisecond), float64(paths)/busy.Seconds(), strings.Count(strings.Join(logs, ""), "will retry"), maxPending)
+	// The faults bit: requests were reset and retried.
+	retried := strings.Count(strings.Join(logs, ""), "msg=\"retrying ")
+	if retried == 0 {
+		t.Errorf("watch retried no request: the resets never hit it")
+	}
+	t.Logf("watch retried %d requests after resets", retried)
 	t.Logf("invariant sampler: %d rounds, %d narinfo checks, no faults", smp.rounds, smp.checks)
 }
 
@@ -490,6 +501,23 @@ func checkNarInfo(ctx context.Context, b s3cache.Bucket, key string) ([]string, 
 		}
 	}
 	return problems, nil
+}
+
+// batchRE matches watch's line for a batch pushed.
+var batchRE = regexp.MustCompile(`msg="batch pushed" paths=(\d+) .*duration=(\S+)`)
+
+// batchLines sums watch's "batch pushed" lines: batches, paths, time.
+func batchLines(t *testing.T, log string) (batches, paths int, busy time.Duration) {
+	t.Helper()
+	for _, m := range batchRE.FindAllStringSubmatch(log, -1) {
+		n, err1 := strconv.Atoi(m[1])
+		d, err2 := time.ParseDuration(m[2])
+		if err := errors.Join(err1, err2); err != nil {
+			t.Fatalf("watch's batch line %q: %v", m[0], err)
+		}
+		batches, paths, busy = batches+1, paths+n, busy+d
+	}
+	return batches, paths, busy
 }
 
 // hookRun is one run of the hook, as the wrapper recorded it.
