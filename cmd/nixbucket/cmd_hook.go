@@ -61,7 +61,11 @@ DRV_PATH) exits non-zero.`,
 			if err != nil {
 				// A hook that exits non-zero fails the build: say it, in
 				// one line, and let the build stand.
-				fmt.Fprintf(c.App.ErrWriter, "%s%s (the build is not affected; its outputs are not queued)\n", hookPrefix, oneLine(err))
+				what := "nothing queued"
+				if n > 0 {
+					what = fmt.Sprintf("%d other %s queued", n, plural(int64(n), "path", "paths"))
+				}
+				fmt.Fprintf(c.App.ErrWriter, "%s%s (%s; the build is not affected)\n", hookPrefix, oneLine(err), what)
 				return nil
 			}
 			if c.Bool("verbose") {
@@ -86,8 +90,8 @@ func queuePath(file string) (string, error) {
 }
 
 // runHook queues the outputs of drv, out (space separated) or, if it is
-// empty, the derivation's outputs, and says how many it queued. Any error
-// is one the hook survives.
+// empty, the derivation's outputs, and says how many it queued (also with
+// an error, when only some were). Any error is one the hook survives.
 func runHook(ctx context.Context, file, drv, out string) (n int, err error) {
 	defer func() {
 		// Nothing the hook does may fail the build, not even a bug.
