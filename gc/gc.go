@@ -130,6 +130,7 @@ func Run(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, error) {
 	if err := r.sweep(ctx, p); err != nil {
 		return r.rep, err
 	}
+	r.recordRun(ctx)
 	return r.rep, nil
 }
 

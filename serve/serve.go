@@ -35,6 +35,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/s3cache"
 )
@@ -55,6 +57,11 @@ type Options struct {
 	// The handler is then an io.Closer: Close it once the server has
 	// stopped, to release the cache lock.
 	Push *PushOptions
+	// Metrics, if not nil, receives the handler's Prometheus metrics
+	// (metrics.go): requests by method, kind of key and status, bytes
+	// sent and received, requests in flight, and the latency of the
+	// bucket's operations. Nil costs nothing.
+	Metrics prometheus.Registerer
 }
 
 // MaxKeyLength is the longest key served, in bytes (S3's own limit).
@@ -90,6 +97,11 @@ func New(b s3cache.Bucket, opts Options) http.Handler {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &handler{b: b, opts: opts, log: opts.Logger}
+	if opts.Metrics != nil {
+		h.metrics = newMetrics(opts.Metrics)
+		h.b = h.metrics.instrument(b)
+		b = h.b
+	}
 	if opts.Push != nil {
 		h.recv = newReceiver(b, *opts.Push, opts.Logger)
 	}
@@ -101,6 +113,8 @@ type handler struct {
 	opts Options
 	log  *slog.Logger
 	recv *receiver // nil: read-only
+
+	metrics *serveMetrics // nil: none
 }
 
 // Close releases the cache lock a handler accepting pushes may hold, and
@@ -116,9 +130,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	user := ""
+	var observe func(status int, sent int64)
+	if h.metrics != nil {
+		observe = h.metrics.begin(r)
+	}
 	defer func() {
 		if rec.status == 0 {
 			rec.status = http.StatusOK
+		}
+		if observe != nil {
+			observe(rec.status, rec.bytes)
 		}
 		h.log.Info("request", "method", r.Method, "key", logKey(r.URL.Path), "status", rec.status,
 			"bytes", rec.bytes, "ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr, "user", user)

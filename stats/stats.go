@@ -147,6 +147,10 @@ type Report struct {
 	NarInfoGets int `json:"narinfoGets"`
 	// Notes explain what the figures cannot know.
 	Notes []string `json:"notes"`
+	// LastGC is when the last gc run that finished ended (the
+	// LastModified of its record, gc.LastRunKey); zero, and left out of
+	// the JSON, if none has since gc began recording its runs.
+	LastGC time.Time `json:"lastGC,omitzero"`
 }
 
 // Options tune Collect.
@@ -262,6 +266,9 @@ func Collect(ctx context.Context, b s3cache.Bucket, opts Options) (*Report, erro
 	}
 	if p.Uploads >= 0 {
 		r.Notes = append(r.Notes, NoteMinIOUploads)
+	}
+	if o, ok := p.Objects[gc.LastRunKey]; ok {
+		r.LastGC = o.LastModified.UTC()
 	}
 	if err := r.countUpstream(ctx, b, p, opts.Jobs); err != nil {
 		return nil, err

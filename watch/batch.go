@@ -97,7 +97,12 @@ func (w *watcher) push(ctx, qctx context.Context, entries []queue.Entry) (*push.
 	for i, e := range entries {
 		paths[i] = e.Path
 	}
-	validPaths, err := w.o.Store.QueryValidPaths(ctx, paths)
+	s, err := w.o.OpenStore(ctx)
+	if err != nil {
+		return nil, entries, fmt.Errorf("opening the local store: %w", err)
+	}
+	defer s.Close()
+	validPaths, err := s.QueryValidPaths(ctx, paths)
 	if err != nil {
 		return nil, entries, fmt.Errorf("querying the local store: %w", err)
 	}
@@ -126,7 +131,7 @@ func (w *watcher) push(ctx, qctx context.Context, entries []queue.Entry) (*push.
 	if len(valid) == 0 {
 		return nil, nil, nil
 	}
-	g, err := closure.Compute(ctx, w.o.Store, validPaths, closure.Options{})
+	g, err := closure.Compute(ctx, s, validPaths, closure.Options{})
 	if err != nil {
 		return nil, valid, err
 	}

@@ -18,7 +18,7 @@ const storeScan = 1000
 // seen, and polls for larger ones. Derivations (.drv) are not queued:
 // like a push of ./result, watch-store pushes what builds produce.
 type storeWatcher struct {
-	db   *store.DB
+	db   string
 	q    *queue.Queue
 	m    *Metrics
 	log  *slog.Logger
@@ -27,8 +27,8 @@ type storeWatcher struct {
 
 // newStoreWatcher starts from the database's newest registration, so that
 // the store's existing paths are not queued.
-func newStoreWatcher(ctx context.Context, db *store.DB, q *queue.Queue, m *Metrics, log *slog.Logger) (*storeWatcher, error) {
-	last, err := db.LastID(ctx)
+func newStoreWatcher(ctx context.Context, db string, q *queue.Queue, m *Metrics, log *slog.Logger) (*storeWatcher, error) {
+	last, err := store.LastID(ctx, db)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +56,7 @@ func (s *storeWatcher) run(ctx context.Context, interval time.Duration) {
 // scan queues the paths registered since the last scan.
 func (s *storeWatcher) scan(ctx context.Context) error {
 	for {
-		paths, err := s.db.PathsSince(ctx, s.last, storeScan)
+		paths, err := store.PathsSince(ctx, s.db, s.last, storeScan)
 		if err != nil || len(paths) == 0 {
 			return err
 		}

@@ -31,8 +31,10 @@ type Options struct {
 	Queue *queue.Queue
 	// Bucket is the cache pushed to.
 	Bucket s3cache.Bucket
-	// Store is the local store the paths are read from.
-	Store store.Store
+	// OpenStore opens the local store the paths are read from, once per
+	// batch: a store kept open for days can go stale (a database
+	// connection blind to Nix's later commits, a daemon restarted).
+	OpenStore func(context.Context) (store.Store, error)
 	// Push is the template of every batch's push: keys, compression,
 	// jobs, lock. Its Counters, Root and Listing are set per batch.
 	Push push.Options
@@ -41,11 +43,13 @@ type Options struct {
 	// Once drains what is pending (waiting for the retries it makes) and
 	// returns, instead of watching for more.
 	Once bool
-	// NewPaths, if set, is the local store's database, polled for paths
-	// registered since Run began, which are queued (watch-store).
-	NewPaths *store.DB
+	// NewPaths, if set, is the local store's database file (normally
+	// store.DBPath()), polled for paths registered since Run began, which
+	// are queued (watch-store).
+	NewPaths string
 	// BatchWait is how long to wait, once an entry is due, for more to
-	// gather into its batch; default DefaultBatchWait. Once waits none.
+	// gather into its batch; 0 means DefaultBatchWait, a negative value
+	// none. Once waits none.
 	BatchWait time.Duration
 	// BatchSize bounds the entries of a batch; default DefaultBatchSize.
 	BatchSize int
@@ -76,7 +80,9 @@ func (o *Options) defaults() {
 			*d = v
 		}
 	}
-	def(&o.BatchWait, DefaultBatchWait)
+	if o.BatchWait == 0 {
+		o.BatchWait = DefaultBatchWait
+	}
 	def(&o.PollInterval, DefaultPollInterval)
 	def(&o.RetryBase, DefaultRetryBase)
 	def(&o.RetryMax, DefaultRetryMax)
@@ -109,7 +115,9 @@ type Summary struct {
 
 // Run drains the queue until ctx is cancelled, or, with Once, until no
 // entry is pending. It returns an error only when the queue itself fails
-// (or another process drains it: queue.ErrDrainerRunning).
+// (another process drains it: queue.ErrDrainerRunning; an entry cannot
+// be settled; with Once, any queue error): a long-running Run logs a
+// failed poll or claim and tries again.
 func Run(ctx context.Context, o Options) (Summary, error) {
 	o.defaults()
 	w := &watcher{o: o, log: o.Logger}
@@ -125,7 +133,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if n > 0 {
 		w.log.Info("requeued the entries a previous watch left in flight", "entries", n)
 	}
-	if o.NewPaths != nil {
+	if o.NewPaths != "" {
 		sw, err := newStoreWatcher(ctx, o.NewPaths, o.Queue, o.Metrics, w.log)
 		if err != nil {
 			return w.sum, err
@@ -138,7 +146,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		}()
 	}
 	if !o.Once {
-		w.log.Info("watching the queue", "queue", o.Queue.Path(), "watch_store", o.NewPaths != nil)
+		w.log.Info("watching the queue", "queue", o.Queue.Path(), "watch_store", o.NewPaths != "")
 	}
 	for {
 		due, err := w.waitDue(ctx)
@@ -149,11 +157,17 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			return w.sum, nil
 		}
 		entries, err := o.Queue.Claim(ctx, o.BatchSize)
-		if err != nil {
-			if ctx.Err() != nil {
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return w.sum, nil
+		case err != nil && o.Once:
+			return w.sum, err
+		case err != nil:
+			w.log.Warn("claiming from the queue failed; trying again", "err", err)
+			if !sleep(ctx, o.PollInterval) {
 				return w.sum, nil
 			}
-			return w.sum, err
+			continue
 		}
 		if len(entries) == 0 {
 			continue
@@ -182,8 +196,12 @@ func (w *watcher) waitDue(ctx context.Context) (bool, error) {
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return false, nil
-		case err != nil:
+		case err != nil && w.o.Once:
 			return false, err
+		case err != nil:
+			// A queue busy for long (busy_timeout) need not end a
+			// long-running watch: say so, and poll again.
+			w.log.Warn("reading the queue failed; trying again", "err", err)
 		case !ok && w.o.Once:
 			return false, nil
 		case ok && !due.After(time.Now()):

@@ -57,7 +57,6 @@ func (b *faultyBucket) Put(ctx context.Context, key string, r io.Reader, size in
 // fixture is a queue holding one real store path, and the local store.
 type fixture struct {
 	q    *queue.Queue
-	s    store.Store
 	path string
 	logs *syncBuffer
 }
@@ -74,17 +73,14 @@ func newFixture(t *testing.T, salt string) *fixture {
 	if err := q.Add(ctx, "", []string{path}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := store.Open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return &fixture{q: q, s: s, path: path, logs: new(syncBuffer)}
+	return &fixture{q: q, path: path, logs: new(syncBuffer)}
 }
+
+func openStore(ctx context.Context) (store.Store, error) { return store.Open(ctx) }
 
 func (f *fixture) options(b s3cache.Bucket) watch.Options {
 	return watch.Options{
-		Queue: f.q, Bucket: b, Store: f.s, Once: true,
+		Queue: f.q, Bucket: b, OpenStore: openStore, Once: true,
 		RetryBase: time.Millisecond, RetryMax: 4 * time.Millisecond, MaxAttempts: 3,
 		PollInterval: 10 * time.Millisecond,
 		Logger:       slog.New(slog.NewTextHandler(f.logs, nil)),

@@ -11,17 +11,20 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/nixbucket/nixbucket/lock"
+	"github.com/nixbucket/nixbucket/metrics"
 	"github.com/nixbucket/nixbucket/serve"
+	"github.com/nixbucket/nixbucket/stats"
 )
 
 func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "serve a bucket read-only over HTTP as a Nix binary cache",
-		UsageText: "nixbucket serve --cache URL [--listen 127.0.0.1:8080] [--htpasswd FILE] [--tls-cert FILE --tls-key FILE] [--serve-all]\n" +
+		UsageText: "nixbucket serve --cache URL [--listen 127.0.0.1:8080] [--htpasswd FILE] [--tls-cert FILE --tls-key FILE] [--serve-all] [--metrics-listen ADDR]\n" +
 			"    [--accept-push --push-token-file FILE --trusted-public-key KEY... [--lock-wait DURATION] [--lock-idle DURATION] [--lock-max-hold DURATION]]\n\n" +
 			"Serves the cache's layout only (nix-cache-info, *.narinfo, *.ls, nar/, log/, realisations/), with\n" +
 			"Range, ETag/Last-Modified, Cache-Control, and one log line per request on stderr. Nix sends the\n" +
@@ -30,13 +33,16 @@ func serveCommand() *cli.Command {
 			"as Nix sends it from its netrc-file, or a bearer token) may PUT NARs, listings and narinfos, as\n" +
 			"`nix copy --to http://…` and `nixbucket push --cache http://…` do. A narinfo is stored only if a\n" +
 			"--trusted-public-key signed it, its NAR is in the cache with the FileHash and FileSize it names, and\n" +
-			"its references are in the cache. Nothing is deleted; writes hold the shared cache lock.",
+			"its references are in the cache. Nothing is deleted; writes hold the shared cache lock.\n\n" +
+			"With --metrics-listen, Prometheus metrics (requests by method, kind of key and status, bytes served, bucket\n" +
+			"latency) are served at http://ADDR/metrics, a listener of their own, without authentication.",
 		Flags: []cli.Flag{
 			cacheFlag(),
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "`ADDR` to listen on (port 0 picks one)"},
 			&cli.StringFlag{Name: "htpasswd", Usage: "require HTTP basic auth as a user of `FILE` (bcrypt: htpasswd -B)"},
 			&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with the certificate (chain) in PEM `FILE`"},
 			&cli.StringFlag{Name: "tls-key", Usage: "the private key of --tls-cert, PEM `FILE`"},
+			&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics at http://`ADDR`/metrics (port 0 picks one)"},
 			&cli.BoolFlag{Name: "serve-all", Usage: "serve every key of the bucket, also locks/, roots/, stats/ (host names, PIDs, history) and release pages"},
 			&cli.BoolFlag{Name: "accept-push", Usage: "accept pushes (PUT) from holders of the --push-token-file token"},
 			&cli.StringFlag{Name: "push-token-file", Usage: "the push token: the one line of `FILE` (e.g. openssl rand -hex 32 > FILE)"},
@@ -79,6 +85,17 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return usageErrorf("listening on %s: %w", c.String("listen"), err)
 			}
+			var metricsAddr net.Addr
+			if addr := c.String("metrics-listen"); addr != "" {
+				reg := metrics.NewRegistry()
+				opts.Metrics = prometheus.WrapRegistererWith(prometheus.Labels{"cache": stats.CacheLabel(u)}, reg)
+				mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+				defer stop() // once the requests in flight have ended
+				if metricsAddr, err = metrics.Listen(mctx, addr, reg); err != nil {
+					ln.Close()
+					return usageErrorf("--metrics-listen: %w", err)
+				}
+			}
 			handler := serve.New(b, opts)
 			if closer, ok := handler.(io.Closer); ok {
 				defer closer.Close() // releases the cache lock, once the requests have ended
@@ -97,6 +114,9 @@ func serveCommand() *cli.Command {
 				scheme = "https"
 			}
 			fmt.Fprintf(c.App.Writer, "serving %s on %s://%s\n", u, scheme, ln.Addr())
+			if metricsAddr != nil {
+				fmt.Fprintf(c.App.Writer, "metrics on http://%s/metrics\n", metricsAddr)
+			}
 			errc := make(chan error, 1)
 			go func() {
 				if tlsConfig != nil {

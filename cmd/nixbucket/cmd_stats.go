@@ -21,14 +21,17 @@ func statsCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "stats",
 		Usage:     "measure the cache from its listing: objects and bytes by kind, roots, compression, orphan NARs, what gc would reclaim, growth",
-		UsageText: "nixbucket stats --cache URL [--json] [--record] [--html FILE] [--grace DURATION]",
+		UsageText: "nixbucket stats --cache URL [--json | --prometheus] [--record] [--html FILE] [--grace DURATION]",
 		Description: "One LIST of the bucket, one of unfinished uploads, a GET per root manifest, and a GET of each " +
 			"narinfo that no root manifest lists (none for a cache pushed with --root). The figures are gc's own dry run: " +
 			"\"gc would reclaim\" is what gc's planner decides with the same --grace, keeping every manifest. --record " +
-			"appends the figures to stats/history.jsonl in the bucket; --html writes a self-contained page with a growth chart.",
+			"appends the figures to stats/history.jsonl in the bucket; --html writes a self-contained page with a growth chart. " +
+			"--prometheus prints them in the Prometheus text format, every series labelled with the cache, for node_exporter's " +
+			"textfile collector (stats --prometheus > DIR/nixbucket.prom.$$ && mv DIR/nixbucket.prom.$$ DIR/nixbucket.prom).",
 		Flags: []cli.Flag{
 			cacheFlag(),
 			&cli.BoolFlag{Name: "json", Usage: "print the figures as JSON on stdout"},
+			&cli.BoolFlag{Name: "prometheus", Usage: "print the figures in the Prometheus text exposition format on stdout (node_exporter's textfile collector)"},
 			&cli.BoolFlag{Name: "record", Usage: "append the figures to stats/history.jsonl in the bucket"},
 			&cli.StringFlag{Name: "html", Usage: "write an HTML page with the growth chart to `FILE`"},
 			&cli.StringFlag{Name: "grace", Value: "24h", Usage: "gc's grace `DURATION`, for the reclaimable estimate"},
@@ -42,11 +45,18 @@ func statsAction(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usageErrorf("stats takes no arguments, got %q", c.Args().First())
 	}
+	if c.Bool("prometheus") && (c.Bool("json") || c.String("html") != "") {
+		return usageErrorf("--prometheus prints the figures on stdout in its own format: it goes without --json and --html")
+	}
 	grace, err := parseDuration(c.String("grace"))
 	if err != nil {
 		return usageErrorf("--grace: %v", err)
 	}
-	b, err := cacheBucket(c)
+	u, err := cacheURL(c)
+	if err != nil {
+		return err
+	}
+	b, err := openBucket(ctx, u)
 	if err != nil {
 		return err
 	}
@@ -88,6 +98,9 @@ func statsAction(c *cli.Context) error {
 	if c.Bool("json") {
 		return json.NewEncoder(w).Encode(r)
 	}
+	if c.Bool("prometheus") {
+		return stats.WritePrometheus(w, r, stats.CacheLabel(u))
+	}
 	fmt.Fprintf(w, "%d objects, %s; %d store paths (%d LIST and %d GET requests; %d of the GETs read narinfos that no root manifest lists)\n",
 		r.Total.Objects, humanize.IBytes(uint64(r.Total.Bytes)), r.Paths, r.Lists, r.Gets, r.NarInfoGets)
 	for _, k := range stats.Kinds {
@@ -117,6 +130,9 @@ func statsAction(c *cli.Context) error {
 	} else {
 		fmt.Fprintf(w, "gc would reclaim (gc's own plan, --grace %s, every manifest kept): %d objects (%s), %d of them (%s) in its next run, the rest once condemned for the grace\n",
 			grace, r.Reclaimable.Objects, humanize.IBytes(uint64(r.Reclaimable.Bytes)), r.ReclaimableNow.Objects, humanize.IBytes(uint64(r.ReclaimableNow.Bytes)))
+	}
+	if !r.LastGC.IsZero() {
+		fmt.Fprintf(w, "last gc run ended %s\n", r.LastGC.Format(time.RFC3339))
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)

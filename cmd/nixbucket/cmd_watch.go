@@ -2,18 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/metrics"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/queue"
+	"github.com/nixbucket/nixbucket/stats"
 	"github.com/nixbucket/nixbucket/store"
-	"github.com/nixbucket/nixbucket/storepath"
 	"github.com/nixbucket/nixbucket/watch"
 )
 
@@ -82,12 +82,13 @@ func watchAction(c *cli.Context) error {
 		return err
 	}
 	unlock()
-	var newPaths *store.DB
+	newPaths := ""
 	if c.Bool("watch-store") {
-		if newPaths, err = openStoreDB(wctx); err != nil {
-			return err
+		// Fail now if the database cannot be read.
+		newPaths = store.DBPath()
+		if _, err := store.LastID(wctx, newPaths); err != nil {
+			return withCode(exitNotFound, fmt.Errorf("--watch-store: %w", err))
 		}
-		defer newPaths.Close()
 	}
 	b, err := openBucket(wctx, ps.url)
 	if err != nil {
@@ -98,33 +99,41 @@ func watchAction(c *cli.Context) error {
 			return err
 		}
 	}
+	// Fail now if there is no store; each batch opens it again.
 	s, err := openStore(wctx)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	s.Close()
 	if len(ps.keys) == 0 {
 		slog.Warn("pushing unsigned narinfos: Nix will not substitute them with require-sigs; give --secret-key-file or NIXBUCKET_SECRET_KEY")
 	}
 	var m *watch.Metrics
 	if addr := c.String("metrics-listen"); addr != "" {
 		reg := metrics.NewRegistry()
-		m = watch.NewMetrics(reg, q)
+		// Labelled with the cache as serve's are.
+		m = watch.NewMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"cache": stats.CacheLabel(ps.url)}, reg), q)
 		la, err := metrics.Listen(wctx, addr, reg)
 		if err != nil {
-			return withCode(exitUsage, err)
+			return usageErrorf("--metrics-listen: %w", err)
 		}
-		fmt.Fprintf(c.App.Writer, "serving metrics on http://%s/metrics\n", la)
+		fmt.Fprintf(c.App.Writer, "metrics on http://%s/metrics\n", la)
 	}
 	var lk *lock.Options
 	if !c.Bool("no-lock") {
 		lk = &lock.Options{Command: "watch", Wait: c.Duration("lock-wait"), Logger: slog.Default()}
 	}
+	batchWait := c.Duration("batch-wait")
+	if batchWait == 0 {
+		batchWait = -1 // none, not watch's default
+	}
 	limitMemory()
 	sum, err := watch.Run(ctx, watch.Options{
 		Queue:  q,
 		Bucket: b,
-		Store:  s,
+		OpenStore: func(ctx context.Context) (store.Store, error) {
+			return store.Open(ctx, store.WithLogger(slog.Default()))
+		},
 		Push: push.Options{
 			Compression:      ps.algo,
 			CompressionLevel: ps.level,
@@ -137,7 +146,7 @@ func watchAction(c *cli.Context) error {
 		Root:      ps.root,
 		Once:      c.Bool("once"),
 		NewPaths:  newPaths,
-		BatchWait: c.Duration("batch-wait"),
+		BatchWait: batchWait,
 		Metrics:   m,
 		Logger:    slog.Default(),
 	})
@@ -148,26 +157,9 @@ func watchAction(c *cli.Context) error {
 		if sum.Failed > 0 {
 			return withCode(exitFailure, fmt.Errorf("%d queued paths pushed, %d failed (nixbucket queue lists them): %w", sum.Done, sum.Failed, sum.LastError))
 		}
-		fmt.Fprintf(c.App.Writer, "pushed %d queued paths in %d batches\n", sum.Done, sum.Batches)
+		fmt.Fprintf(c.App.Writer, "pushed %d queued paths in %d %s\n", sum.Done, sum.Batches, plural(int64(sum.Batches), "batch", "batches"))
 		return nil
 	}
 	slog.Info("watch stopped", "paths", sum.Done, "batches", sum.Batches, "failed", sum.Failed)
 	return nil
-}
-
-// openStoreDB opens the local store's database for --watch-store, which
-// must see Nix's latest writes: a database only readable immutable
-// (without its WAL) would hide them.
-func openStoreDB(ctx context.Context) (*store.DB, error) {
-	db, err := store.OpenDB(ctx, store.DBPath(), storepath.DefaultDir(), store.WithLogger(slog.Default()))
-	switch {
-	case errors.Is(err, store.ErrNoStore):
-		return nil, withCode(exitNotFound, fmt.Errorf("--watch-store: %w", err))
-	case err != nil:
-		return nil, fmt.Errorf("--watch-store: %w", err)
-	case db.Immutable():
-		db.Close()
-		return nil, fmt.Errorf("--watch-store: cannot follow the Nix database %s: it is readable only without its recent writes (run as its owner, or use nixbucket hook)", store.DBPath())
-	}
-	return db, nil
 }

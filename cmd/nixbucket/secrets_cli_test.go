@@ -214,7 +214,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	// Secrets in what the bucket holds, which commands echo back: object
 	// keys, and the text of a narinfo.
 	readers := [][]string{
-		{"stats"}, {"stats", "--json"}, {"verify"}, {"verify", "--json"}, {"roots", "list"}, {"roots", "list", "--json"},
+		{"stats"}, {"stats", "--json"}, {"stats", "--prometheus"}, {"verify"}, {"verify", "--json"}, {"roots", "list"}, {"roots", "list", "--json"},
 		{"gc", "--dry-run"}, {"gc", "--dry-run", "--json"}, {"unlock"}, {"erase", "--dry-run"}, {"publish", "index"},
 		{"sign", "--all", "--dry-run", "--secret-key-file", keyFile}, {"sign", "--all", "--json", "--secret-key-file", keyFile},
 	}

@@ -83,9 +83,9 @@ func (f *watchFixture) assertArrived(t *testing.T, tops ...string) {
 	assertSound(t, b, "after watch")
 }
 
-// samplePaths builds SampleExpr's attributes (salted) and returns one
+// watchSamplePaths builds SampleExpr's attributes (salted) and returns one
 // output path per attribute.
-func samplePaths(t *testing.T, salt string, attrs ...string) []string {
+func watchSamplePaths(t *testing.T, salt string, attrs ...string) []string {
 	t.Helper()
 	f := nixtest.Sample(t, 6, salt)
 	var out []string
@@ -101,20 +101,20 @@ func samplePaths(t *testing.T, salt string, attrs ...string) []string {
 func TestWatchOnce(t *testing.T) {
 	t.Parallel()
 	f := newWatchFixture(t)
-	paths := samplePaths(t, "watch-once", "app", "dag")
+	paths := watchSamplePaths(t, "watch-once", "app", "dag")
 	f.add(t, paths...)
 	code, stdout, stderr := runBin(t, creds(f.srv), f.args("", "--once", "--root", "ci")...)
 	if code != 0 {
 		t.Fatalf("watch --once: exit %d: %s%s", code, stdout, stderr)
 	}
-	if stdout != "pushed 2 queued paths in 1 batches\n" {
+	if stdout != "pushed 2 queued paths in 1 batch\n" {
 		t.Errorf("stdout %q", stdout)
 	}
 	if n := strings.Count(stderr, `msg="batch pushed"`); n != 1 || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("want exactly one log line, a batch's:\n%s", stderr)
 	}
 	closure := nixtest.Lines(t, "nix-store", "-qR", paths[0], paths[1])
-	if !strings.Contains(stderr, " paths=2 closure="+itoa(len(closure))+" pushed="+itoa(len(closure))+" present=0 ") {
+	if !strings.Contains(stderr, " paths=2 closure="+strconv.Itoa(len(closure))+" pushed="+strconv.Itoa(len(closure))+" present=0 ") {
 		t.Errorf("the batch line does not count the closure of %d paths:\n%s", len(closure), stderr)
 	}
 	f.assertArrived(t, paths...)
@@ -130,5 +130,3 @@ func TestWatchOnce(t *testing.T) {
 		t.Errorf("watch --once on an empty queue: exit %d: %q %q", code, stdout, stderr)
 	}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
