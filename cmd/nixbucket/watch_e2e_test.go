@@ -2,13 +2,11 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -125,8 +123,7 @@ exit $rc
 
 	watchArgs := []string{"--retry-for", "60s", "watch", "--cache", toxi.StoreURL(bucket), "--secret-key-file", keyFile,
 		"--queue", qfile, "--batch-wait", "100ms"}
-	watchEnv := cliEnv(t, creds(srv))
-	w := startWatch(t, watchEnv, watchArgs)
+	w := startWatch(t, creds(srv), watchArgs...)
 
 	sctx, stopSampler := context.WithCancel(ctx)
 	defer stopSampler()
@@ -189,10 +186,8 @@ exit $rc
 			}
 			resetting = !resetting
 		}
-		select {
-		case err := <-w.done:
-			t.Fatalf("watch exited: %v\n%s", err, w.log())
-		default:
+		if exited, out := w.exitedYet(); exited {
+			t.Fatalf("watch exited:\n%s", out)
 		}
 		st, err := q.Status(ctx)
 		if err != nil {
@@ -200,17 +195,18 @@ exit $rc
 		}
 		maxPending = max(maxPending, st.Pending)
 		if st.Failed > 0 {
-			t.Fatalf("entries failed: %+v\nwatch's log:\n%s", st, w.log())
+			t.Fatalf("entries failed: %+v\nwatch's log:\n%s", st, w.output())
 		}
 		if killedInFlight == 0 && st.Pushed > 0 && st.InFlight > 0 {
-			_ = w.stop(syscall.SIGKILL)
+			w.signal(t, syscall.SIGKILL)
+			w.wait(t)
 			if st, err = q.Status(ctx); err != nil {
 				t.Fatal(err)
 			}
 			killedInFlight = st.InFlight
 			t.Logf("killed watch -9 with %d entries in flight, %d pushed", st.InFlight, st.Pushed)
-			logs = append(logs, w.log())
-			w = startWatch(t, watchEnv, watchArgs)
+			logs = append(logs, w.output())
+			w = startWatch(t, creds(srv), watchArgs...)
 		}
 		select {
 		case err := <-buildsDone:
@@ -231,7 +227,7 @@ exit $rc
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not drained: %+v, built: %v; watch's log:\n%s", st, all != nil, w.log())
+			t.Fatalf("not drained: %+v, built: %v; watch's log:\n%s", st, all != nil, w.output())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -239,8 +235,9 @@ exit $rc
 		toxi.RemoveToxic(t, "reset")
 	}
 	drained := time.Now()
-	if err := w.stop(syscall.SIGTERM); err != nil {
-		t.Errorf("watch after SIGTERM: %v\n%s", err, w.log())
+	w.signal(t, syscall.SIGTERM)
+	if code := w.wait(t); code != 0 {
+		t.Errorf("watch after SIGTERM: exit %d\n%s", code, w.output())
 	}
 	stopSampler()
 	if err := <-samplerDone; err != nil && !errors.Is(err, context.Canceled) {
@@ -249,8 +246,8 @@ exit $rc
 	for _, f := range smp.faults {
 		t.Errorf("invariant broken: %s", f)
 	}
-	if !strings.Contains(w.log(), fmt.Sprintf("requeued the entries a previous watch left in flight\" entries=%d", killedInFlight)) {
-		t.Errorf("the restarted watch did not requeue the %d entries in flight:\n%s", killedInFlight, w.log())
+	if !strings.Contains(w.output(), fmt.Sprintf("requeued the entries a previous watch left in flight\" entries=%d", killedInFlight)) {
+		t.Errorf("the restarted watch did not requeue the %d entries in flight:\n%s", killedInFlight, w.output())
 	}
 
 	// Every path is in the bucket as built.
@@ -312,7 +309,7 @@ exit $rc
 	t.Logf("watch drained %d entries (%d marked done in all) in %v from the first build's hook: %.1f paths/s, through %d reset windows and a kill -9 with %d in flight",
 		len(all), st.Pushed, drained.Sub(first).Round(time.Millisecond), float64(len(all))/drained.Sub(first).Seconds(), resets, killedInFlight)
 	t.Logf("build to closure in the cache (hook start to narinfo seen, sampled every %v): median %v, max %v", samplePeriod, median(latency), slices.Max(latency))
-	logs = append(logs, w.log())
+	logs = append(logs, w.output())
 	batches, paths, busy := batchLines(t, strings.Join(logs, ""))
 	t.Logf("watch: %d batches of %d paths in all, %v pushing: %.1f paths/s while pushing; %d batches failed and were retried; at most %d entries pending",
 		batches, paths, busy.Round(time.Millisecond), float64(paths)/busy.Seconds(), strings.Count(strings.Join(logs, ""), "will retry"), maxPending)
@@ -325,59 +322,11 @@ exit $rc
 	t.Logf("invariant sampler: %d rounds, %d narinfo checks, %d faults", smp.rounds, smp.checks, len(smp.faults))
 }
 
-// watchProc is a running `nixbucket watch`.
-type watchProc struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan error
-}
-
-func startWatch(t *testing.T, env, args []string) *watchProc {
-	t.Helper()
-	cmd := exec.Command(cliBin, args...)
-	cmd.Env = env
-	w := &watchProc{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = w.out, w.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { w.done <- cmd.Wait() }()
-	t.Cleanup(func() { _ = w.stop(syscall.SIGKILL) })
-	return w
-}
-
-func (w *watchProc) log() string { return w.out.String() }
-
-// stop sends sig and waits for the exit, for at most 90 s (the
-// systemd unit's TimeoutStopSec).
-func (w *watchProc) stop(sig syscall.Signal) error {
-	_ = w.cmd.Process.Signal(sig)
-	select {
-	case err := <-w.done:
-		w.done <- err
-		return err
-	case <-time.After(90 * time.Second):
-		_ = w.cmd.Process.Kill()
-		return errors.New("did not exit within 90s")
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's writes beside reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// exited says whether the watch has exited, with its output.
+func (p *watchProc) exitedYet() (bool, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exited, p.out.String()
 }
 
 // samplePeriod is how often the sampler lists the bucket.
