@@ -78,7 +78,7 @@ DRV_PATH) exits non-zero.`,
 
 // queueFlag is --queue, defaulting to queue.DefaultPath.
 func queueFlag() cli.Flag {
-	return &cli.StringFlag{Name: "queue", Usage: "the queue file (default: $NIXBUCKET_QUEUE, /var/lib/nixbucket/queue.db for root, else $XDG_STATE_HOME/nixbucket/queue.db)", EnvVars: []string{queue.EnvVar}}
+	return &cli.StringFlag{Name: "queue", Usage: "the queue `FILE` (default: $NIXBUCKET_QUEUE, /var/lib/nixbucket/queue.db for root, else $XDG_STATE_HOME/nixbucket/queue.db)", EnvVars: []string{queue.EnvVar}}
 }
 
 // queuePath is the queue file named by file (--queue), else the default.

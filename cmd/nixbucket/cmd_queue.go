@@ -25,7 +25,7 @@ nixbucket queue retry [--queue FILE]
 Shows how many entries are pending, in flight and failed, the failed and
 in-flight entries (with their last error), when the oldest pending one was
 added and when a push last succeeded. A queue file that does not exist is
-an error (exit 3): only the hook creates one.`,
+an error (exit 3): only the hook and watch create one.`,
 		Flags: []cli.Flag{queueFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON on stdout"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -78,7 +78,7 @@ func openExistingQueue(ctx context.Context, file string) (*queue.Queue, error) {
 		return nil, withCode(exitUsage, err)
 	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, withCode(exitNotFound, fmt.Errorf("no queue at %s (nixbucket hook creates it; see --queue)", path))
+		return nil, withCode(exitNotFound, fmt.Errorf("no queue at %s (nixbucket hook and watch create it; see --queue)", path))
 	} else if err != nil {
 		return nil, fmt.Errorf("queue %s: %w", path, err)
 	}
