@@ -73,17 +73,31 @@ func pushCommand() *cli.Command {
 // pushFlags are the flags of every command that pushes (push, toolchain
 // refresh), read by newPushSetup and pushClosure.
 func pushFlags() []cli.Flag {
+	flags := append(uploadFlags(),
+		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be uploaded; upload nothing"},
+		&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"})
+	return append(append(flags, lockFlags()...),
+		&cli.DurationFlag{Name: "progress-interval", Value: 5 * time.Second, Usage: "print a progress line every `DURATION` when stderr is not a terminal"})
+}
+
+// uploadFlags are the flags of how a push uploads (--jobs, --compression,
+// --secret-key-file), shared by push and watch.
+func uploadFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 8, Usage: "upload `N` NARs at once"},
 		&cli.StringFlag{Name: "compression", Usage: "compress the NARs with `xz|zstd|none` (default: the URL's compression=, else xz)"},
 		secretKeyFileFlag(),
-		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would be uploaded; upload nothing"},
-		&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
+	}
+}
+
+// lockFlags are the flags of a push's shared cache lock (--no-lock,
+// --lock-wait), shared by push and watch.
+func lockFlags() []cli.Flag {
+	return []cli.Flag{
 		&cli.BoolFlag{Name: "no-lock", Usage: "do not take the shared cache lock. Risk: a gc running meanwhile does not " +
 			"wait for this push, and may delete paths it found present (only gc's --grace protects them): narinfos " +
 			"pushed then can refer to paths the cache no longer has"},
 		&cli.DurationFlag{Name: "lock-wait", Value: 2 * lock.DefaultStaleAfter, Usage: "wait up to `DURATION` for a running gc to finish"},
-		&cli.DurationFlag{Name: "progress-interval", Value: 5 * time.Second, Usage: "print a progress line every `DURATION` when stderr is not a terminal"},
 	}
 }
 

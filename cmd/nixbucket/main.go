@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	defer errOut.Flush()
 	stdout, stderr = out, errOut
 	app := newApp(stdin, stdout, stderr, r)
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, hookArgs(args))
 	if err == nil {
 		return 0
 	}
@@ -125,8 +125,10 @@ func commands() []*cli.Command {
 		signCommand(),
 		rootsCommand(), gcCommand(), unlockCommand(), eraseCommand(), statsCommand(),
 		rmCommand(),
+		watchCommand(),
 		toolchainCommand(),
 		publishCommand(), releaseCommand(),
+		hookCommand(), queueCommand(),
 	}
 }
 

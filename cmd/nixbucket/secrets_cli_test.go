@@ -138,12 +138,15 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		"erase":                {flags: []string{"--cache", u, "--dry-run"}},
 		"stats":                {flags: []string{"--cache", u}},
 		"rm":                   {flags: []string{"--cache", u, "--dry-run"}, pos: []string{"/nix/store/00000000000000000000000000000000-x"}},
+		"watch":                {flags: []string{"--cache", u, "--secret-key-file", keyFile, "--queue", "queue.db", "--once"}},
 		"toolchain refresh":    {flags: []string{"--cache", u, "--file", expr, "--attr", "lib", "--secret-key-file", keyFile}},
 		"publish binary":       {flags: []string{"--bucket", u, "--version", "v1.0.0", "--target", "x86_64-linux"}, pos: []string{binFile}},
 		"publish index":        {flags: []string{"--bucket", u}},
 		"publish docker":       {flags: []string{"--image", "127.0.0.1:1/x", "--platform", "linux/amd64", "--oci-layout", filepath.Join(dir, "oci")}, pos: []string{binFile}},
 		"publish docker-index": {flags: []string{"--image", "127.0.0.1:1/x"}, pos: []string{"127.0.0.1:1/x:a"}},
 		"release classify":     {pos: []string{"v1.0.0"}},
+		"hook":                 {flags: []string{"--queue", filepath.Join(dir, "queue.db")}},
+		"queue retry":          {flags: []string{"--queue", filepath.Join(dir, "queue.db")}},
 	}
 
 	var cases []secretCase

@@ -1,0 +1,162 @@
+package watch
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nixbucket/nixbucket/closure"
+	"github.com/nixbucket/nixbucket/push"
+	"github.com/nixbucket/nixbucket/queue"
+)
+
+// batch pushes the claimed entries and settles them in the queue: done
+// once pushed, failed when their path is gone or after the last attempt,
+// else pending again after a backoff; requeued as they were when a stop
+// cancelled the push. Only a failing queue is an error.
+func (w *watcher) batch(ctx context.Context, entries []queue.Entry) error {
+	start := time.Now()
+	attempt := 1
+	for _, e := range entries {
+		attempt = max(attempt, e.Attempts+1)
+	}
+	// The queue is written whatever happens to the push, even when
+	// stopping: what is claimed is always settled or requeued.
+	qctx := context.WithoutCancel(ctx)
+	bctx, cancel := context.WithCancel(qctx)
+	defer cancel()
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-stopped:
+			return
+		case <-ctx.Done():
+		}
+		w.log.Info("stopping: finishing the batch in flight", "paths", len(entries), "grace", w.o.StopGrace)
+		t := time.NewTimer(w.o.StopGrace)
+		defer t.Stop()
+		select {
+		case <-stopped:
+		case <-t.C:
+			cancel()
+		}
+	}()
+
+	res, valid, err := w.push(bctx, qctx, entries)
+	dur := time.Since(start)
+	w.o.Metrics.batchDone(res, err, dur)
+	switch {
+	case err == nil:
+		if len(valid) == 0 {
+			return nil
+		}
+		if err := w.o.Queue.Done(qctx, ids(valid)); err != nil {
+			return err
+		}
+		w.sum.Batches++
+		w.sum.Done += len(valid)
+		args := []any{"paths", len(valid), "closure", res.Paths, "pushed", res.Pushed, "present", res.Skipped,
+			"nar_bytes", res.NarBytes, "file_bytes", res.FileBytes, "duration", dur.Round(time.Millisecond), "attempt", attempt}
+		if res.Root != "" {
+			args = append(args, "root", res.Root)
+		}
+		w.log.Info("batch pushed", args...)
+		return nil
+	case bctx.Err() != nil && ctx.Err() != nil:
+		n, qerr := w.o.Queue.Requeue(qctx)
+		if qerr != nil {
+			return qerr
+		}
+		w.log.Warn("stopping: cancelled the batch in flight; its entries are pending again", "entries", n, "duration", dur.Round(time.Millisecond))
+		return nil
+	case attempt >= w.o.MaxAttempts:
+		if err := w.o.Queue.Fail(qctx, ids(valid), err); err != nil {
+			return err
+		}
+		w.fail(len(valid), err)
+		w.log.Error("batch failed; giving up: its entries are failed (see nixbucket queue; queue retry requeues them)",
+			"paths", len(valid), "attempt", attempt, "duration", dur.Round(time.Millisecond), "err", err)
+		return nil
+	default:
+		delay := backoff(attempt, w.o.RetryBase, w.o.RetryMax)
+		if err := w.o.Queue.Retry(qctx, ids(valid), err, delay); err != nil {
+			return err
+		}
+		w.log.Warn("batch failed; will retry", "paths", len(valid), "attempt", attempt, "retry_in", delay,
+			"duration", dur.Round(time.Millisecond), "err", err)
+		return nil
+	}
+}
+
+// push pushes the closure of the entries' paths that the local store
+// still has, after failing the others (with qctx), and returns the
+// entries it pushed or tried to.
+func (w *watcher) push(ctx, qctx context.Context, entries []queue.Entry) (*push.Result, []queue.Entry, error) {
+	paths := make([]string, len(entries))
+	for i, e := range entries {
+		paths[i] = e.Path
+	}
+	s, err := w.o.OpenStore(ctx)
+	if err != nil {
+		return nil, entries, fmt.Errorf("opening the local store: %w", err)
+	}
+	defer s.Close()
+	validPaths, err := s.QueryValidPaths(ctx, paths)
+	if err != nil {
+		return nil, entries, fmt.Errorf("querying the local store: %w", err)
+	}
+	isValid := make(map[string]bool, len(validPaths))
+	for _, p := range validPaths {
+		isValid[p] = true
+	}
+	var valid, gone []queue.Entry
+	for _, e := range entries {
+		if isValid[e.Path] {
+			valid = append(valid, e)
+		} else {
+			gone = append(gone, e)
+		}
+	}
+	for _, e := range gone {
+		cause := invalidError(e.Path)
+		if err := w.o.Queue.Fail(qctx, []int64{e.ID}, cause); err != nil {
+			return nil, valid, err
+		}
+		w.fail(1, cause)
+	}
+	if len(gone) > 0 {
+		w.log.Warn("paths no longer valid in the local store are failed", "paths", len(gone), "first", gone[0].Path)
+	}
+	if len(valid) == 0 {
+		return nil, nil, nil
+	}
+	g, err := closure.Compute(ctx, s, validPaths, closure.Options{})
+	if err != nil {
+		return nil, valid, err
+	}
+	opts := w.o.Push
+	opts.Counters = new(push.Counters)
+	opts.Listing = nil
+	opts.Root = nil
+	if w.o.Root != "" {
+		opts.Root = &push.RootOptions{Name: w.o.Root, TopLevel: validPaths}
+	}
+	res, err := push.Push(ctx, w.o.Bucket, g, opts)
+	return res, valid, err
+}
+
+// fail counts n entries given up on, with their error.
+func (w *watcher) fail(n int, err error) {
+	w.sum.Failed += n
+	w.sum.LastError = err
+	w.o.Metrics.failed(n)
+}
+
+func ids(es []queue.Entry) []int64 {
+	out := make([]int64, len(es))
+	for i, e := range es {
+		out[i] = e.ID
+	}
+	return out
+}
