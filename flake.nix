@@ -17,7 +17,7 @@
           # The NAR hash of `go mod vendor`'s output. After a go.mod or go.sum
           # change, TestFlakeVendorHash (cmd/nixbucket/flake_test.go) fails and
           # prints the new value (or: go mod vendor -o DIR && nix hash path DIR).
-          vendorHash = "sha256-HyQut6lg+S6KqCyIoDGBU4XUGulgvZTqhYkQT4pFyfE=";
+          vendorHash = "sha256-g9ipKCgp2A+P5ne92wCu4dVV0UW02yz4xuRneOM2jQI=";
           subPackages = [ "cmd/nixbucket" ];
           env.CGO_ENABLED = 0;
           ldflags = [ "-s" "-w" "-X main.version=${version}" ];

@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	defer errOut.Flush()
 	stdout, stderr = out, errOut
 	app := newApp(stdin, stdout, stderr, r)
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, hookArgs(args))
 	if err == nil {
 		return 0
 	}
@@ -128,6 +128,7 @@ func commands() []*cli.Command {
 		watchCommand(),
 		toolchainCommand(),
 		publishCommand(), releaseCommand(),
+		hookCommand(), queueCommand(),
 	}
 }
 

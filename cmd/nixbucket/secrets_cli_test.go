@@ -145,6 +145,8 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		"publish docker":       {flags: []string{"--image", "127.0.0.1:1/x", "--platform", "linux/amd64", "--oci-layout", filepath.Join(dir, "oci")}, pos: []string{binFile}},
 		"publish docker-index": {flags: []string{"--image", "127.0.0.1:1/x"}, pos: []string{"127.0.0.1:1/x:a"}},
 		"release classify":     {pos: []string{"v1.0.0"}},
+		"hook":                 {flags: []string{"--queue", filepath.Join(dir, "queue.db")}},
+		"queue retry":          {flags: []string{"--queue", filepath.Join(dir, "queue.db")}},
 	}
 
 	var cases []secretCase
