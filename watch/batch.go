@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -88,6 +89,7 @@ func (w *watcher) batch(ctx context.Context, entries []queue.Entry) error {
 // attempts is failed, the others are retried after a backoff that grows
 // with their own attempts.
 func (w *watcher) settleFailed(ctx context.Context, valid []queue.Entry, cause error, dur time.Duration) error {
+	stored := w.stored(cause)
 	var giveUp []queue.Entry
 	retry := map[int][]queue.Entry{} // by attempt
 	for _, e := range valid {
@@ -98,7 +100,7 @@ func (w *watcher) settleFailed(ctx context.Context, valid []queue.Entry, cause e
 		}
 	}
 	if len(giveUp) > 0 {
-		if err := w.o.Queue.Fail(ctx, ids(giveUp), cause); err != nil {
+		if err := w.o.Queue.Fail(ctx, ids(giveUp), stored); err != nil {
 			return err
 		}
 		w.fail(len(giveUp), cause)
@@ -107,7 +109,7 @@ func (w *watcher) settleFailed(ctx context.Context, valid []queue.Entry, cause e
 	}
 	last := 0
 	for n, es := range retry {
-		if err := w.o.Queue.Retry(ctx, ids(es), cause, backoff(n, w.o.RetryBase, w.o.RetryMax)); err != nil {
+		if err := w.o.Queue.Retry(ctx, ids(es), stored, backoff(n, w.o.RetryBase, w.o.RetryMax)); err != nil {
 			return err
 		}
 		last = max(last, n)
@@ -174,6 +176,14 @@ func (w *watcher) push(ctx, qctx context.Context, entries []queue.Entry) (*push.
 	}
 	res, err := push.Push(ctx, w.o.Bucket, g, opts)
 	return res, valid, err
+}
+
+// stored is err as the queue keeps it: redacted (Options.Redact).
+func (w *watcher) stored(err error) error {
+	if w.o.Redact == nil || err == nil {
+		return err
+	}
+	return errors.New(w.o.Redact(err.Error()))
 }
 
 // fail counts n entries given up on, with their error.

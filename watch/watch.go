@@ -69,6 +69,10 @@ type Options struct {
 	StopGrace time.Duration
 	// Metrics, if set, counts what Run does.
 	Metrics *Metrics
+	// Redact, if set, cleans an error's text of secrets before it is
+	// stored in the queue file, which outlives this process and is shown
+	// by `nixbucket queue`, a process that does not know its secrets.
+	Redact func(string) string
 	// Logger receives the batch lines, retries and failures; nil
 	// discards them.
 	Logger *slog.Logger

@@ -249,3 +249,23 @@ func TestBadPathAlone(t *testing.T) {
 		t.Errorf("failed entries %+v (%v), want only %s", es, err, f.path)
 	}
 }
+
+// TestStoredErrorsRedacted checks that the errors the queue keeps (shown
+// later by `nixbucket queue`, a process that does not know the watch's
+// secrets) pass through Options.Redact first.
+func TestStoredErrorsRedacted(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "watch-redacted")
+	o := f.options(&faultyBucket{Bucket: s3cache.NewMemBucket(), fails: -1})
+	o.Redact = func(s string) string { return strings.ReplaceAll(s, "upload", "xxxxx") }
+	if _, err := watch.Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	es, err := f.q.Entries(context.Background(), queue.Failed, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || strings.Contains(es[0].LastError, "upload") || !strings.Contains(es[0].LastError, "injected xxxxx failure") {
+		t.Fatalf("failed entries %+v: want the error stored redacted", es)
+	}
+}

@@ -155,6 +155,7 @@ func watchAction(c *cli.Context) error {
 		NewPaths:  newPaths,
 		BatchWait: batchWait,
 		Metrics:   m,
+		Redact:    func(s string) string { return redactString(c, s) },
 		Logger:    slog.Default(),
 	})
 	if err != nil {

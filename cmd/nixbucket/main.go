@@ -90,6 +90,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, r *redact.Redactor) *cli.
 		},
 		Commands:       commands(),
 		ExitErrHandler: func(*cli.Context, error) {},
+		Metadata:       map[string]any{redactorKey: r},
 	}
 	app.CustomAppHelpTemplate = cli.AppHelpTemplate + exitStatusHelp
 	quietUsageErrors(app.Commands, app.OnUsageError)

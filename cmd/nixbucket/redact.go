@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/nixbucket/nixbucket/redact"
 )
 
@@ -30,4 +32,16 @@ func newRedactor(args []string) *redact.Redactor {
 		r.SecretsIn(a)
 	}
 	return r
+}
+
+// redactorKey holds the app's Redactor in cli.App.Metadata.
+const redactorKey = "redactor"
+
+// redactString cleans s of secrets as everything the CLI prints is, for text
+// that leaves the process another way (a file another command shows).
+func redactString(c *cli.Context, s string) string {
+	if r, ok := c.App.Metadata[redactorKey].(*redact.Redactor); ok {
+		return r.String(s)
+	}
+	return redact.String(s)
 }
