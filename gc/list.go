@@ -116,17 +116,9 @@ func (r *run) readNarInfos(ctx context.Context) error {
 	g.SetLimit(r.opts.Jobs)
 	for _, key := range keys {
 		g.Go(func() error {
-			data, err := r.get(gctx, key)
-			if errors.Is(err, s3cache.ErrNotFound) {
-				return nil // gone since the listing (another tool)
-			}
-			if err != nil {
+			ni, err := r.readNarInfo(gctx, key)
+			if ni == nil {
 				return err
-			}
-			ni, err := narinfo.ParseString(string(data), narinfo.WithStoreDir(r.storeDir))
-			if err != nil {
-				r.problem("parsing %s: %v; fix or delete it (nixbucket verify lists such faults)", key, err)
-				return nil
 			}
 			mu.Lock()
 			r.infos[narInfoHash(key)] = ni
@@ -164,4 +156,23 @@ func (r *run) staleUploads(ctx context.Context) ([]s3cache.Upload, error) {
 		return nil, fmt.Errorf("listing multipart uploads: %w", err)
 	}
 	return out, nil
+}
+
+// readNarInfo reads and parses the narinfo at key. A narinfo gone since
+// the listing (another tool) is nil and no error; one that does not parse
+// is nil too, recorded as a problem (gc then fails closed).
+func (r *run) readNarInfo(ctx context.Context, key string) (*narinfo.NarInfo, error) {
+	data, err := r.get(ctx, key)
+	if errors.Is(err, s3cache.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ni, err := narinfo.ParseString(string(data), narinfo.WithStoreDir(r.storeDir))
+	if err != nil {
+		r.problem("parsing %s: %v; fix or delete it (nixbucket verify lists such faults)", key, err)
+		return nil, nil
+	}
+	return ni, nil
 }

@@ -21,7 +21,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nixbucket/nixbucket/layout"
-	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/storepath"
 )
@@ -79,18 +78,9 @@ func (r *run) readBelongings(ctx context.Context) error {
 	g.SetLimit(r.opts.Jobs)
 	for _, h := range r.deriversToRead(logNames) {
 		g.Go(func() error {
-			key := layout.NarInfoKey(h)
-			data, err := r.get(gctx, key)
-			if errors.Is(err, s3cache.ErrNotFound) {
-				return nil
-			}
-			if err != nil {
+			ni, err := r.readNarInfo(gctx, layout.NarInfoKey(h))
+			if ni == nil {
 				return err
-			}
-			ni, err := narinfo.ParseString(string(data), narinfo.WithStoreDir(r.storeDir))
-			if err != nil {
-				r.problem("parsing %s: %v; fix or delete it (nixbucket verify lists such faults)", key, err)
-				return nil
 			}
 			mu.Lock()
 			defer mu.Unlock()

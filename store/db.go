@@ -84,15 +84,7 @@ func OpenDB(ctx context.Context, dbPath, storeDir string, opts ...Option) (*DB, 
 }
 
 func openDB(ctx context.Context, dbPath, storeDir string, immutable bool, o options) (*DB, error) {
-	q := url.Values{}
-	q.Set("mode", "ro")
-	if immutable {
-		q.Set("immutable", "1")
-	}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	q.Add("_pragma", "query_only(1)")
-	dsn := (&url.URL{Scheme: "file", OmitHost: true, Path: dbPath, RawQuery: q.Encode()}).String()
-	db, err := sql.Open("sqlite", dsn)
+	db, err := sql.Open("sqlite", readOnlyDSN(dbPath, immutable))
 	if err != nil {
 		return nil, fmt.Errorf("opening the Nix database %s: %w", dbPath, err)
 	}
@@ -280,4 +272,17 @@ func (d *DB) QueryDerivationOutputs(ctx context.Context, drvPath string) (map[st
 		return nil, fmt.Errorf("querying outputs of %s: %w", drvPath, ErrNotValid)
 	}
 	return outs, nil
+}
+
+// readOnlyDSN is the driver's name for the database at dbPath, opened
+// read-only and query-only, immutable (no locks, no WAL) if asked.
+func readOnlyDSN(dbPath string, immutable bool) string {
+	q := url.Values{}
+	q.Set("mode", "ro")
+	if immutable {
+		q.Set("immutable", "1")
+	}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "query_only(1)")
+	return (&url.URL{Scheme: "file", OmitHost: true, Path: dbPath, RawQuery: q.Encode()}).String()
 }

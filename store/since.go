@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/url"
 )
 
 // NewPath is a path registered in the database, with its row id there:
@@ -54,12 +53,7 @@ func PathsSince(ctx context.Context, dbPath string, after int64, limit int) ([]N
 // (SQLite's read-only WAL mode), blind to other processes' writes. A new
 // one per question always sees the latest commit.
 func follow(ctx context.Context, dbPath string, f func(*sql.DB) error) error {
-	q := url.Values{}
-	q.Set("mode", "ro")
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	q.Add("_pragma", "query_only(1)")
-	dsn := (&url.URL{Scheme: "file", OmitHost: true, Path: dbPath, RawQuery: q.Encode()}).String()
-	db, err := sql.Open("sqlite", dsn)
+	db, err := sql.Open("sqlite", readOnlyDSN(dbPath, false))
 	if err != nil {
 		return fmt.Errorf("reading the Nix database %s: %w", dbPath, err)
 	}
