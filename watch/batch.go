@@ -41,6 +41,9 @@ func (w *watcher) batch(ctx context.Context, entries []queue.Entry) error {
 		case <-stopped:
 		case <-t.C:
 			cancel()
+		case <-w.o.Abort:
+			w.log.Info("stopping now: cancelling the batch in flight")
+			cancel()
 		}
 	}()
 

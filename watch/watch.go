@@ -67,6 +67,10 @@ type Options struct {
 	// cancelled, before it is cancelled too and its entries requeued;
 	// default DefaultStopGrace.
 	StopGrace time.Duration
+	// Abort, if set, is closed to cut StopGrace short: the batch in
+	// flight is cancelled at once and its entries requeued (a second
+	// SIGTERM).
+	Abort <-chan struct{}
 	// Metrics, if set, counts what Run does.
 	Metrics *Metrics
 	// Redact, if set, cleans an error's text of secrets before it is

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
@@ -29,7 +32,8 @@ func watchCommand() *cli.Command {
 		Description: "Pushes the queue's paths in batches, with their closures, as push does; an entry is done once its narinfo\n" +
 			"is written. A failed batch is retried with backoff, then its entries are failed (nixbucket queue shows them);\n" +
 			"a path gone from the local store fails at once. One line is logged per batch. SIGTERM or SIGINT stops\n" +
-			"claiming, lets the batch in flight finish for up to 45s (else requeues it) and exits 0.\n\n" +
+			"claiming, lets the batch in flight finish for up to 45s (else, or at a second signal, requeues it)\n" +
+			"and exits 0.\n\n" +
 			"Example (the last step of a CI job):\n" +
 			"   nixbucket watch --once --cache 's3://nix?endpoint=https://garage.example.org&region=garage' --secret-key-file cache.key",
 		Flags: append(append([]cli.Flag{
@@ -134,6 +138,7 @@ func watchAction(c *cli.Context) error {
 	}
 	limitMemory()
 	sum, err := watch.Run(ctx, watch.Options{
+		Abort:  secondSignal(ctx, wctx),
 		Queue:  q,
 		Bucket: b,
 		OpenStore: func(ctx context.Context) (store.Store, error) {
@@ -170,4 +175,27 @@ func watchAction(c *cli.Context) error {
 	}
 	slog.Info("watch stopped", "paths", sum.Done, "batches", sum.Batches, "failed", sum.Failed)
 	return nil
+}
+
+// secondSignal returns a channel closed by a SIGINT or SIGTERM that comes
+// after ctx was cancelled (by the first one), until done ends: the user
+// insists, so watch stops without waiting for the batch in flight.
+func secondSignal(ctx, done context.Context) <-chan struct{} {
+	abort := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done.Done():
+			return
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sig)
+		select {
+		case <-sig:
+			close(abort)
+		case <-done.Done():
+		}
+	}()
+	return abort
 }

@@ -161,3 +161,32 @@ func TestWatchTerminatedMidBatch(t *testing.T) {
 		t.Errorf("queue at the end: %+v", st)
 	}
 }
+
+// TestWatchTerminatedTwice sends a second SIGTERM while the batch in
+// flight is held: watch stops at once, without waiting the grace, and the
+// batch's entries are pending again, none lost and none pushed.
+func TestWatchTerminatedTwice(t *testing.T) {
+	t.Parallel()
+	f := newWatchFixture(t)
+	paths := watchSamplePaths(t, "watch-term-twice", "app", "lib")
+	gate, proxy := newWatchUploadGate(t, f.srv.Endpoint, false)
+	p := startWatch(t, creds(f.srv), f.args(watchProxiedURL(f.bucket, proxy), "--batch-wait", "10ms")...)
+	p.waitFor(t, watchStarted, 1)
+	f.add(t, paths...)
+	gate.waitHit(t, p)
+	p.signal(t, syscall.SIGTERM)
+	p.waitFor(t, regexp.MustCompile(`msg="stopping: finishing the batch in flight"`), 1)
+	p.signal(t, syscall.SIGTERM)
+	// The gate still holds the upload: only the second signal can end
+	// watch before the test's deadline (the grace is 45 s).
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("watch after two SIGTERMs: exit %d:\n%s", code, p.output())
+	}
+	out := p.output()
+	if !strings.Contains(out, `msg="stopping now: cancelling the batch in flight"`) || !strings.Contains(out, "its entries are pending again") {
+		t.Errorf("no line saying the batch was cancelled and requeued:\n%s", out)
+	}
+	if st := f.status(t); st.Pending != len(paths) || st.InFlight+st.Failed != 0 || st.Pushed != 0 {
+		t.Errorf("queue at the end: %+v, want the %d entries pending", st, len(paths))
+	}
+}
