@@ -93,8 +93,12 @@ func gcAction(c *cli.Context) error {
 	if rep.DryRun {
 		did = "would delete"
 	}
-	_, err = fmt.Fprintf(w, "%s %d objects (%s); %d condemned; %d uploads aborted; kept %d of %d manifests, %d of %d narinfos live (%d young)\n",
-		did, rep.Deleted, humanize.IBytes(uint64(rep.FreedBytes)), rep.Condemned, rep.Aborted, rep.Kept, rep.Manifests, rep.Live, rep.NarInfos, rep.Young)
+	var also string
+	if n := rep.Logs + rep.Listings + rep.Realisations; n > 0 {
+		also = fmt.Sprintf(", of which %d build logs, %d listings, %d realisations", rep.Logs, rep.Listings, rep.Realisations)
+	}
+	_, err = fmt.Fprintf(w, "%s %d objects (%s%s); %d condemned; %d uploads aborted; kept %d of %d manifests, %d of %d narinfos live (%d young)\n",
+		did, rep.Deleted, humanize.IBytes(uint64(rep.FreedBytes)), also, rep.Condemned, rep.Aborted, rep.Kept, rep.Manifests, rep.Live, rep.NarInfos, rep.Young)
 	return err
 }
 

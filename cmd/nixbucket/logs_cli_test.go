@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -110,6 +111,25 @@ func TestPushLogs(t *testing.T) {
 			res.Logs = 0
 			if err := json.Unmarshal([]byte(stdout), &res); code != 0 || err != nil || res.Logs != 0 {
 				t.Errorf("push --logs again: exit %d, %v, %d logs; want 0: %s%s", code, err, res.Logs, stdout, stderr)
+			}
+			if tc.name != "plain" {
+				return
+			}
+			// rm takes the paths out: gc with no grace condemns their
+			// logs, then deletes them, and its summary counts them.
+			if code, _, stderr := runBin(t, env, "rm", "--cache", tc.url, "--with-referrers", dep); code != 0 {
+				t.Fatalf("rm: exit %d: %s", code, stderr)
+			}
+			for i, want := range []string{"; 2 condemned;", "of which 2 build logs, 0 listings, 0 realisations"} {
+				code, stdout, stderr := runBin(t, env, "gc", "--cache", tc.url, "--grace", "0")
+				if code != 0 || !strings.Contains(stdout, want) {
+					t.Errorf("gc run %d: exit %d, want %q in its summary:\n%s%s", i+1, code, want, stdout, stderr)
+				}
+			}
+			for _, p := range []string{top, dep} {
+				if _, err := b.Stat(ctx, layout.LogKey(nixtest.PathInfos(t, p)[p].Deriver)); !errors.Is(err, s3cache.ErrNotFound) {
+					t.Errorf("the log of %s after gc: %v, want it deleted", p, err)
+				}
 			}
 		})
 	}
