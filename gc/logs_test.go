@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/nixbucket/nixbucket/gc"
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/internal/synth"
 	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/push"
@@ -255,5 +258,39 @@ func put(t *testing.T, b s3cache.Bucket, key, text string) {
 	t.Helper()
 	if err := b.Put(context.Background(), key, bytes.NewReader([]byte(text)), int64(len(text)), s3cache.PutOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLogDeriverGets plans gc on a synthetic cache of 200 rooted paths,
+// each with its live build log, in a real S3 server: with manifests that
+// record derivers gc GETs no narinfo for the logs; with manifests written
+// as older versions did, it GETs each rooted narinfo whose name is a
+// log's derivation's. Either way it condemns exactly the garbage, and no
+// live log.
+func TestLogDeriverGets(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, s3test.VersityGW)
+	for _, old := range []bool{false, true} {
+		t.Run(fmt.Sprintf("old manifests %v", old), func(t *testing.T) {
+			s := synth.GenerateWith(500, synth.Options{Strays: 10, Logs: true, OldManifests: old})
+			name := srv.NewBucket(t)
+			if err := s.WriteDir(filepath.Join(srv.Dir, name), time.Now().Add(-72*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			p, err := gc.Inspect(ctx, srv.Open(t, name), gc.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Problems) > 0 {
+				t.Fatalf("problems: %v", p.Problems)
+			}
+			if p.NarInfoGets != s.Want.NarInfoGets {
+				t.Errorf("%d narinfos read with a GET, want %d", p.NarInfoGets, s.Want.NarInfoGets)
+			}
+			if got, want := ops(p.Report, gc.OpCondemn), slices.Sorted(slices.Values(s.Reclaimable)); !slices.Equal(got, want) {
+				t.Errorf("condemned %d objects, want the %d garbage objects", len(got), len(want))
+			}
+			t.Logf("%d logs (%d live): %d GETs, %d of narinfos", s.Want.ByKind[stats.KindLog].Objects, s.Live, p.Gets, p.NarInfoGets)
+		})
 	}
 }
