@@ -31,10 +31,13 @@
 // build log of its Deriver (log/<drv base name>; a live .drv keeps its
 // own) and the realisations
 // (realisations/<drv hash>!<output>.doi) whose outPath it is (logs.go).
-// For that, the realisations older than the grace are read, and so are
-// the narinfos known from a manifest (which records no Deriver) whose
-// name is an old log's derivation's name, or it and -<output> (Nix names
-// outputs so); other keys under log/ and realisations/ are left alone.
+// For that, the realisations older than the grace are read. A narinfo
+// known from a manifest that records derivers ("derivers": true) has its
+// Deriver from the entry; those known only from older manifests, which
+// record none, are read when their name is an old log's derivation's
+// name, or it and -<output> (Nix names outputs so), so that no log is
+// condemned while a live narinfo names its derivation. Other keys under
+// log/ and realisations/ are left alone.
 // Fail closed: a manifest, narinfo or realisation that cannot be read or parsed, or a
 // key under roots/ that is not a manifest, stops gc before it deletes
 // anything, and says why. A bucket with narinfos and no root at all is

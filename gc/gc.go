@@ -91,11 +91,11 @@ type run struct {
 	uploads   int                           // unfinished multipart uploads listed; -1 if none can be
 	gets      atomic.Int64
 
-	// fromManifest holds the hash parts of infos known from a manifest
-	// entry (no Deriver); outPaths the outPath hash part of each
-	// realisation read (readBelongings).
-	fromManifest map[string]bool
-	outPaths     map[string]string
+	// deriverUnknown holds the hash parts of infos known from an entry
+	// of a manifest that records no derivers (an older one); outPaths
+	// the outPath hash part of each realisation read (readBelongings).
+	deriverUnknown map[string]bool
+	outPaths       map[string]string
 
 	// problems are why gc must delete nothing (fail closed); Run stops
 	// at the first phase that finds any, Inspect carries on.

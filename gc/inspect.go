@@ -29,7 +29,8 @@ type Plan struct {
 	// Manifests are the kept manifests read, by key.
 	Manifests map[string]*roots.Manifest
 	// NarInfos is what is known of each narinfo, by key: StorePath, URL,
-	// NarSize, FileSize and References, from a kept manifest entry whose
+	// NarSize, FileSize, References and Deriver ("" also when known only
+	// from older manifests and not read for a log), from a kept manifest entry whose
 	// recorded MD5 is the listed ETag, else from the narinfo itself.
 	NarInfos map[string]*narinfo.NarInfo
 	// NarInfoGets is the number of narinfos read with a GET.

@@ -82,11 +82,13 @@ func (r *run) readStoreDir(ctx context.Context) error {
 
 // readNarInfos learns every narinfo's NAR URL and references: from a
 // kept manifest entry when the listed ETag is the MD5 the push recorded
-// (the very text it wrote), else with a GET. A narinfo that does not
-// parse is a problem.
+// (the very text it wrote), else with a GET. Its Deriver too, from an
+// entry of a manifest that records derivers; one known from older
+// manifests only is marked deriverUnknown (readBelongings). A narinfo
+// that does not parse is a problem.
 func (r *run) readNarInfos(ctx context.Context) error {
 	r.infos = map[string]*narinfo.NarInfo{}
-	r.fromManifest = map[string]bool{}
+	r.deriverUnknown = map[string]bool{}
 	for _, m := range r.manifests {
 		if m == nil {
 			continue
@@ -96,8 +98,18 @@ func (r *run) readNarInfos(ctx context.Context) error {
 			if !ok || e.NarInfoMD5 == "" || e.NAR == "" || !strings.EqualFold(o.ETag, e.NarInfoMD5) {
 				continue
 			}
-			r.infos[narInfoHash(e.NarInfo)] = &narinfo.NarInfo{StorePath: e.Path, URL: e.NAR, NarSize: e.NarSize, FileSize: e.FileSize, References: e.References}
-			r.fromManifest[narInfoHash(e.NarInfo)] = true
+			h := narInfoHash(e.NarInfo)
+			if r.infos[h] != nil && !r.deriverUnknown[h] {
+				continue // known with its Deriver from another manifest
+			}
+			ni := &narinfo.NarInfo{StorePath: e.Path, URL: e.NAR, NarSize: e.NarSize, FileSize: e.FileSize, References: e.References}
+			if m.Derivers {
+				ni.Deriver = e.Deriver
+				delete(r.deriverUnknown, h)
+			} else {
+				r.deriverUnknown[h] = true
+			}
+			r.infos[h] = ni
 		}
 	}
 	var keys []string
@@ -122,7 +134,7 @@ func (r *run) readNarInfos(ctx context.Context) error {
 			}
 			mu.Lock()
 			r.infos[narInfoHash(key)] = ni
-			delete(r.fromManifest, narInfoHash(key))
+			delete(r.deriverUnknown, narInfoHash(key))
 			mu.Unlock()
 			return nil
 		})

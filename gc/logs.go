@@ -86,6 +86,7 @@ func (r *run) readBelongings(ctx context.Context) error {
 			defer mu.Unlock()
 			r.rep.NarInfoGets++
 			r.infos[h].Deriver = ni.Deriver
+			delete(r.deriverUnknown, h)
 			return nil
 		})
 	}
@@ -125,11 +126,13 @@ func parseRealisation(data []byte) (string, error) {
 	return storepath.HashPart(re.OutPath), nil
 }
 
-// deriversToRead returns the narinfos, known from a manifest entry (which
-// has no Deriver), that may name one of the derivations logNames as their
-// Deriver: Nix names a derivation's outputs <drv name> (out) and <drv
-// name>-<output>, so only the narinfos of such a name are read. The
-// narinfos read with a GET already have their Deriver.
+// deriversToRead returns the narinfos whose Deriver is unknown (known
+// from an entry of an older manifest, which records none) that may name
+// one of the derivations logNames as their Deriver: Nix names a
+// derivation's outputs <drv name> (out) and <drv name>-<output>, so only
+// the narinfos of such a name are read. The narinfos read with a GET,
+// and those known from a manifest that records derivers, already have
+// their Deriver.
 func (r *run) deriversToRead(logNames []string) []string {
 	if len(logNames) == 0 {
 		return nil
@@ -140,7 +143,7 @@ func (r *run) deriversToRead(logNames []string) []string {
 	}
 	var out []string
 	for h, ni := range r.infos {
-		if !r.fromManifest[h] {
+		if !r.deriverUnknown[h] {
 			continue
 		}
 		name := storepath.Name(ni.StorePath)

@@ -1,6 +1,7 @@
 package gc
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/narinfo"
+	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
 )
 
@@ -90,29 +92,55 @@ func TestLogLiveness(t *testing.T) {
 	}
 }
 
-// TestDeriversToRead: of the narinfos known from manifests, only those
-// whose name is a log's derivation's name, or it and -<output>, are read.
+// TestDeriversToRead: of the narinfos known from manifests that record
+// no derivers, only those whose name is a log's derivation's name, or it
+// and -<output>, are read; none known from a manifest that records
+// derivers (whatever the other manifests naming it).
 func TestDeriversToRead(t *testing.T) {
+	const old, recording = false, true
 	for _, tc := range []struct {
-		name     string
-		logs     []string
-		path     string
-		manifest bool
-		want     bool
+		name      string
+		logs      []string
+		path      string
+		manifests []bool // Derivers of the manifests naming it; none: read with a GET
+		want      bool
 	}{
-		{"out", []string{"hello-2.12"}, "hello-2.12", true, true},
-		{"other output", []string{"hello-2.12"}, "hello-2.12-man", true, true},
-		{"two dashes", []string{"hello"}, "hello-2.12-man", true, true},
-		{"other name", []string{"hello-2.12"}, "hello-2.13", true, false},
-		{"a prefix only", []string{"hello-2"}, "hello-2.12", true, false},
-		{"read with a GET", []string{"hello-2.12"}, "hello-2.12", false, false},
-		{"no logs", nil, "hello-2.12", true, false},
+		{"out", []string{"hello-2.12"}, "hello-2.12", []bool{old}, true},
+		{"other output", []string{"hello-2.12"}, "hello-2.12-man", []bool{old}, true},
+		{"two dashes", []string{"hello"}, "hello-2.12-man", []bool{old}, true},
+		{"other name", []string{"hello-2.12"}, "hello-2.13", []bool{old}, false},
+		{"a prefix only", []string{"hello-2"}, "hello-2.12", []bool{old}, false},
+		{"read with a GET", []string{"hello-2.12"}, "hello-2.12", nil, false},
+		{"no logs", nil, "hello-2.12", []bool{old}, false},
+		{"manifest records derivers", []string{"hello-2.12"}, "hello-2.12", []bool{recording}, false},
+		{"old manifest, then recording", []string{"hello-2.12"}, "hello-2.12", []bool{old, recording}, false},
+		{"recording, then old manifest", []string{"hello-2.12"}, "hello-2.12", []bool{recording, old}, false},
+		{"two old manifests", []string{"hello-2.12"}, "hello-2.12", []bool{old, old}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRun(nil, Options{})
 			h := hashOf("a")
-			r.infos = map[string]*narinfo.NarInfo{h: {StorePath: "/nix/store/" + h + "-" + tc.path}}
-			r.fromManifest = map[string]bool{h: tc.manifest}
+			sp := "/nix/store/" + h + "-" + tc.path
+			key := layout.NarInfoKey(h)
+			r.objects = map[string]s3cache.ObjectInfo{key: {Key: key, ETag: "0123456789abcdef0123456789abcdef"}}
+			drv := hashOf("d") + "-" + tc.path + ".drv"
+			for _, derivers := range tc.manifests {
+				e := roots.Entry{Path: sp, NarInfo: key, NAR: "nar/x.nar", NarInfoMD5: "0123456789ABCDEF0123456789ABCDEF", References: []string{}}
+				if derivers {
+					e.Deriver = drv
+				}
+				r.manifests = append(r.manifests, &roots.Manifest{Derivers: derivers, Paths: []roots.Entry{e}})
+			}
+			if len(tc.manifests) == 0 { // as readNarInfos' GET leaves it
+				r.infos, r.deriverUnknown = map[string]*narinfo.NarInfo{h: {StorePath: sp}}, map[string]bool{}
+			} else if err := r.readNarInfos(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if want := drv; !slices.Contains(tc.manifests, recording) {
+				want = ""
+			} else if got := r.infos[h].Deriver; got != want {
+				t.Errorf("Deriver %q, want %q", got, want)
+			}
 			if got := len(r.deriversToRead(tc.logs)) == 1; got != tc.want {
 				t.Errorf("read %s for logs %v: %v, want %v", tc.path, tc.logs, got, tc.want)
 			}

@@ -5,6 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,9 +17,11 @@ import (
 	"github.com/nixbucket/nixbucket/gc"
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
+	"github.com/nixbucket/nixbucket/internal/synth"
 	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/lock"
 	"github.com/nixbucket/nixbucket/push"
+	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
 	"github.com/nixbucket/nixbucket/stats"
@@ -41,7 +46,10 @@ in { a = top "a"; b = top "b"; }
 // not yet passed condemns and deletes nothing; gc with no grace condemns
 // exactly b's logs, listings and realisation (a dry run reports them),
 // and a second run deletes them, leaving a's, whose narinfos (known from
-// a's manifest, without their Deriver) name the logs' derivations.
+// a's manifest, with their Deriver) name the logs' derivations. gc GETs
+// b's narinfos only (no manifest names them), not a's for their Deriver;
+// but with a's manifest rewritten as older versions wrote it, without
+// derivers, it GETs a's too, and decides the same.
 func TestGCLogs(t *testing.T) {
 	nixtest.Require(t)
 	nonce := make([]byte, 8)
@@ -56,11 +64,20 @@ func TestGCLogs(t *testing.T) {
 	defer st.Close()
 	key, _ := signing.GenerateSecretKey("gc-logs-1")
 
-	for _, kind := range []string{s3test.MinIO, s3test.VersityGW} {
-		t.Run(kind, func(t *testing.T) {
-			srv := s3test.Start(t, kind)
+	for _, tc := range []struct {
+		kind string
+		old  bool // a's manifest rewritten without derivers
+	}{{s3test.MinIO, false}, {s3test.VersityGW, false}, {s3test.MinIO, true}} {
+		name := tc.kind
+		if tc.old {
+			name += "/old manifest"
+		}
+		t.Run(name, func(t *testing.T) {
+			srv := s3test.Start(t, tc.kind)
 			b := srv.Open(t, srv.NewBucket(t))
-			owned := map[string][]string{} // root: its logs, listing and realisation keys
+			owned := map[string][]string{}  // root: its logs, listing and realisation keys
+			derivers := map[string]string{} // path: its deriver's base name
+			paths := map[string]int{}       // root: paths of its closure
 			for i, root := range []string{"a", "b"} {
 				g, err := closure.Compute(ctx, st, []string{built[i]}, closure.Options{})
 				if err != nil {
@@ -76,7 +93,9 @@ func TestGCLogs(t *testing.T) {
 				}
 				for _, p := range g.Paths() {
 					owned[root] = append(owned[root], layout.LogKey(g.Info(p).Deriver))
+					derivers[p] = storepath.Base(g.Info(p).Deriver)
 				}
+				paths[root] = len(g.Paths())
 				top := built[i]
 				ls := layout.ListingKey(storepath.HashPart(top))
 				real := layout.RealisationsDir + "sha256:" + strings.Repeat(string(rune('0'+i)), 64) + "!out.doi"
@@ -95,6 +114,17 @@ func TestGCLogs(t *testing.T) {
 			}
 			if err := b.Delete(ctx, manifests...); err != nil {
 				t.Fatal(err)
+			}
+			for k := range keys(t, b) {
+				if strings.HasPrefix(k, layout.RootsDir+"a/") {
+					recordDerivers(t, b, k, derivers, tc.old)
+				}
+			}
+			// gc GETs b's narinfos, and a's too for their derivers only
+			// when a's manifest does not record them.
+			wantGets := paths["b"]
+			if tc.old {
+				wantGets += paths["a"]
 			}
 			before := keys(t, b)
 			for _, k := range append(owned["a"], owned["b"]...) {
@@ -123,6 +153,9 @@ func TestGCLogs(t *testing.T) {
 			// No grace: b's objects are condemned, then deleted.
 			noGrace := gc.Options{Grace: -1, Now: func() time.Time { return w0.Add(time.Hour) }}
 			rep = serverGC(t, b, noGrace)
+			if rep.NarInfoGets != wantGets {
+				t.Errorf("gc read %d narinfos with a GET, want %d", rep.NarInfoGets, wantGets)
+			}
 			condemned := map[string]bool{}
 			for _, a := range rep.Actions {
 				if a.Op == gc.OpCondemn {
@@ -189,9 +222,75 @@ func TestGCLogs(t *testing.T) {
 	}
 }
 
+// recordDerivers checks that the manifest at key records the derivers
+// of its paths, then, if old, rewrites it as older versions wrote it:
+// without them.
+func recordDerivers(t *testing.T, b s3cache.Bucket, key string, derivers map[string]string, old bool) {
+	t.Helper()
+	m, err := roots.Read(context.Background(), b, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Derivers {
+		t.Errorf("%s does not record derivers", key)
+	}
+	for i, e := range m.Paths {
+		if e.Deriver != derivers[e.Path] {
+			t.Errorf("%s: %s has deriver %q, want %q", key, e.Path, e.Deriver, derivers[e.Path])
+		}
+		m.Paths[i].Deriver = ""
+	}
+	if !old {
+		return
+	}
+	m.Derivers = false
+	data, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(data, []byte("deriver")) {
+		t.Fatalf("rewritten manifest still names derivers: %s", data)
+	}
+	put(t, b, key, string(data))
+}
+
 func put(t *testing.T, b s3cache.Bucket, key, text string) {
 	t.Helper()
 	if err := b.Put(context.Background(), key, bytes.NewReader([]byte(text)), int64(len(text)), s3cache.PutOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLogDeriverGets plans gc on a synthetic cache of 200 rooted paths,
+// each with its live build log, in a real S3 server: with manifests that
+// record derivers gc GETs no narinfo for the logs; with manifests written
+// as older versions did, it GETs each rooted narinfo whose name is a
+// log's derivation's. Either way it condemns exactly the garbage, and no
+// live log.
+func TestLogDeriverGets(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, s3test.VersityGW)
+	for _, old := range []bool{false, true} {
+		t.Run(fmt.Sprintf("old manifests %v", old), func(t *testing.T) {
+			s := synth.GenerateWith(500, synth.Options{Strays: 10, Logs: true, OldManifests: old})
+			name := srv.NewBucket(t)
+			if err := s.WriteDir(filepath.Join(srv.Dir, name), time.Now().Add(-72*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			p, err := gc.Inspect(ctx, srv.Open(t, name), gc.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Problems) > 0 {
+				t.Fatalf("problems: %v", p.Problems)
+			}
+			if p.NarInfoGets != s.Want.NarInfoGets {
+				t.Errorf("%d narinfos read with a GET, want %d", p.NarInfoGets, s.Want.NarInfoGets)
+			}
+			if got, want := ops(p.Report, gc.OpCondemn), slices.Sorted(slices.Values(s.Reclaimable)); !slices.Equal(got, want) {
+				t.Errorf("condemned %d objects, want the %d garbage objects", len(got), len(want))
+			}
+			t.Logf("%d logs (%d live): %d GETs, %d of narinfos", s.Want.ByKind[stats.KindLog].Objects, s.Live, p.Gets, p.NarInfoGets)
+		})
 	}
 }

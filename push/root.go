@@ -94,7 +94,8 @@ func (p *pusher) readPresent(ctx context.Context, order []string, present map[st
 // the path's NAR and the MD5 of its narinfo, from the narinfo this push
 // wrote or the one the cache had; the entry's NarHash, NarSize and
 // References are the narinfo's, which is what readers of the cache see;
-// its Sigs too, so that verify with trusted keys needs no GET either.
+// its Sigs too, so that verify with trusted keys needs no GET either, and
+// its Deriver, so that gc knows which build log it keeps without one.
 // A path left upstream has an entry marked Upstream, from the local
 // store's info, naming no NAR or narinfo of this cache.
 func (a *attempt) recordRoot(ctx context.Context, ro *RootOptions) (string, error) {
@@ -102,7 +103,7 @@ func (a *attempt) recordRoot(ctx context.Context, ro *RootOptions) (string, erro
 	if ro.Now != nil {
 		now = ro.Now
 	}
-	m := &roots.Manifest{Name: ro.Name, Created: now(), StoreDir: a.storeDir, TopLevel: ro.TopLevel}
+	m := &roots.Manifest{Name: ro.Name, Created: now(), StoreDir: a.storeDir, TopLevel: ro.TopLevel, Derivers: true}
 	for _, sp := range a.g.Paths() {
 		info := a.g.Info(sp)
 		e := roots.Entry{
@@ -116,9 +117,9 @@ func (a *attempt) recordRoot(ctx context.Context, ro *RootOptions) (string, erro
 			e.Upstream = true
 		} else if ni := a.written[sp]; ni != nil {
 			sum := md5.Sum([]byte(ni.String())) // the text writeNarInfo wrote
-			e.NAR, e.FileSize, e.NarInfoMD5, e.Sigs = ni.URL, ni.FileSize, hex.EncodeToString(sum[:]), ni.Sigs
+			e.NAR, e.FileSize, e.NarInfoMD5, e.Sigs, e.Deriver = ni.URL, ni.FileSize, hex.EncodeToString(sum[:]), ni.Sigs, ni.Deriver
 		} else if h, ok := a.had[sp]; ok {
-			e.NAR, e.FileSize, e.NarInfoMD5, e.Sigs = h.ni.URL, h.ni.FileSize, h.md5, h.ni.Sigs
+			e.NAR, e.FileSize, e.NarInfoMD5, e.Sigs, e.Deriver = h.ni.URL, h.ni.FileSize, h.md5, h.ni.Sigs, h.ni.Deriver
 			e.NarHash, e.NarSize, e.References = h.ni.NarHash.Format(nixhash.NixBase32, true), h.ni.NarSize, h.ni.References
 			if e.References == nil {
 				e.References = []string{}

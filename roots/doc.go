@@ -13,7 +13,8 @@
 // under layout.RootsDir: a plain JSON document (readable with curl)
 // listing the top-level paths and every path of the pushed closure with
 // its narinfo key, NarHash, NarSize, references, NAR key and file size,
-// the MD5 of its narinfo's text (its ETag) and its signatures: for the paths the push
+// the MD5 of its narinfo's text (its ETag), its signatures and its
+// Deriver (manifests marked "derivers": true): for the paths the push
 // uploaded, from what it wrote; for those the cache already had, from
 // their narinfos, which the push reads (a GET each, in parallel with the
 // uploads). A root is pinned when roots/NAME/pinned exists (pin.go); gc

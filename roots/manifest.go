@@ -43,6 +43,13 @@ type Manifest struct {
 	TopLevel []string `json:"topLevel"`
 	// Paths is the whole closure, sorted by path.
 	Paths []Entry `json:"paths"`
+	// Derivers marks a manifest whose entries record their narinfo's
+	// Deriver (Entry.Deriver), "" then meaning the narinfo names none.
+	// Absent (false) in manifests of older nixbucket versions, whose
+	// entries' derivers are unknown: gc reads those narinfos to learn
+	// which build logs they keep. A flag rather than a new Version, so
+	// that older versions still read the manifests written now.
+	Derivers bool `json:"derivers,omitempty"`
 }
 
 // Entry is one path of a manifest's closure.
@@ -72,6 +79,10 @@ type Entry struct {
 	// keys checks them instead of GETting the narinfo when the listed
 	// ETag matches.
 	Sigs []string `json:"sigs,omitempty"`
+	// Deriver is the narinfo's Deriver, the base name of the .drv that
+	// built the path, when the manifest records derivers (Derivers) and
+	// NarInfoMD5 is set; "" otherwise.
+	Deriver string `json:"deriver,omitempty"`
 	// Upstream marks a path the push left to an upstream cache (push
 	// --skip-signed-by): its narinfo is not expected in this bucket, and
 	// NAR, FileSize, NarInfoMD5 and Sigs are unset. Absent (false) in
@@ -124,6 +135,17 @@ func Parse(data []byte) (*Manifest, error) {
 		for _, r := range e.References {
 			if err := storepath.CheckBase(r); err != nil {
 				return nil, fmt.Errorf("manifest path %s has an invalid reference: %w", e.Path, err)
+			}
+		}
+		if e.Deriver != "" {
+			if !m.Derivers {
+				return nil, fmt.Errorf("manifest path %s has a deriver but the manifest does not record derivers", e.Path)
+			}
+			if e.NarInfoMD5 == "" {
+				return nil, fmt.Errorf("manifest path %s has a deriver but no narinfo MD5", e.Path)
+			}
+			if err := storepath.CheckBase(e.Deriver); err != nil {
+				return nil, fmt.Errorf("manifest path %s has an invalid deriver: %w", e.Path, err)
 			}
 		}
 		if e.Upstream && (e.NAR != "" || e.NarInfoMD5 != "") {

@@ -7,8 +7,8 @@
 // A cache has valid narinfos (format: Nix's src/libstore/nar-info.cc),
 // NARs of the right size but zero content (sparse files: nothing reads
 // them), some keyed by FileHash as nix copy does, listings, other files,
-// orphan NARs, listings and logs (no narinfo names their derivations), and
-// root manifests (package roots) that vouch for every rooted narinfo (NAR
+// orphan NARs, listings and logs (no narinfo names their derivations),
+// optionally the live build logs of the rooted paths, and root manifests (package roots) that vouch for every rooted narinfo (NAR
 // key and the MD5 of its text), with references between the paths.
 // Optionally it has stray narinfos that no manifest lists (pushed without
 // a root), some of them missing their NAR.
@@ -68,6 +68,14 @@ type Options struct {
 	// one has no NAR, one has its NAR keyed by FileHash, one by NarHash;
 	// they refer to rooted paths.
 	Strays int
+	// Logs gives every rooted path a Deriver and the build log of that
+	// derivation (live: gc keeps it).
+	Logs bool
+	// OldManifests writes the manifests as older versions of push did,
+	// without the narinfos' derivers (roots.Manifest.Derivers false): gc
+	// then reads the narinfos of the rooted paths that may have built a
+	// log with a GET, which Want.NarInfoGets counts.
+	OldManifests bool
 }
 
 // hash returns n random bytes in Nix's base-32.
@@ -114,7 +122,7 @@ func GenerateWith(n int, opts Options) *Cache {
 
 	// storePath writes a path's narinfo and NAR (unless missing) and
 	// returns its text and NAR key.
-	storePath := func(h, base, narHash string, fileSize int64, narSize uint64, refs []string, byFileHash, missing bool) ([]byte, string) {
+	storePath := func(h, base, narHash string, fileSize int64, narSize uint64, refs []string, deriver string, byFileHash, missing bool) ([]byte, string) {
 		fileHash := narHash
 		if byFileHash {
 			fileHash = hash(32)
@@ -122,6 +130,9 @@ func GenerateWith(n int, opts Options) *Cache {
 		narKey := layout.NarKey(fileHash, ".zst")
 		info := []byte(fmt.Sprintf("StorePath: /nix/store/%s\nURL: %s\nCompression: zstd\nFileHash: sha256:%s\nFileSize: %d\nNarHash: sha256:%s\nNarSize: %d\nReferences: %s\n",
 			base, narKey, fileHash, fileSize, narHash, narSize, strings.Join(refs, " ")))
+		if deriver != "" {
+			info = append(info, "Deriver: "+deriver+"\n"...)
+		}
 		add(h+".narinfo", stats.KindNarInfo, 0, info)
 		w.Paths++
 		if missing {
@@ -146,13 +157,22 @@ func GenerateWith(n int, opts Options) *Cache {
 		if prev != "" {
 			refs = []string{prev}
 		}
-		info, narKey := storePath(h, base, narHash, fileSize, narSize, refs, i%5 == 0, false)
+		drv := ""
+		if opts.Logs {
+			drv = hash(20) + "-p" + strconv.Itoa(i) + ".drv"
+			add(layout.LogKey(drv), stats.KindLog, 600, nil)
+		}
+		info, narKey := storePath(h, base, narHash, fileSize, narSize, refs, drv, i%5 == 0, false)
 		if i%7 == 0 {
 			add(h+".ls", stats.KindListing, 90, nil)
 		}
 		sum := md5.Sum(info)
-		entries = append(entries, roots.Entry{Path: "/nix/store/" + base, NarInfo: h + ".narinfo", NarHash: "sha256:" + narHash, NarSize: narSize,
-			NAR: narKey, FileSize: uint64(fileSize), NarInfoMD5: hex.EncodeToString(sum[:]), References: refs})
+		e := roots.Entry{Path: "/nix/store/" + base, NarInfo: h + ".narinfo", NarHash: "sha256:" + narHash, NarSize: narSize,
+			NAR: narKey, FileSize: uint64(fileSize), NarInfoMD5: hex.EncodeToString(sum[:]), References: refs}
+		if !opts.OldManifests {
+			e.Deriver = drv
+		}
+		entries = append(entries, e)
 		prev = base
 	}
 	c.Live = paths
@@ -165,7 +185,7 @@ func GenerateWith(n int, opts Options) *Cache {
 		if len(entries) > 0 {
 			refs = []string{strings.TrimPrefix(entries[i%len(entries)].Path, "/nix/store/")}
 		}
-		_, narKey := storePath(h, base, narHash, int64(2000+i), uint64(4000+i), refs, i%3 == 1, i%3 == 0)
+		_, narKey := storePath(h, base, narHash, int64(2000+i), uint64(4000+i), refs, "", i%3 == 1, i%3 == 0)
 		reclaim(h + ".narinfo")
 		if i%3 != 0 {
 			reclaim(narKey)
@@ -176,6 +196,9 @@ func GenerateWith(n int, opts Options) *Cache {
 		}
 	}
 	w.NarInfoGets = opts.Strays
+	if opts.Logs && opts.OldManifests {
+		w.NarInfoGets += paths // each rooted path's name is its log's derivation's
+	}
 
 	// Orphans (killed pushes, narinfos deleted by hand).
 	for i := range n / 20 {
@@ -206,7 +229,8 @@ func GenerateWith(n int, opts Options) *Cache {
 	third := max(len(entries)/3, 1)
 	chunks := [][]roots.Entry{entries[:third], entries[third : 2*third], entries[2*third:]}
 	manifest := func(name string, created time.Time, es []roots.Entry) {
-		m := &roots.Manifest{Version: 1, Name: name, Created: created, StoreDir: "/nix/store", TopLevel: []string{es[len(es)-1].Path}, Paths: es}
+		m := &roots.Manifest{Version: 1, Name: name, Created: created, StoreDir: "/nix/store", TopLevel: []string{es[len(es)-1].Path}, Paths: es,
+			Derivers: !opts.OldManifests}
 		data, err := json.Marshal(m)
 		if err != nil {
 			panic(err) // cannot happen: plain structs
