@@ -54,7 +54,7 @@ an error (exit 3): only the hook and watch create one.`,
 				if c.NArg() > 0 {
 					return usageErrorf("queue retry takes no arguments")
 				}
-				q, err := openExistingQueue(c.Context, c.String("queue"))
+				q, err := openExistingQueue(c.Context, lineageQueueFile(c))
 				if err != nil {
 					return err
 				}
@@ -68,6 +68,20 @@ an error (exit 3): only the hook and watch create one.`,
 			},
 		}},
 	}
+}
+
+// lineageQueueFile is the --queue given to `queue retry` or, failing that,
+// to `queue` before it (nixbucket queue --queue FILE retry), else
+// $NIXBUCKET_QUEUE: both levels have the flag, and each defaults to the
+// environment's value.
+func lineageQueueFile(c *cli.Context) string {
+	env := os.Getenv(queue.EnvVar)
+	for _, cc := range c.Lineage() {
+		if v := cc.String("queue"); v != "" && v != env {
+			return v
+		}
+	}
+	return env
 }
 
 // openExistingQueue opens the queue file (--queue, else the default), which

@@ -38,8 +38,7 @@ func watchCommand() *cli.Command {
 			"   nixbucket watch --once --cache 's3://nix?endpoint=https://garage.example.org&region=garage' --secret-key-file cache.key",
 		Flags: append(append([]cli.Flag{
 			cacheFlag(),
-			&cli.StringFlag{Name: "queue", Usage: "the queue `FILE` (default $" + queue.EnvVar + ", else " + queue.SystemPath +
-				" for root, else $XDG_STATE_HOME/nixbucket/queue.db)"},
+			queueFlag(),
 			&cli.StringFlag{Name: "root", Usage: "record a root manifest roots/`NAME`/<time>-<id>.json of each batch's closure (keep them with gc --keep-within)"},
 			&cli.DurationFlag{Name: "batch-wait", Value: watch.DefaultBatchWait, Usage: "once a path is queued, wait `DURATION` for more to push in one batch"},
 			&cli.BoolFlag{Name: "once", Usage: "push what is queued (retrying failures), then exit: 0 if all was pushed, 1 if some failed"},

@@ -105,3 +105,41 @@ func TestQueueCommand(t *testing.T) {
 		t.Errorf("queue retry again: exit %d, stdout %q", code, stdout)
 	}
 }
+
+// TestQueueRetryFlagPlace checks that `queue retry` takes --queue on
+// either side of "retry": given before it, to `queue`, it must not fall
+// back to $NIXBUCKET_QUEUE (here a missing file) or the default path.
+func TestQueueRetryFlagPlace(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "queue.db")
+	env := []string{queue.EnvVar + "=" + filepath.Join(dir, "elsewhere.db")}
+	path := "/nix/store/00000000000000000000000000000001-a"
+	if code, _, stderr := runBin(t, []string{queue.EnvVar + "=" + file, "DRV_PATH=/nix/store/00000000000000000000000000000000-x.drv", "OUT_PATHS=" + path}, "hook"); code != 0 || stderr != "" {
+		t.Fatalf("hook: exit %d: %s", code, stderr)
+	}
+	q, err := queue.Open(ctx, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	for _, args := range [][]string{
+		{"queue", "retry", "--queue", file},
+		{"queue", "--queue", file, "retry"},
+	} {
+		claimed, err := q.Claim(ctx, 1)
+		if err != nil || len(claimed) != 1 {
+			t.Fatalf("claim: %v, %v", claimed, err)
+		}
+		if err := q.Fail(ctx, []int64{claimed[0].ID}, errors.New("access denied")); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := runBin(t, env, args...)
+		if code != 0 || !strings.Contains(stdout, "re-queued 1 failed entry in "+file) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want re-queued 1 failed entry in %s", args, code, stdout, stderr, file)
+		}
+		if st, err := q.Status(ctx); err != nil || st.Pending != 1 || st.Failed != 0 {
+			t.Errorf("%q: status %+v, %v; want the entry pending again", args, st, err)
+		}
+	}
+}
