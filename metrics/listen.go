@@ -38,7 +38,7 @@ func Handler(reg *prometheus.Registry) http.Handler {
 func Listen(ctx context.Context, addr string, reg *prometheus.Registry) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: listening on %s: %w", addr, err)
+		return nil, fmt.Errorf("serving metrics: %w", err) // net's error names the address
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", Handler(reg))

@@ -103,7 +103,7 @@ func (q *Queue) Add(ctx context.Context, drv string, paths []string) error {
 			if _, err := tx.ExecContext(ctx, `
 				INSERT INTO entries (path, drv, state, added) VALUES (?, ?, 'pending', ?)
 				ON CONFLICT (path) DO UPDATE SET
-					state = 'pending', not_before = 0, attempts = 0,
+					state = 'pending', not_before = 0, attempts = 0, last_error = '',
 					drv = CASE WHEN excluded.drv != '' THEN excluded.drv ELSE drv END
 				WHERE state = 'failed'`, p, drv, now); err != nil {
 				return err
@@ -201,9 +201,9 @@ func (q *Queue) Requeue(ctx context.Context) (int, error) {
 }
 
 // RetryFailed makes every failed entry pending again, due at once, with its
-// attempts reset, and says how many there were.
+// attempts and error cleared, and says how many there were.
 func (q *Queue) RetryFailed(ctx context.Context) (int, error) {
-	return q.exec(ctx, `UPDATE entries SET state = 'pending', not_before = 0, attempts = 0 WHERE state = 'failed'`)
+	return q.exec(ctx, `UPDATE entries SET state = 'pending', not_before = 0, attempts = 0, last_error = '' WHERE state = 'failed'`)
 }
 
 func (q *Queue) exec(ctx context.Context, stmt string) (int, error) {

@@ -96,6 +96,11 @@ func TestLifecycle(t *testing.T) {
 	if n, err := q.RetryFailed(ctx); err != nil || n != 1 {
 		t.Fatalf("RetryFailed = %d, %v", n, err)
 	}
+	// The retried entry's error is history: only the one still waiting
+	// for its retry (in an hour) has one.
+	if st := status(t, q); st.LastError != "connection reset" {
+		t.Fatalf("last error after RetryFailed: %q, want the pending entry's", st.LastError)
+	}
 	// A failed path built again is pending again.
 	if _, err := q.Claim(ctx, 10); err != nil {
 		t.Fatal(err)
@@ -155,6 +160,10 @@ func TestConcurrentWriters(t *testing.T) {
 		if err := drainer.Done(ctx, ids(batch)); err != nil {
 			t.Fatal(err)
 		}
+		// A drainer polls (watch every 0.5 s); one that took the write
+		// lock again at once, for ever, would starve the writers: SQLite
+		// gives no lock in turn.
+		time.Sleep(2 * time.Millisecond)
 	}
 	close(errs)
 	for err := range errs {

@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/nixbucket/nixbucket/closure"
+	"github.com/nixbucket/nixbucket/layout"
 	"github.com/nixbucket/nixbucket/push"
 	"github.com/nixbucket/nixbucket/queue"
+	"github.com/nixbucket/nixbucket/s3cache"
 )
 
 // batch pushes the claimed entries and settles them in the queue: done
@@ -153,15 +155,10 @@ func (w *watcher) push(ctx, qctx context.Context, entries []queue.Entry) (*push.
 			gone = append(gone, e)
 		}
 	}
-	for _, e := range gone {
-		cause := invalidError(e.Path)
-		if err := w.o.Queue.Fail(qctx, []int64{e.ID}, cause); err != nil {
-			return nil, valid, err
-		}
-		w.fail(1, cause)
-	}
 	if len(gone) > 0 {
-		w.log.Warn("paths no longer valid in the local store are failed", "paths", len(gone), "first", gone[0].Path)
+		if err := w.settleGone(ctx, qctx, gone); err != nil {
+			return nil, entries, err // all retried, none pushed
+		}
 	}
 	if len(valid) == 0 {
 		return nil, nil, nil
@@ -187,6 +184,42 @@ func (w *watcher) stored(err error) error {
 		return err
 	}
 	return errors.New(w.o.Redact(err.Error()))
+}
+
+// settleGone settles the entries whose path the local store no longer
+// has: done if the cache has the path (pushed by another way before it
+// was garbage-collected), else failed, since nothing can push it now.
+func (w *watcher) settleGone(ctx, qctx context.Context, gone []queue.Entry) error {
+	var present, lost []queue.Entry
+	for _, e := range gone {
+		_, err := w.o.Bucket.Stat(ctx, layout.NarInfoKeyOf(e.Path))
+		switch {
+		case err == nil:
+			present = append(present, e)
+		case errors.Is(err, s3cache.ErrNotFound):
+			lost = append(lost, e)
+		default:
+			return fmt.Errorf("checking the cache for %s, gone from the local store: %w", e.Path, err)
+		}
+	}
+	if len(present) > 0 {
+		if err := w.o.Queue.Done(qctx, ids(present)); err != nil {
+			return err
+		}
+		w.sum.Done += len(present)
+		w.log.Info("paths gone from the local store are in the cache: done", "paths", len(present), "first", present[0].Path)
+	}
+	for _, e := range lost {
+		cause := goneError{e.Path}
+		if err := w.o.Queue.Fail(qctx, []int64{e.ID}, cause); err != nil {
+			return err
+		}
+		w.fail(1, cause)
+	}
+	if len(lost) > 0 {
+		w.log.Warn("paths no longer valid in the local store, nor in the cache, are failed", "paths", len(lost), "first", lost[0].Path)
+	}
+	return nil
 }
 
 // fail counts n entries given up on, with their error.

@@ -2,8 +2,6 @@ package watch
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -245,11 +243,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// errNoLongerValid marks a queued path that the local store no longer
-// has.
-var errNoLongerValid = errors.New("no longer valid in the local store (garbage-collected since it was queued?)")
+// goneError is the error of a queued path the local store no longer has
+// (garbage-collected since it was queued) and the cache lacks: it cannot
+// be pushed, so it is failed at once. It is store.ErrNotValid.
+type goneError struct{ path string }
 
-// invalidError is the error an entry whose path is gone fails with.
-func invalidError(path string) error {
-	return fmt.Errorf("%s is %w: %w", path, errNoLongerValid, store.ErrNotValid)
+func (e goneError) Error() string {
+	return e.path + " is no longer valid in the local store (garbage-collected since it was queued?)"
 }
+
+func (e goneError) Is(target error) bool { return target == store.ErrNotValid }

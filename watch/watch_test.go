@@ -269,3 +269,40 @@ func TestStoredErrorsRedacted(t *testing.T) {
 		t.Fatalf("failed entries %+v: want the error stored redacted", es)
 	}
 }
+
+// TestGonePaths queues two paths the local store does not have: the one
+// the cache has (pushed another way, then garbage-collected locally) is
+// done; the one it lacks is failed with an error that says why. The
+// batch's real path is pushed all the same.
+func TestGonePaths(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, "watch-gone")
+	dir := filepath.Dir(f.path)
+	inCache := dir + "/" + strings.Repeat("a", 32) + "-gone-but-cached"
+	lost := dir + "/" + strings.Repeat("b", 32) + "-gone"
+	if err := f.q.Add(ctx, "", []string{inCache, lost}); err != nil {
+		t.Fatal(err)
+	}
+	b := s3cache.NewMemBucket()
+	if err := b.Put(ctx, layout.NarInfoKeyOf(inCache), strings.NewReader("StorePath: "+inCache+"\n"), -1, s3cache.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := watch.Run(ctx, f.options(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Done != 2 || sum.Failed != 1 {
+		t.Errorf("summary %+v, want 2 done (the real path, the cached one), 1 failed\n%s", sum, f.logs.String())
+	}
+	es, err := f.q.Entries(ctx, queue.Failed, 0)
+	if err != nil || len(es) != 1 || es[0].Path != lost || !strings.Contains(es[0].LastError, "no longer valid in the local store") {
+		t.Errorf("failed entries %+v (%v), want only %s, gone", es, err, lost)
+	}
+	if !errors.Is(sum.LastError, store.ErrNotValid) {
+		t.Errorf("last error %v, want store.ErrNotValid", sum.LastError)
+	}
+	if _, err := b.Stat(ctx, layout.NarInfoKeyOf(f.path)); err != nil {
+		t.Errorf("the real path was not pushed: %v", err)
+	}
+}

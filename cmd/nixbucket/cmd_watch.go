@@ -167,9 +167,11 @@ func watchAction(c *cli.Context) error {
 	}
 	if c.Bool("once") && ctx.Err() == nil {
 		if sum.Failed > 0 {
-			return withCode(exitFailure, fmt.Errorf("%d queued paths pushed, %d failed (nixbucket queue lists them): %w", sum.Done, sum.Failed, sum.LastError))
+			return withCode(exitFailure, fmt.Errorf("%d queued %s pushed, %d failed (nixbucket queue lists them): %w",
+				sum.Done, plural(int64(sum.Done), "path", "paths"), sum.Failed, sum.LastError))
 		}
-		fmt.Fprintf(c.App.Writer, "pushed %d queued paths in %d %s\n", sum.Done, sum.Batches, plural(int64(sum.Batches), "batch", "batches"))
+		fmt.Fprintf(c.App.Writer, "pushed %d queued %s in %d %s\n", sum.Done, plural(int64(sum.Done), "path", "paths"),
+			sum.Batches, plural(int64(sum.Batches), "batch", "batches"))
 		return nil
 	}
 	slog.Info("watch stopped", "paths", sum.Done, "batches", sum.Batches, "failed", sum.Failed)

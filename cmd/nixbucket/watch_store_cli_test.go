@@ -29,10 +29,10 @@ func TestWatchPathGone(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
 	last := lines[len(lines)-1]
-	if !strings.HasPrefix(last, "nixbucket: 1 queued paths pushed, 1 failed (nixbucket queue lists them): "+gone+" is no longer valid in the local store") {
+	if !strings.HasPrefix(last, "nixbucket: 1 queued path pushed, 1 failed (nixbucket queue lists them): "+gone+" is no longer valid in the local store") {
 		t.Errorf("summary line %q", last)
 	}
-	if !regexp.MustCompile(`level=WARN msg="paths no longer valid in the local store are failed" paths=1 first=` + regexp.QuoteMeta(gone) + "\n").MatchString(stderr) {
+	if !regexp.MustCompile(`level=WARN msg="paths no longer valid in the local store, nor in the cache, are failed" paths=1 first=` + regexp.QuoteMeta(gone) + "\n").MatchString(stderr) {
 		t.Errorf("no WARN line for the gone path:\n%s", stderr)
 	}
 	f.assertArrived(t, kept)
