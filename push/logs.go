@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -70,34 +71,39 @@ func CheckLogCompression(c string) error {
 // returns an error wrapping os.ErrNotExist.
 func LocalLog(dir, drv string) ([]byte, error) {
 	base := storepath.Base(drv)
-	if len(base) < 3 {
-		return nil, fmt.Errorf("log of %q: %w", drv, os.ErrNotExist)
+	for _, name := range logFiles(dir, base) {
+		f, err := os.Open(name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		data, err := readLog(f, strings.HasSuffix(name, ".bz2"))
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", name, err)
+		}
+		return data, nil
 	}
+	return nil, fmt.Errorf("no build log of %s in %s: %w", base, dir, os.ErrNotExist)
+}
+
+// logFiles are the files, in Nix's order, where the log of the derivation
+// base may be under dir: drvs/<2 characters>/<rest>, then drvs/<base>,
+// each plain, then .bz2. None for a name too short to be one.
+func logFiles(dir, base string) []string {
+	if len(base) < 3 {
+		return nil
+	}
+	var out []string
 	for _, p := range []string{
 		filepath.Join(dir, "drvs", base[:2], base[2:]),
 		filepath.Join(dir, "drvs", base),
 	} {
-		for _, bz := range []bool{false, true} {
-			name := p
-			if bz {
-				name += ".bz2"
-			}
-			f, err := os.Open(name)
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			data, err := readLog(f, bz)
-			f.Close()
-			if err != nil {
-				return nil, fmt.Errorf("reading %s: %w", name, err)
-			}
-			return data, nil
-		}
+		out = append(out, p, p+".bz2")
 	}
-	return nil, fmt.Errorf("no build log of %s in %s: %w", base, dir, os.ErrNotExist)
+	return out
 }
 
 func readLog(f io.Reader, bz bool) ([]byte, error) {
@@ -208,17 +214,9 @@ func (p *pusher) pushLog(ctx context.Context, dir, drv string) (int, error) {
 // hasLocalLog reports, from the file names only, whether Nix kept a log
 // of drv under dir, so that the cache is asked only about those.
 func hasLocalLog(dir, drv string) bool {
-	if len(drv) < 3 {
-		return false
-	}
-	for _, p := range []string{
-		filepath.Join(dir, "drvs", drv[:2], drv[2:]),
-		filepath.Join(dir, "drvs", drv),
-	} {
-		for _, name := range []string{p, p + ".bz2"} {
-			if _, err := os.Stat(name); err == nil {
-				return true
-			}
+	for _, name := range logFiles(dir, drv) {
+		if _, err := os.Stat(name); err == nil {
+			return true
 		}
 	}
 	return false

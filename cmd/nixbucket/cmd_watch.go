@@ -72,11 +72,9 @@ func watchAction(c *cli.Context) error {
 	ctx := c.Context
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	qpath := c.String("queue")
-	if qpath == "" {
-		if qpath, err = queue.DefaultPath(); err != nil {
-			return usageErrorf("%w", err)
-		}
+	qpath, err := queuePath(c.String("queue"))
+	if err != nil {
+		return usageErrorf("%w", err)
 	}
 	q, err := queue.Open(ctx, qpath)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -152,12 +153,14 @@ func TestServeCommand(t *testing.T) {
 
 // server is a running `nixbucket serve`.
 type server struct {
-	cmd    *exec.Cmd
-	base   string      // the URL it said it serves on
-	lines  chan string // its stderr, line by line
-	exited chan error  // its exit
-	mu     sync.Mutex
-	stderr bytes.Buffer // all of its stderr so far
+	cmd  *exec.Cmd
+	base string // the URL it said it serves on
+	// metrics is the URL of its /metrics, when args has --metrics-listen.
+	metrics string
+	lines   chan string // its stderr, line by line
+	exited  chan error  // its exit
+	mu      sync.Mutex
+	stderr  bytes.Buffer // all of its stderr so far
 }
 
 // startServe starts `nixbucket serve ARGS --listen 127.0.0.1:0` with env
@@ -191,21 +194,37 @@ func startServe(t *testing.T, env []string, args ...string) *server {
 			s.lines <- sc.Text()
 		}
 	}()
-	first := make(chan string, 1)
+	// With --metrics-listen, a second line says where the metrics are.
+	want := 1
+	if slices.Contains(args, "--metrics-listen") {
+		want = 2
+	}
+	first := make(chan []string, 1)
 	go func() {
 		r := bufio.NewReader(stdout)
-		line, _ := r.ReadString('\n')
-		first <- line
+		var lines []string
+		for range want {
+			line, _ := r.ReadString('\n')
+			lines = append(lines, line)
+		}
+		first <- lines
 		io.Copy(io.Discard, r)
 		<-stderrDone
 		s.exited <- s.cmd.Wait()
 	}()
-	line := <-first
-	m := regexp.MustCompile(`^serving (?:s3|file)://\S+ on (https?://127\.0\.0\.1:[0-9]+)\n$`).FindStringSubmatch(line)
+	lines := <-first
+	m := regexp.MustCompile(`^serving (?:s3|file)://\S+ on (https?://127\.0\.0\.1:[0-9]+)\n$`).FindStringSubmatch(lines[0])
 	if m == nil {
-		t.Fatalf("serve's first line %q does not say where it serves; stderr %q", line, s.Stderr())
+		t.Fatalf("serve's first line %q does not say where it serves; stderr %q", lines[0], s.Stderr())
 	}
 	s.base = m[1]
+	if want == 2 {
+		mm := regexp.MustCompile(`^metrics on (http://127\.0\.0\.1:[0-9]+/metrics)\n$`).FindStringSubmatch(lines[1])
+		if mm == nil {
+			t.Fatalf("serve's second line %q does not say where its metrics are; stderr %q", lines[1], s.Stderr())
+		}
+		s.metrics = mm[1]
+	}
 	return s
 }
 

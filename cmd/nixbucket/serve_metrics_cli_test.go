@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net/http"
-	"os/exec"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -47,30 +44,8 @@ func TestServeMetrics(t *testing.T) {
 	}
 	cache := stats.CacheLabel(u)
 
-	cmd := exec.Command(cliBin, "serve", "--cache", srv.URL, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0")
-	cmd.Env = cliEnv(t, creds(srv))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
-	lines := bufio.NewReader(stdout)
-	first, _ := lines.ReadString('\n')
-	second, _ := lines.ReadString('\n')
-	m := regexp.MustCompile(`^serving s3://\S+ on (http://127\.0\.0\.1:[0-9]+)\n$`).FindStringSubmatch(first)
-	mm := regexp.MustCompile(`^metrics on (http://127\.0\.0\.1:[0-9]+/metrics)\n$`).FindStringSubmatch(second)
-	if m == nil || mm == nil {
-		t.Fatalf("serve printed %q and %q: not where it serves and where its metrics are", first, second)
-	}
-	base, metricsURL := m[1], mm[1]
-	go io.Copy(io.Discard, lines)
+	sv := startServe(t, creds(srv), "--cache", srv.URL, "--metrics-listen", "127.0.0.1:0")
+	base, metricsURL := sv.base, sv.metrics
 
 	scrape := func() string {
 		t.Helper()
@@ -174,13 +149,13 @@ func TestServeMetrics(t *testing.T) {
 		t.Errorf("%v narinfo GETs answered 200, fewer than the %d paths Nix substituted", n, len(closure))
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := sv.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
+	case err := <-sv.exited:
 		if err != nil {
-			t.Errorf("serve after SIGINT: %v; stderr %q", err, stderr.String())
+			t.Errorf("serve after SIGINT: %v; stderr %q", err, sv.Stderr())
 		}
 	case <-time.After(time.Minute):
 		t.Fatalf("serve did not stop within a minute of SIGINT")

@@ -97,19 +97,28 @@ func watchProxiedURL(bucket, endpoint string) string {
 	return "s3://" + bucket + "?endpoint=" + endpoint + "&region=" + s3test.Region
 }
 
+// heldBatch starts a watch whose first NAR upload the gate holds (and,
+// with abort, then breaks), queues the paths of the sample outputs named,
+// and returns once the batch is in flight.
+func heldBatch(t *testing.T, salt string, abort bool, outputs ...string) (*watchFixture, []string, *watchUploadGate, *watchProc) {
+	t.Helper()
+	f := newWatchFixture(t)
+	paths := watchSamplePaths(t, salt, outputs...)
+	gate, proxy := newWatchUploadGate(t, f.srv.Endpoint, abort)
+	p := startWatch(t, creds(f.srv), f.args(watchProxiedURL(f.bucket, proxy), "--batch-wait", "10ms")...)
+	p.waitFor(t, watchStarted, 1)
+	f.add(t, paths...)
+	gate.waitHit(t, p)
+	return f, paths, gate, p
+}
+
 // TestWatchKilledMidBatch kills watch with SIGKILL while a NAR upload of
 // its batch is held: the batch's entries stay in flight, the bucket is
 // sound; a new watch --once requeues them, pushes every path (finding
 // what was finished present) and leaves the queue empty.
 func TestWatchKilledMidBatch(t *testing.T) {
 	t.Parallel()
-	f := newWatchFixture(t)
-	paths := watchSamplePaths(t, "watch-kill", "app", "dag", "lib")
-	gate, proxy := newWatchUploadGate(t, f.srv.Endpoint, true)
-	p := startWatch(t, creds(f.srv), f.args(watchProxiedURL(f.bucket, proxy), "--batch-wait", "10ms")...)
-	p.waitFor(t, watchStarted, 1)
-	f.add(t, paths...)
-	gate.waitHit(t, p)
+	f, paths, gate, p := heldBatch(t, "watch-kill", true, "app", "dag", "lib")
 	if st := f.status(t); st.InFlight != len(paths) {
 		t.Fatalf("while an upload is held: %+v, want %d in flight", st, len(paths))
 	}
@@ -140,13 +149,7 @@ func TestWatchKilledMidBatch(t *testing.T) {
 // goes on, it does, marks the entries done and exits 0.
 func TestWatchTerminatedMidBatch(t *testing.T) {
 	t.Parallel()
-	f := newWatchFixture(t)
-	paths := watchSamplePaths(t, "watch-term", "app", "lib")
-	gate, proxy := newWatchUploadGate(t, f.srv.Endpoint, false)
-	p := startWatch(t, creds(f.srv), f.args(watchProxiedURL(f.bucket, proxy), "--batch-wait", "10ms")...)
-	p.waitFor(t, watchStarted, 1)
-	f.add(t, paths...)
-	gate.waitHit(t, p)
+	f, paths, gate, p := heldBatch(t, "watch-term", false, "app", "lib")
 	p.signal(t, syscall.SIGTERM)
 	p.waitFor(t, regexp.MustCompile(`msg="stopping: finishing the batch in flight" paths=2 grace=45s`), 1)
 	gate.release()
@@ -167,13 +170,7 @@ func TestWatchTerminatedMidBatch(t *testing.T) {
 // batch's entries are pending again, none lost and none pushed.
 func TestWatchTerminatedTwice(t *testing.T) {
 	t.Parallel()
-	f := newWatchFixture(t)
-	paths := watchSamplePaths(t, "watch-term-twice", "app", "lib")
-	gate, proxy := newWatchUploadGate(t, f.srv.Endpoint, false)
-	p := startWatch(t, creds(f.srv), f.args(watchProxiedURL(f.bucket, proxy), "--batch-wait", "10ms")...)
-	p.waitFor(t, watchStarted, 1)
-	f.add(t, paths...)
-	gate.waitHit(t, p)
+	f, paths, _, p := heldBatch(t, "watch-term-twice", false, "app", "lib")
 	p.signal(t, syscall.SIGTERM)
 	p.waitFor(t, regexp.MustCompile(`msg="stopping: finishing the batch in flight"`), 1)
 	p.signal(t, syscall.SIGTERM)
