@@ -71,10 +71,12 @@ func checkRemote(t *testing.T, err error, endpoint, want string) {
 // TestS3SilentServer puts toxiproxy's timeout toxic (connections accepted,
 // nothing answered) in front of versitygw: every operation is retried
 // with a WARN line per retry and then fails with a RemoteError naming
-// the endpoint, for requests without a body and uploads alike.
+// the endpoint, for requests without a body and uploads alike. The
+// attempts are bounded by count, not by RetryFor: a budget of time
+// would let a loaded machine spend it all on the first attempt.
 func TestS3SilentServer(t *testing.T) {
 	t.Parallel()
-	_, x, b, log := toxiBucket(t, s3cache.S3Options{StallTimeout: 300 * time.Millisecond, RetryFor: time.Second})
+	_, x, b, log := toxiBucket(t, s3cache.S3Options{StallTimeout: 300 * time.Millisecond, RetryFor: time.Minute, MaxAttempts: 3})
 	x.Toxic(t, "silent", "timeout", "downstream", map[string]any{"timeout": 0})
 	for name, op := range map[string]func() error{
 		"stat": func() error { _, err := b.Stat(t.Context(), "nix-cache-info"); return err },
@@ -85,14 +87,14 @@ func TestS3SilentServer(t *testing.T) {
 		"list": func() error { return b.List(t.Context(), "", func(s3cache.ObjectInfo) error { return nil }) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			checkRemote(t, op(), x.Endpoint, "stopped answering: no response in 300ms")
+			checkRemote(t, op(), x.Endpoint, "stopped answering: no response in 300ms (gave up after 3 attempts)")
 		})
 	}
 	for _, want := range []string{
 		"retrying HEAD nix-cache-info at " + x.Endpoint + ": no response in 300ms (attempt 2)",
 		"retrying GET x.narinfo at " + x.Endpoint + ": no response in 300ms (attempt 2)",
 		"retrying PUT nar/x.nar at " + x.Endpoint + ": no response in 300ms (attempt 2)",
-		"retrying GET ListObjectsV2 at " + x.Endpoint,
+		"retrying GET ListObjectsV2 at " + x.Endpoint + ": no response in 300ms (attempt 3)",
 	} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log does not say %q:\n%s", want, log)
