@@ -230,11 +230,7 @@ func (r *run) failClosed(tolerant bool) error {
 // get reads a small object, counting the GET.
 func (r *run) get(ctx context.Context, key string) ([]byte, error) {
 	r.gets.Add(1)
-	data, err := s3cache.ReadSmall(ctx, r.b, key, 1<<28)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", key, err)
-	}
-	return data, nil
+	return s3cache.ReadSmall(ctx, r.b, key, 1<<28) // its errors name the key
 }
 
 // young reports whether o was written less than Grace ago.

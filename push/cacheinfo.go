@@ -62,7 +62,7 @@ func (ci CacheInfo) EnsureFrom(ctx context.Context, b s3cache.Bucket, r *CacheIn
 		return ci, ci.Write(ctx, b)
 	}
 	if err != nil {
-		return CacheInfo{}, fmt.Errorf("reading %s: %w", layout.CacheInfoKey, err)
+		return CacheInfo{}, err // it names the key
 	}
 	have := ParseCacheInfo(string(body))
 	if have.StoreDir != "" && ci.StoreDir != "" && have.StoreDir != ci.StoreDir {
@@ -115,6 +115,6 @@ func (r *CacheInfoRead) Wait(ctx context.Context) ([]byte, error) {
 	case <-r.done:
 		return r.body, r.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("getting %s: %w", layout.CacheInfoKey, ctx.Err())
 	}
 }

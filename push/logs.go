@@ -159,7 +159,7 @@ func (p *pusher) pushLogs(ctx context.Context, pl *plan, res *Result) error {
 	g.SetLimit(logJobs)
 	for _, drv := range logsFor(p, pl) {
 		g.Go(func() error {
-			n, err := p.pushLog(gctx, dir, drv)
+			n, present, err := p.pushLog(gctx, dir, drv)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -169,6 +169,8 @@ func (p *pusher) pushLogs(ctx context.Context, pl *plan, res *Result) error {
 			case err != nil:
 				res.LogsFailed++
 				p.log.Warn("build log not uploaded", "drv", drv, "err", err)
+			case present:
+				res.LogsPresent++
 			case n > 0:
 				res.Logs++
 				res.LogBytes += uint64(n)
@@ -180,35 +182,35 @@ func (p *pusher) pushLogs(ctx context.Context, pl *plan, res *Result) error {
 }
 
 // pushLog uploads the local log of drv unless the cache has it, and
-// returns the bytes uploaded: 0 when there is no local log or the cache
-// has one.
-func (p *pusher) pushLog(ctx context.Context, dir, drv string) (int, error) {
+// returns the bytes uploaded (0 when there is no local log) and whether
+// the cache had the log already.
+func (p *pusher) pushLog(ctx context.Context, dir, drv string) (int, bool, error) {
 	if !hasLocalLog(dir, drv) {
 		p.log.Debug("no local build log", "drv", drv)
-		return 0, nil
+		return 0, false, nil
 	}
 	key := layout.LogKey(drv)
 	if _, err := p.b.Stat(ctx, key); err == nil {
-		return 0, nil
+		return 0, true, nil
 	} else if !errors.Is(err, s3cache.ErrNotFound) {
-		return 0, err
+		return 0, false, err
 	}
 	data, err := LocalLog(dir, drv)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	opts := s3cache.PutOptions{ContentType: layout.ContentType(key)}
 	if c := p.opts.LogCompression; c != "" && c != "none" {
 		if data, err = s3cache.Encode(c, data); err != nil {
-			return 0, fmt.Errorf("compressing %s: %w", key, err)
+			return 0, false, fmt.Errorf("compressing %s: %w", key, err)
 		}
 		opts.ContentEncoding = c
 	}
 	if err := p.b.Put(ctx, key, bytes.NewReader(data), int64(len(data)), opts); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	p.log.Debug("build log uploaded", "key", key, "bytes", len(data))
-	return len(data), nil
+	return len(data), false, nil
 }
 
 // hasLocalLog reports, from the file names only, whether Nix kept a log

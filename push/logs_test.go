@@ -106,8 +106,8 @@ func TestPushLogsLayouts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Pushed != 0 || res.Logs != len(f.logs) || res.LogsFailed != 0 {
-				t.Errorf("push: %+v; want 0 paths and %d logs pushed", res, len(f.logs))
+			if res.Pushed != 0 || res.Logs != len(f.logs) || res.LogsPresent != 1 || res.LogsFailed != 0 {
+				t.Errorf("push: %+v; want 0 paths and %d logs pushed, 1 present", res, len(f.logs))
 			}
 			var total uint64
 			for drv, want := range f.logs {

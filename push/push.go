@@ -138,12 +138,13 @@ type Result struct {
 	Root string `json:"root,omitempty"`
 	// Logs is the number of build logs uploaded (Options.Logs), LogBytes
 	// their size as uploaded (compressed with log-compression, if set),
-	// and LogsFailed the number of local logs not uploaded (read or
-	// upload errors, warned about). All three are absent from the JSON
-	// when zero.
-	Logs       int    `json:"logs,omitempty"`
-	LogBytes   uint64 `json:"logBytes,omitempty"`
-	LogsFailed int    `json:"logsFailed,omitempty"`
+	// LogsPresent the number of local logs the cache already had, and
+	// LogsFailed the number of local logs not uploaded (read or upload
+	// errors, warned about). All four are absent from the JSON when zero.
+	Logs        int    `json:"logs,omitempty"`
+	LogBytes    uint64 `json:"logBytes,omitempty"`
+	LogsPresent int    `json:"logsPresent,omitempty"`
+	LogsFailed  int    `json:"logsFailed,omitempty"`
 }
 
 // Push uploads every path of g that the cache lacks. Paths of g may refer

@@ -176,7 +176,7 @@ func readStoreDir(ctx context.Context, b s3cache.Bucket) (string, error) {
 		return storepath.DefaultDir(), nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", layout.CacheInfoKey, err)
+		return "", err // it names the key
 	}
 	if dir := narinfo.CacheInfoValue(string(body), "StoreDir"); dir != "" {
 		return dir, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"path"
@@ -150,7 +149,7 @@ func (rc *receiver) storeDir(ctx context.Context) (string, error) {
 		return storepath.DefaultDir(), nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", layout.CacheInfoKey, err)
+		return "", err // it names the key
 	}
 	rc.dir = narinfo.CacheInfoValue(string(data), "StoreDir")
 	if rc.dir == "" {

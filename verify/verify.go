@@ -278,7 +278,7 @@ func (c *checker) readStoreDir(ctx context.Context, sizes map[string]int64, have
 		return storepath.DefaultDir(), nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", layout.CacheInfoKey, err)
+		return "", err // it names the key
 	}
 	if dir := narinfo.CacheInfoValue(string(body), "StoreDir"); dir != "" {
 		return dir, nil

@@ -67,6 +67,9 @@ func (w *watcher) batch(ctx context.Context, entries []queue.Entry) error {
 			"nar_bytes", res.NarBytes, "file_bytes", res.FileBytes, "duration", dur.Round(time.Millisecond), "attempt", attempt}
 		if w.o.Push.Logs {
 			args = append(args, "logs", res.Logs, "log_bytes", res.LogBytes)
+			if res.LogsPresent > 0 {
+				args = append(args, "logs_present", res.LogsPresent)
+			}
 			if res.LogsFailed > 0 {
 				args = append(args, "logs_failed", res.LogsFailed)
 			}

@@ -29,6 +29,9 @@ type Options struct {
 	Queue *queue.Queue
 	// Bucket is the cache pushed to.
 	Bucket s3cache.Bucket
+	// Cache names Bucket in the starting log line (its store URL, which
+	// holds no secret); empty leaves it out.
+	Cache string
 	// OpenStore opens the local store the paths are read from, once per
 	// batch: a store kept open for days can go stale (a database
 	// connection blind to Nix's later commits, a daemon restarted).
@@ -152,7 +155,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		}()
 	}
 	if !o.Once {
-		w.log.Info("watching the queue", "queue", o.Queue.Path(), "watch_store", o.NewPaths != "")
+		args := []any{"queue", o.Queue.Path(), "watch_store", o.NewPaths != ""}
+		if o.Cache != "" {
+			args = append([]any{"cache", o.Cache}, args...)
+		}
+		w.log.Info("watching the queue", args...)
 	}
 	for {
 		due, err := w.waitDue(ctx)

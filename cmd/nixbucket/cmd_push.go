@@ -490,7 +490,7 @@ func printPushResult(w io.Writer, res *push.Result, asJSON, dryRun bool, algo st
 	if err == nil && res.Upstream > 0 {
 		_, err = fmt.Fprintf(w, "left %d paths (%s of NAR) upstream\n", res.Upstream, humanize.IBytes(res.UpstreamNarBytes))
 	}
-	if err == nil && (res.Logs > 0 || res.LogsFailed > 0) {
+	if err == nil && (res.Logs > 0 || res.LogsPresent > 0 || res.LogsFailed > 0) {
 		err = printLogsLine(w, res)
 	}
 	return err

@@ -138,6 +138,7 @@ func watchAction(c *cli.Context) error {
 		Abort:  secondSignal(ctx, wctx),
 		Queue:  q,
 		Bucket: b,
+		Cache:  redactString(c, ps.url.String()),
 		OpenStore: func(ctx context.Context) (store.Store, error) {
 			return store.Open(ctx, store.WithLogger(slog.Default()))
 		},

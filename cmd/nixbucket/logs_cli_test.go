@@ -81,13 +81,14 @@ func TestPushLogs(t *testing.T) {
 			code, stdout, stderr := runBin(t, env, "push", "--cache", tc.url, "--logs", "--json", top)
 			var res struct {
 				Pushed   int `json:"pushed"`
-				Logs     int `json:"logs"`
-				LogBytes int `json:"logBytes"`
+				Logs        int `json:"logs"`
+				LogBytes    int `json:"logBytes"`
+				LogsPresent int `json:"logsPresent"`
 			}
 			if err := json.Unmarshal([]byte(stdout), &res); code != 0 || err != nil {
 				t.Fatalf("push --logs: exit %d, %v: %s%s", code, err, stdout, stderr)
 			}
-			if res.Pushed != 0 || res.Logs != 2 || res.LogBytes == 0 {
+			if res.Pushed != 0 || res.Logs != 2 || res.LogBytes == 0 || res.LogsPresent != 0 {
 				t.Errorf("push --logs of a present closure: %+v; want 0 pushed, 2 logs", res)
 			}
 			for _, p := range []string{top, dep} {
@@ -106,11 +107,16 @@ func TestPushLogs(t *testing.T) {
 					t.Errorf("nix log --store %s %s: %v, %q; want it to show %s", nixURL, p, err, out, marker)
 				}
 			}
-			// Again: the logs are there, nothing is uploaded (no "logs").
+			// Again: the logs are there, nothing is uploaded (no "logs"),
+			// and the summary line says they were there.
 			code, stdout, stderr = runBin(t, env, "push", "--cache", tc.url, "--logs", "--json", top)
 			res.Logs = 0
-			if err := json.Unmarshal([]byte(stdout), &res); code != 0 || err != nil || res.Logs != 0 {
-				t.Errorf("push --logs again: exit %d, %v, %d logs; want 0: %s%s", code, err, res.Logs, stdout, stderr)
+			if err := json.Unmarshal([]byte(stdout), &res); code != 0 || err != nil || res.Logs != 0 || res.LogsPresent != 2 {
+				t.Errorf("push --logs again: exit %d, %v, %d logs, %d present; want 0 and 2: %s%s", code, err, res.Logs, res.LogsPresent, stdout, stderr)
+			}
+			code, stdout, stderr = runBin(t, env, "push", "--cache", tc.url, "--logs", top)
+			if want := "uploaded 0 build logs (0 B); 2 already in the cache\n"; code != 0 || !strings.Contains(stdout, want) {
+				t.Errorf("push --logs again: exit %d, want %q in:\n%s%s", code, want, stdout, stderr)
 			}
 			if tc.name != "plain" {
 				return

@@ -33,10 +33,13 @@ func checkLogs(c *cli.Context, u *s3cache.URL) error {
 	return nil
 }
 
-// printLogsLine prints the build logs a push uploaded, and those it
-// could not.
+// printLogsLine prints the build logs a push uploaded, those the cache
+// already had, and those it could not upload.
 func printLogsLine(w io.Writer, res *push.Result) error {
 	_, err := fmt.Fprintf(w, "uploaded %d build logs (%s)", res.Logs, humanize.IBytes(res.LogBytes))
+	if err == nil && res.LogsPresent > 0 {
+		_, err = fmt.Fprintf(w, "; %d already in the cache", res.LogsPresent)
+	}
 	if err == nil && res.LogsFailed > 0 {
 		_, err = fmt.Fprintf(w, "; %d not (see the warnings)", res.LogsFailed)
 	}

@@ -37,7 +37,10 @@ func TestWatchResetsAndMetrics(t *testing.T) {
 	p := startWatch(t, creds(f.srv), append(append([]string{}, tight...),
 		f.args(x.StoreURL(f.bucket), "--metrics-listen", "127.0.0.1:0", "--batch-wait", "10ms")...)...)
 	url := watchMetricsLine.FindStringSubmatch(p.waitFor(t, watchMetricsLine, 1))[1]
-	p.waitFor(t, watchStarted, 1)
+	started := p.waitFor(t, watchStarted, 1)
+	if want := `msg="watching the queue" cache="s3://` + f.bucket + "?endpoint=" + x.Endpoint; !strings.Contains(started, want) {
+		t.Errorf("the starting line does not name the cache (%s):\n%s", want, started)
+	}
 	x.Toxic(t, "reset", "reset_peer", "downstream", map[string]any{"timeout": 0})
 	f.add(t, paths...)
 	out := p.waitFor(t, regexp.MustCompile(`level=WARN msg="batch failed; will retry" paths=2 attempt=1 retry_in=`), 1)
