@@ -80,7 +80,7 @@ func TestPushLogs(t *testing.T) {
 
 			code, stdout, stderr := runBin(t, env, "push", "--cache", tc.url, "--logs", "--json", top)
 			var res struct {
-				Pushed   int `json:"pushed"`
+				Pushed      int `json:"pushed"`
 				Logs        int `json:"logs"`
 				LogBytes    int `json:"logBytes"`
 				LogsPresent int `json:"logsPresent"`
