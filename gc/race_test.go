@@ -19,10 +19,10 @@ import (
 	"time"
 
 	"github.com/nixbucket/nixbucket/gc"
+	"github.com/nixbucket/nixbucket/internal/invariant"
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
 	"github.com/nixbucket/nixbucket/layout"
-	"github.com/nixbucket/nixbucket/narinfo"
 	"github.com/nixbucket/nixbucket/roots"
 	"github.com/nixbucket/nixbucket/s3cache"
 	"github.com/nixbucket/nixbucket/signing"
@@ -199,39 +199,14 @@ func (s *sampler) round(ctx context.Context, max int) error {
 	return nil
 }
 
+// check returns what is wrong with the narinfo at key; nothing if it was
+// deleted since the listing.
 func (s *sampler) check(ctx context.Context, key string) ([]string, error) {
-	data, err := s3cache.ReadSmall(ctx, s.b, key, 1<<20)
+	problems, err := invariant.NarInfo(ctx, s.b, key)
 	if errors.Is(err, s3cache.ErrNotFound) {
 		return nil, nil // deleted since the listing
 	}
-	if err != nil {
-		return nil, err
-	}
-	ni, err := narinfo.ParseString(string(data))
-	if err != nil {
-		return []string{"does not parse: " + err.Error()}, nil
-	}
-	var problems []string
-	st, err := s.b.Stat(ctx, ni.URL)
-	switch {
-	case errors.Is(err, s3cache.ErrNotFound):
-		problems = append(problems, "its NAR "+ni.URL+" is missing")
-	case err != nil:
-		return nil, err
-	case ni.FileSize != 0 && uint64(st.Size) != ni.FileSize:
-		problems = append(problems, fmt.Sprintf("its NAR %s has %d bytes, the narinfo says %d", ni.URL, st.Size, ni.FileSize))
-	}
-	for _, r := range ni.References {
-		if layout.NarInfoKeyOf(r) == key {
-			continue
-		}
-		if _, err := s.b.Stat(ctx, layout.NarInfoKeyOf(r)); errors.Is(err, s3cache.ErrNotFound) {
-			problems = append(problems, "its reference "+r+" has no narinfo")
-		} else if err != nil {
-			return nil, err
-		}
-	}
-	return problems, nil
+	return problems, err
 }
 
 // TestPushesBesideGC runs the real CLI on each real S3 server: pushes of

@@ -177,14 +177,10 @@ func TestPushLogsNeverFail(t *testing.T) {
 	}
 }
 
+// readKey reads the object at key.
 func readKey(t *testing.T, b s3cache.Bucket, key string) string {
 	t.Helper()
-	rc, err := b.Get(context.Background(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(rc)
+	data, err := s3cache.ReadSmall(context.Background(), b, key, s3cache.MaxDecodedSize)
 	if err != nil {
 		t.Fatal(err)
 	}

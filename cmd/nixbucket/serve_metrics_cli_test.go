@@ -49,20 +49,12 @@ func TestServeMetrics(t *testing.T) {
 
 	scrape := func() string {
 		t.Helper()
-		resp, err := http.Get(metricsURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %s, %v", metricsURL, resp.Status, err)
-		}
-		promtoolCheck(t, "serve's /metrics", string(body))
-		if strings.Contains(string(body), srv.SecretKey) {
+		body := scrapeMetrics(t, metricsURL)
+		promtoolCheck(t, "serve's /metrics", body)
+		if strings.Contains(body, srv.SecretKey) {
 			t.Fatalf("serve's metrics have the AWS secret")
 		}
-		return string(body)
+		return body
 	}
 	scrape() // before any request: still valid
 

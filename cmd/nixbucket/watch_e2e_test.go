@@ -19,6 +19,7 @@ import (
 
 	"github.com/nix-community/go-nix/pkg/nixhash"
 
+	"github.com/nixbucket/nixbucket/internal/invariant"
 	"github.com/nixbucket/nixbucket/internal/nixtest"
 	"github.com/nixbucket/nixbucket/internal/s3test"
 	"github.com/nixbucket/nixbucket/layout"
@@ -387,7 +388,7 @@ func (s *e2eSampler) round(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, k := range todo {
-		problems, err := checkNarInfo(ctx, s.b, k)
+		problems, err := invariant.NarInfo(ctx, s.b, k)
 		if err != nil {
 			return err
 		}
@@ -417,41 +418,6 @@ func (s *e2eSampler) seenAt(key string) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.seen[key]
-}
-
-// checkNarInfo returns what is wrong with the narinfo at key: a NAR
-// missing or of another size, a reference without a narinfo.
-func checkNarInfo(ctx context.Context, b s3cache.Bucket, key string) ([]string, error) {
-	data, err := s3cache.ReadSmall(ctx, b, key, 1<<20)
-	if err != nil {
-		return nil, err
-	}
-	ni, err := narinfo.ParseString(string(data))
-	if err != nil {
-		return []string{"does not parse: " + err.Error()}, nil
-	}
-	var problems []string
-	st, err := b.Stat(ctx, ni.URL)
-	switch {
-	case errors.Is(err, s3cache.ErrNotFound):
-		problems = append(problems, "its NAR "+ni.URL+" is missing")
-	case err != nil:
-		return nil, err
-	case ni.FileSize != 0 && uint64(st.Size) != ni.FileSize:
-		problems = append(problems, fmt.Sprintf("its NAR %s has %d bytes, the narinfo says %d", ni.URL, st.Size, ni.FileSize))
-	}
-	for _, r := range ni.References {
-		rk := layout.NarInfoKeyOf(r)
-		if rk == key {
-			continue
-		}
-		if _, err := b.Stat(ctx, rk); errors.Is(err, s3cache.ErrNotFound) {
-			problems = append(problems, "its reference "+r+" has no narinfo")
-		} else if err != nil {
-			return nil, err
-		}
-	}
-	return problems, nil
 }
 
 // batchRE matches watch's line for a batch pushed.
